@@ -1,0 +1,46 @@
+//! # radam-burn
+//!
+//! RAdam — Rectified Adam (Liu et al., ["On the Variance of the Adaptive Learning Rate and
+//! Beyond"](https://arxiv.org/abs/1908.03265), ICLR 2020) — for the [Burn](https://burn.dev)
+//! deep-learning framework, following `torch.optim.RAdam` to within float rounding.
+//!
+//! Adam's adaptive learning rate has a huge variance in the first steps, when the second moment
+//! has seen few gradients; warmup is the usual cure. RAdam measures that variance through the
+//! length of the approximated moving average, `ρ_t`, takes plain momentum steps while it is
+//! intractable, and then scales the adaptive step by the rectification term `r_t`.
+//!
+//! ```no_run
+//! use burn::backend::{Autodiff, NdArray};
+//! use burn::nn::{Linear, LinearConfig};
+//! use burn::optim::{GradientsParams, Optimizer};
+//! use burn::tensor::Tensor;
+//! use radam_burn::RAdamConfig;
+//!
+//! type B = Autodiff<NdArray>;
+//! let device = Default::default();
+//! let mut model: Linear<B> = LinearConfig::new(4, 1).init(&device);
+//! let mut optimizer = RAdamConfig::new().with_weight_decay(1e-4).init();
+//! for _ in 0..100 {
+//!     let x = Tensor::<B, 2>::ones([8, 4], &device);
+//!     let loss = model.forward(x).powi_scalar(2).mean();
+//!     let grads = GradientsParams::from_grads(loss.backward(), &model);
+//!     model = optimizer.step(1e-3, model, grads);
+//! }
+//! ```
+//!
+//! With Burn's `LearnerBuilder`, pass `RAdamConfig::new().init()` as the optimizer, exactly as
+//! `AdamConfig::new().init()`.
+
+mod config;
+mod error;
+mod optimizer;
+mod rectification;
+mod step_plan;
+
+#[cfg(test)]
+mod parity_tests;
+
+pub use config::RAdamConfig;
+pub use error::RAdamConfigError;
+pub use optimizer::{RAdam, RAdamState};
+pub use rectification::{rectification, rho, rho_inf};

@@ -1,0 +1,131 @@
+//! [`RAdam`], Burn's `SimpleOptimizer` for Rectified Adam, and its per-parameter state.
+
+use burn::optim::{LearningRate, SimpleOptimizer};
+use burn::record::Record;
+use burn::tensor::Tensor;
+use burn::tensor::backend::Backend;
+
+use crate::step_plan::{Hyper, StepPlan, Update};
+
+/// Rectified Adam (Liu et al., "On the Variance of the Adaptive Learning Rate and Beyond",
+/// ICLR 2020), as a Burn [`SimpleOptimizer`] for every backend.
+///
+/// Build it with [`RAdamConfig::init`](crate::RAdamConfig::init), which wraps it in Burn's
+/// `OptimizerAdaptor` so that it can be given to `LearnerBuilder`.
+#[derive(Clone, Debug)]
+pub struct RAdam {
+    hyper: Hyper,
+}
+
+/// The per-parameter state of [`RAdam`]: the step count and both moments.
+///
+/// It derives [`Record`], so the Learner's checkpoints save and resume it. Save it with a
+/// full-precision recorder: in `f16`, second moments below `6e-8` underflow to zero.
+#[derive(Record, Clone, Debug)]
+pub struct RAdamState<B: Backend, const D: usize> {
+    /// The number of steps taken, `t`.
+    pub time: usize,
+    /// The first moment (momentum), `m_t`, not bias-corrected.
+    pub m: Tensor<B, D>,
+    /// The second moment, `v_t`, not bias-corrected.
+    pub v: Tensor<B, D>,
+}
+
+impl<B: Backend, const D: usize> RAdamState<B, D> {
+    /// Moves both moments to `device`.
+    pub fn to_device(self, device: &B::Device) -> Self {
+        Self {
+            time: self.time,
+            m: self.m.to_device(device),
+            v: self.v.to_device(device),
+        }
+    }
+}
+
+impl RAdam {
+    pub(crate) fn new(hyper: Hyper) -> Self {
+        Self { hyper }
+    }
+
+    /// The step number and every scalar factor of the next step at learning rate `lr`.
+    pub(crate) fn plan<B: Backend, const D: usize>(
+        &self,
+        lr: LearningRate,
+        state: Option<&RAdamState<B, D>>,
+    ) -> StepPlan {
+        let time = state.map_or(0, |state| state.time) + 1;
+        StepPlan::new(&self.hyper, time, lr)
+    }
+}
+
+/// One RAdam step with Burn tensor operations: works on every backend, and is the oracle the
+/// fused kernels are tested against.
+pub(crate) fn tensor_op_step<B: Backend, const D: usize>(
+    plan: &StepPlan,
+    theta: Tensor<B, D>,
+    grad: Tensor<B, D>,
+    state: Option<RAdamState<B, D>>,
+) -> (Tensor<B, D>, RAdamState<B, D>) {
+    // g_t ← ∇f(θ_{t−1}) + λ·θ_{t−1}   (L2 weight decay, coupled)
+    let g_t = if plan.l2_penalty != 0.0 {
+        grad + theta.clone().mul_scalar(plan.l2_penalty)
+    } else {
+        grad
+    };
+
+    // m_t ← β1·m_{t−1} + (1 − β1)·g_t   (Algorithm 2, line 5)
+    // v_t ← β2·v_{t−1} + (1 − β2)·g_t²  (Algorithm 2, line 4)
+    let g_m = g_t.clone().mul_scalar(1.0 - plan.beta_1);
+    let g2_v = g_t.clone().mul_scalar(1.0 - plan.beta_2).mul(g_t);
+    let (m_t, v_t) = match state {
+        Some(state) => (
+            state.m.mul_scalar(plan.beta_1).add(g_m),
+            state.v.mul_scalar(plan.beta_2).add(g2_v),
+        ),
+        None => (g_m, g2_v),
+    };
+
+    // θ ← θ·(1 − α·λ)   (decoupled weight decay, on steps that update θ)
+    let theta = match plan.decay_factor {
+        Some(factor) => theta.mul_scalar(factor),
+        None => theta,
+    };
+
+    let theta = match plan.update {
+        // θ_t ← θ_{t−1} − α·r_t·m̂_t·l_t, with l_t = sqrt(1 − β2^t) / (sqrt(v_t) + ε)  (lines 10–12)
+        Update::Rectified { step_size, epsilon } => {
+            let denominator = v_t.clone().sqrt().add_scalar(epsilon);
+            theta - m_t.clone().mul_scalar(step_size).div(denominator)
+        }
+        // θ_t ← θ_{t−1} − α·m̂_t   (line 14)
+        Update::Momentum { step_size } => theta - m_t.clone().mul_scalar(step_size),
+        Update::Skip => theta,
+    };
+
+    let state = RAdamState {
+        time: plan.time,
+        m: m_t,
+        v: v_t,
+    };
+    (theta, state)
+}
+
+impl<B: Backend> SimpleOptimizer<B> for RAdam {
+    type State<const D: usize> = RAdamState<B, D>;
+
+    fn step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        tensor: Tensor<B, D>,
+        grad: Tensor<B, D>,
+        state: Option<Self::State<D>>,
+    ) -> (Tensor<B, D>, Option<Self::State<D>>) {
+        let plan = self.plan(lr, state.as_ref());
+        let (tensor, state) = tensor_op_step(&plan, tensor, grad, state);
+        (tensor, Some(state))
+    }
+
+    fn to_device<const D: usize>(state: Self::State<D>, device: &B::Device) -> Self::State<D> {
+        state.to_device(device)
+    }
+}

@@ -1,0 +1,347 @@
+//! Parity with the reference implementations, through a real Burn module and the
+//! `OptimizerAdaptor` that `RAdamConfig::init` returns.
+//!
+//! The reference trajectories come from `tools/radam_reference.py` (PyTorch's `torch.optim.RAdam`
+//! and float32 re-implementations of the paper's and the official presets), committed as
+//! `testdata/radam_reference.json`.
+
+use burn::backend::{Autodiff, NdArray};
+use burn::module::{Module, Param};
+use burn::nn::{Linear, LinearConfig};
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::{GradientsParams, Optimizer};
+use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorData};
+use serde::Deserialize;
+
+use crate::{RAdam, RAdamConfig, RAdamState, rectification};
+
+type TestBackend = Autodiff<NdArray<f32>>;
+
+const REFERENCE_JSON: &str = include_str!("../testdata/radam_reference.json");
+
+#[derive(Deserialize)]
+struct Reference {
+    cases: Vec<Case>,
+    linear_regression: Vec<LinearRegression>,
+}
+
+#[derive(Deserialize)]
+struct Case {
+    name: String,
+    preset: String,
+    beta_1: f32,
+    beta_2: f32,
+    epsilon: f32,
+    weight_decay: f32,
+    decoupled_weight_decay: bool,
+    shape: [usize; 2],
+    lrs: Vec<f64>,
+    theta0: Vec<f32>,
+    grads: Vec<Vec<f32>>,
+    thetas: Vec<Vec<f32>>,
+    m: Vec<f32>,
+    v: Vec<f32>,
+}
+
+#[derive(Deserialize)]
+struct LinearRegression {
+    weight_decay: f32,
+    decoupled_weight_decay: bool,
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+impl Case {
+    fn config(&self) -> RAdamConfig {
+        let preset = match self.preset.as_str() {
+            "torch" => RAdamConfig::new().with_decoupled_weight_decay(self.decoupled_weight_decay),
+            "paper" => RAdamConfig::paper(),
+            "official" => RAdamConfig::official(),
+            other => panic!("unknown preset {other} in the reference data"),
+        };
+        preset
+            .with_beta_1(self.beta_1)
+            .with_beta_2(self.beta_2)
+            .with_epsilon(self.epsilon)
+            .with_weight_decay(self.weight_decay)
+    }
+}
+
+fn reference() -> Reference {
+    serde_json::from_str(REFERENCE_JSON).expect("testdata/radam_reference.json parses")
+}
+
+/// A module whose only parameter is `w`; `loss = sum(w ⊙ G)` makes its gradient exactly `G`.
+#[derive(Module, Debug)]
+struct Weights<B: Backend> {
+    w: Param<Tensor<B, 2>>,
+}
+
+impl<B: Backend> Weights<B> {
+    fn new(values: &[f32], shape: [usize; 2], device: &B::Device) -> Self {
+        let tensor = Tensor::from_data(TensorData::new(values.to_vec(), shape), device);
+        Self {
+            w: Param::from_tensor(tensor),
+        }
+    }
+
+    fn values(&self) -> Vec<f32> {
+        self.w.val().into_data().to_vec().unwrap()
+    }
+}
+
+fn gradients_of(model: &Weights<TestBackend>, grad: &[f32], shape: [usize; 2]) -> GradientsParams {
+    let device = Default::default();
+    let g = Tensor::<TestBackend, 2>::from_data(TensorData::new(grad.to_vec(), shape), &device);
+    let loss = model.w.val().mul(g).sum();
+    GradientsParams::from_grads(loss.backward(), model)
+}
+
+/// `|actual − expected| ≤ tolerance · max(|expected|, 1)` for every element, or a message that
+/// names the case, the step and the element.
+fn assert_close(actual: &[f32], expected: &[f32], tolerance: f32, what: &str) -> f32 {
+    assert_eq!(actual.len(), expected.len(), "{what}: length");
+    let mut worst = 0.0_f32;
+    for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
+        let error = (a - e).abs() / e.abs().max(1.0);
+        assert!(
+            error <= tolerance,
+            "{what}, element {i}: got {a}, expected {e} (scaled error {error:e} > {tolerance:e})"
+        );
+        worst = worst.max(error);
+    }
+    worst
+}
+
+type Adaptor = OptimizerAdaptor<RAdam, Weights<TestBackend>, TestBackend>;
+
+fn state_of(optimizer: &Adaptor) -> RAdamState<NdArray<f32>, 2> {
+    let record = optimizer.to_record();
+    assert_eq!(record.len(), 1, "one parameter, one state");
+    record.into_values().next().unwrap().into_state()
+}
+
+#[test]
+fn trajectories_match_the_references() {
+    let mut worst_overall = 0.0_f32;
+    for case in reference().cases {
+        let device = Default::default();
+        let mut model = Weights::<TestBackend>::new(&case.theta0, case.shape, &device);
+        let mut optimizer: Adaptor = case.config().init();
+        for (step, ((grad, lr), expected)) in case
+            .grads
+            .iter()
+            .zip(&case.lrs)
+            .zip(&case.thetas)
+            .enumerate()
+        {
+            let grads = gradients_of(&model, grad, case.shape);
+            model = optimizer.step(*lr, model, grads);
+            let what = format!("case {}, step {}", case.name, step + 1);
+            worst_overall = worst_overall.max(assert_close(&model.values(), expected, 5e-6, &what));
+        }
+        let state = state_of(&optimizer);
+        assert_eq!(state.time, case.grads.len());
+        let m: Vec<f32> = state.m.into_data().to_vec().unwrap();
+        let v: Vec<f32> = state.v.into_data().to_vec().unwrap();
+        assert_close(&m, &case.m, 5e-6, &format!("case {}, m", case.name));
+        // v spans 1e-19..1e6: compare relative to its own magnitude.
+        for (i, (a, e)) in v.iter().zip(&case.v).enumerate() {
+            assert!(
+                (a - e).abs() <= 5e-6 * e.abs() + f32::MIN_POSITIVE,
+                "case {}, v element {i}: got {a}, expected {e}",
+                case.name
+            );
+        }
+    }
+    println!("worst scaled parameter error over all reference trajectories: {worst_overall:e}");
+}
+
+#[test]
+fn linear_regression_matches_pytorch_and_candle_optimisers() {
+    // Published (candle-optimisers, checked there against PyTorch) to 4 decimals: RADAM.md.
+    let published = [
+        ([2.2128, 1.2819], 0.2923),
+        ([2.2117, 1.2812], 0.2921),
+        ([2.1294, 1.2331], 0.2818),
+    ];
+    for (reference, (published_weight, published_bias)) in
+        reference().linear_regression.iter().zip(published)
+    {
+        let device = Default::default();
+        let xs = Tensor::<TestBackend, 2>::from_data(
+            TensorData::new(vec![2.0_f32, 1.0, 7.0, 4.0, -4.0, 12.0, 5.0, 8.0], [4, 2]),
+            &device,
+        );
+        let ys = Tensor::<TestBackend, 2>::from_data(
+            TensorData::new(vec![5.0_f32, 23.0, -2.0, 21.0], [4, 1]),
+            &device,
+        );
+        let mut model: Linear<TestBackend> = LinearConfig::new(2, 1).init(&device);
+        model.weight = model.weight.map(|w| w.zeros_like().require_grad());
+        model.bias = model.bias.map(|b| b.map(|b| b.zeros_like().require_grad()));
+        let mut optimizer = RAdamConfig::new()
+            .with_weight_decay(reference.weight_decay)
+            .with_decoupled_weight_decay(reference.decoupled_weight_decay)
+            .init();
+        for _ in 0..100 {
+            let loss = (model.forward(xs.clone()) - ys.clone())
+                .powi_scalar(2)
+                .sum();
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optimizer.step(1e-3, model, grads);
+        }
+        let weight: Vec<f32> = model.weight.val().into_data().to_vec().unwrap();
+        let bias: Vec<f32> = model
+            .bias
+            .as_ref()
+            .unwrap()
+            .val()
+            .into_data()
+            .to_vec()
+            .unwrap();
+        let what = format!("linear regression, weight decay {}", reference.weight_decay);
+        assert_close(&weight, &reference.weight, 1e-5, &what);
+        assert_close(&bias, &reference.bias, 1e-5, &what);
+        assert_close(&weight, &published_weight, 1e-4, &what);
+        assert_close(&bias, &[published_bias], 1e-4, &what);
+    }
+}
+
+/// With a constant gradient of 1, `m̂_t = 1` and `v_t = 1 − β2^t`, so a momentum step moves θ by
+/// exactly α and a rectified step by `α·r_t·sqrt(1 − β2^t)/(sqrt(1 − β2^t) + ε) ≈ α·r_t`.
+fn decrements(config: RAdamConfig, steps: usize) -> Vec<f64> {
+    let device = Default::default();
+    let mut model = Weights::<TestBackend>::new(&[0.0], [1, 1], &device);
+    let mut optimizer: Adaptor = config.init();
+    let mut previous = 0.0_f64;
+    let mut result = Vec::new();
+    for _ in 0..steps {
+        let grads = gradients_of(&model, &[1.0], [1, 1]);
+        model = optimizer.step(1e-3, model, grads);
+        let current = model.values()[0] as f64;
+        result.push(previous - current);
+        previous = current;
+    }
+    result
+}
+
+fn assert_decrement(decrement: f64, expected: f64, what: &str) {
+    assert!(
+        (decrement - expected).abs() <= 1e-9 + 1e-5 * expected.abs(),
+        "{what}: θ moved by {decrement:e}, expected {expected:e}"
+    );
+}
+
+#[test]
+fn each_preset_starts_adapting_at_its_documented_step() {
+    let lr = 1e-3;
+    let default = decrements(RAdamConfig::new(), 7);
+    for (t, &d) in default.iter().enumerate().take(5) {
+        assert_decrement(d, lr, &format!("default, step {}", t + 1));
+    }
+    assert_decrement(
+        default[5],
+        lr * rectification(0.999, 6, 5.0).unwrap(),
+        "default, step 6",
+    );
+
+    let paper = decrements(RAdamConfig::paper(), 6);
+    for (t, &d) in paper.iter().enumerate().take(4) {
+        assert_decrement(d, lr, &format!("paper, step {}", t + 1));
+    }
+    assert_decrement(
+        paper[4],
+        lr * rectification(0.999, 5, 4.0).unwrap(),
+        "paper, step 5",
+    );
+
+    let official = decrements(RAdamConfig::official(), 7);
+    for (t, &d) in official.iter().enumerate().take(5) {
+        assert_decrement(d, 0.0, &format!("official, step {}", t + 1));
+    }
+    assert_decrement(
+        official[5],
+        lr * rectification(0.999, 6, 5.0).unwrap(),
+        "official, step 6",
+    );
+}
+
+#[test]
+fn small_beta_2_stays_in_the_momentum_phase_without_nan() {
+    let decrements = decrements(RAdamConfig::new().with_beta_2(0.5), 200);
+    for (t, d) in decrements.iter().enumerate() {
+        assert_decrement(*d, 1e-3, &format!("β2 = 0.5, step {}", t + 1));
+    }
+}
+
+#[test]
+fn resuming_from_a_saved_record_is_bit_identical() {
+    let case = reference()
+        .cases
+        .into_iter()
+        .find(|case| case.name == "defaults")
+        .unwrap();
+    let device = Default::default();
+    let (total, split) = (case.grads.len(), 13);
+
+    let mut straight_model = Weights::<TestBackend>::new(&case.theta0, case.shape, &device);
+    let mut straight: Adaptor = RAdamConfig::new().init();
+    for grad in &case.grads {
+        let grads = gradients_of(&straight_model, grad, case.shape);
+        straight_model = straight.step(1e-3, straight_model, grads);
+    }
+
+    let mut model = Weights::<TestBackend>::new(&case.theta0, case.shape, &device);
+    let mut first: Adaptor = RAdamConfig::new().init();
+    for grad in &case.grads[..split] {
+        let grads = gradients_of(&model, grad, case.shape);
+        model = first.step(1e-3, model, grads);
+    }
+    let recorder = BinFileRecorder::<FullPrecisionSettings>::new();
+    let dir = std::env::temp_dir().join(format!("radam-burn-resume-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("optimizer");
+    recorder.record(first.to_record(), path.clone()).unwrap();
+    drop(first);
+
+    let loaded = recorder.load(path, &device).unwrap();
+    let mut resumed: Adaptor = RAdamConfig::new()
+        .init::<TestBackend, Weights<TestBackend>>()
+        .load_record(loaded);
+    for grad in &case.grads[split..total] {
+        let grads = gradients_of(&model, grad, case.shape);
+        model = resumed.step(1e-3, model, grads);
+    }
+    std::fs::remove_dir_all(&dir).ok();
+
+    let straight_bits: Vec<u32> = straight_model
+        .values()
+        .iter()
+        .map(|x| x.to_bits())
+        .collect();
+    let resumed_bits: Vec<u32> = model.values().iter().map(|x| x.to_bits()).collect();
+    assert_eq!(straight_bits, resumed_bits);
+    let (a, b) = (state_of(&straight), state_of(&resumed));
+    assert_eq!(a.time, b.time);
+    assert_eq!(a.m.into_data(), b.m.into_data());
+    assert_eq!(a.v.into_data(), b.v.into_data());
+}
+
+#[test]
+#[should_panic(expected = "invalid RAdamConfig: beta_1 = 1.5 must lie in [0, 1)")]
+fn init_panics_with_the_validation_message() {
+    let _: Adaptor = RAdamConfig::new().with_beta_1(1.5).init();
+}
+
+#[test]
+fn try_init_returns_the_error() {
+    let error = RAdamConfig::new()
+        .with_epsilon(f32::NAN)
+        .try_init::<TestBackend, Weights<TestBackend>>()
+        .err()
+        .expect("NaN epsilon is rejected");
+    assert_eq!(error.field, "epsilon");
+}
