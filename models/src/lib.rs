@@ -1,1 +1,9 @@
-//! placeholder
+//! # radam-models
+//!
+//! The models of the RAdam paper's experiments, generic over `B: Backend` so the same code trains
+//! on ndarray and on wgpu, each with a Burn `Config`, a forward pass and the `TrainStep` /
+//! `ValidStep` that `LearnerBuilder` needs.
+
+#![warn(missing_docs)]
+
+pub mod mlp;

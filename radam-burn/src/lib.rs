@@ -31,6 +31,8 @@
 //! With Burn's `LearnerBuilder`, pass `RAdamConfig::new().init()` as the optimizer, exactly as
 //! `AdamConfig::new().init()`.
 
+#![warn(missing_docs)]
+
 mod config;
 mod error;
 mod optimizer;

@@ -1,0 +1,81 @@
+//! The two backends a run can pick at run time, and a probe that tells whether wgpu can run here.
+
+use std::fmt;
+use std::sync::OnceLock;
+
+use burn::backend::wgpu::WgpuDevice;
+use burn::backend::{Autodiff, NdArray, Wgpu};
+
+/// The CPU backend: ndarray, `f32`, with autodiff for training.
+pub type NdArrayBackend = Autodiff<NdArray<f32>>;
+
+/// The GPU backend: wgpu (Vulkan on Linux), `f32`, with autodiff for training.
+///
+/// Built without Burn's kernel fusion unless the `fusion` cargo feature is on.
+pub type WgpuBackend = Autodiff<Wgpu<f32, i32>>;
+
+/// A usable wgpu adapter, as reported by the driver.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WgpuAdapter {
+    /// The adapter's name, e.g. `llvmpipe (LLVM 15.0.6, 256 bits)` for Mesa's lavapipe.
+    pub name: String,
+    /// The driver's name, e.g. `llvmpipe`.
+    pub driver: String,
+    /// Discrete GPU, integrated GPU, CPU (software renderer), …
+    pub device_type: String,
+}
+
+impl fmt::Display for WgpuAdapter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} ({}, driver {})",
+            self.name, self.device_type, self.driver
+        )
+    }
+}
+
+/// Why wgpu cannot run on this machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WgpuUnavailable;
+
+impl fmt::Display for WgpuUnavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "no Vulkan adapter was found for the wgpu backend. Install a Vulkan driver: on \
+             Debian/Ubuntu without a GPU, `apt-get install mesa-vulkan-drivers libvulkan1` \
+             (Mesa's lavapipe); with a GPU, its vendor's Vulkan driver"
+        )
+    }
+}
+
+impl std::error::Error for WgpuUnavailable {}
+
+/// Looks for a Vulkan adapter (the graphics API wgpu uses on Linux) without initialising Burn's
+/// runtime, so that a missing driver is an error value instead of a panic deep inside wgpu.
+///
+/// The answer is computed once per process.
+pub fn wgpu_adapter() -> Result<WgpuAdapter, WgpuUnavailable> {
+    static PROBE: OnceLock<Result<WgpuAdapter, WgpuUnavailable>> = OnceLock::new();
+    PROBE
+        .get_or_init(|| {
+            let instance = wgpu::Instance::new(&wgpu::InstanceDescriptor {
+                backends: wgpu::Backends::VULKAN,
+                ..Default::default()
+            });
+            let adapters = instance.enumerate_adapters(wgpu::Backends::VULKAN);
+            let info = adapters.first().ok_or(WgpuUnavailable)?.get_info();
+            Ok(WgpuAdapter {
+                name: info.name,
+                driver: info.driver,
+                device_type: format!("{:?}", info.device_type),
+            })
+        })
+        .clone()
+}
+
+/// The device to train on with wgpu: the default adapter, after checking that one exists.
+pub fn wgpu_device() -> Result<WgpuDevice, WgpuUnavailable> {
+    wgpu_adapter().map(|_| WgpuDevice::DefaultDevice)
+}

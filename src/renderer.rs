@@ -1,0 +1,275 @@
+//! Metric renderers for Burn's `LearnerBuilder::renderer`.
+//!
+//! Burn 0.19.1 starts its TUI whenever stdout is a terminal and otherwise prints a debug line for
+//! *every* iteration. [`PlainRenderer`] prints a few readable lines instead — suited to log files,
+//! CI and `--plain` — and [`QuietRenderer`] prints nothing at all (tests).
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use burn::train::LearnerSummary;
+use burn::train::metric::NumericEntry;
+use burn::train::renderer::{
+    EvaluationName, EvaluationProgress, MetricState, MetricsRenderer, MetricsRendererEvaluation,
+    MetricsRendererTraining, TrainingProgress,
+};
+
+/// A renderer that shows nothing, not even the final summary.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct QuietRenderer;
+
+impl MetricsRendererTraining for QuietRenderer {
+    fn update_train(&mut self, _state: MetricState) {}
+    fn update_valid(&mut self, _state: MetricState) {}
+    fn render_train(&mut self, _item: TrainingProgress) {}
+    fn render_valid(&mut self, _item: TrainingProgress) {}
+    fn on_train_end(
+        &mut self,
+        _summary: Option<LearnerSummary>,
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        Ok(())
+    }
+}
+
+impl MetricsRendererEvaluation for QuietRenderer {
+    fn update_test(&mut self, _name: EvaluationName, _state: MetricState) {}
+    fn render_test(&mut self, _item: EvaluationProgress) {}
+}
+
+impl MetricsRenderer for QuietRenderer {
+    fn manual_close(&mut self) {}
+}
+
+/// The latest value of each of one split's metrics, in order of first report. Burn reports a
+/// numeric metric as its running aggregate over the epoch, so the latest value *is* the epoch
+/// mean so far (batch-size weighted); a plain value (e.g. the learning rate) is shown as is.
+#[derive(Default)]
+struct EpochMetrics {
+    metrics: Vec<(String, String)>,
+}
+
+impl EpochMetrics {
+    fn update(&mut self, state: MetricState) {
+        let (name, value) = match state {
+            MetricState::Numeric(entry, numeric) => {
+                let value = match numeric {
+                    NumericEntry::Value(value) => value,
+                    NumericEntry::Aggregated { sum, count, .. } => sum / count.max(1) as f64,
+                };
+                (entry.name.to_string(), format_value(value))
+            }
+            MetricState::Generic(entry) => (entry.name.to_string(), entry.formatted),
+        };
+        match self
+            .metrics
+            .iter_mut()
+            .find(|(existing, _)| *existing == name)
+        {
+            Some((_, latest)) => *latest = value,
+            None => self.metrics.push((name, value)),
+        }
+    }
+
+    fn clear(&mut self) {
+        self.metrics.clear();
+    }
+
+    fn describe(&self) -> String {
+        self.metrics
+            .iter()
+            .map(|(name, value)| format!("{name} {value}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+    }
+}
+
+/// Four significant digits, switching to scientific notation for very small or large values.
+fn format_value(value: f64) -> String {
+    let magnitude = value.abs();
+    if value == 0.0 {
+        "0.000".to_string()
+    } else if (1e-3..1e5).contains(&magnitude) {
+        let decimals = (3 - magnitude.log10().floor() as i32).clamp(0, 6) as usize;
+        format!("{value:.decimals$}")
+    } else {
+        format!("{value:.3e}")
+    }
+}
+
+/// Log-style progress: a line every `interval` during an epoch, and one line per finished epoch
+/// with the epoch means of the training and validation metrics.
+///
+/// ```text
+/// epoch 1/3  train  41% (1664/4096)  Loss 1.873  Accuracy 31.02  ETA 14 s
+/// epoch 1/3  train: Loss 1.512  Accuracy 45.30  |  valid: Loss 1.207  Accuracy 57.80  [24.1 s]
+/// ```
+pub struct PlainRenderer {
+    out: Box<dyn Write + Send + Sync>,
+    interval: Duration,
+    train: EpochMetrics,
+    valid: EpochMetrics,
+    epoch: usize,
+    epoch_total: usize,
+    epoch_started: Instant,
+    last_line: Instant,
+    pending_epoch_line: bool,
+}
+
+impl Default for PlainRenderer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PlainRenderer {
+    /// Prints to standard output, with a progress line at most every 10 seconds.
+    pub fn new() -> Self {
+        Self::to_writer(std::io::stdout(), Duration::from_secs(10))
+    }
+
+    /// Prints to `out`, with a progress line at most every `interval`.
+    pub fn to_writer(out: impl Write + Send + Sync + 'static, interval: Duration) -> Self {
+        let now = Instant::now();
+        Self {
+            out: Box::new(out),
+            interval,
+            train: EpochMetrics::default(),
+            valid: EpochMetrics::default(),
+            epoch: 0,
+            epoch_total: 0,
+            epoch_started: now,
+            last_line: now,
+            pending_epoch_line: false,
+        }
+    }
+
+    fn line(&mut self, text: String) {
+        // A closed pipe (e.g. `| head`) must not stop training.
+        let _ = writeln!(self.out, "{text}");
+        let _ = self.out.flush();
+        self.last_line = Instant::now();
+    }
+
+    fn start_epoch_if_new(&mut self, item: &TrainingProgress) {
+        if item.epoch != self.epoch {
+            self.finish_epoch();
+            self.epoch = item.epoch;
+            self.epoch_total = item.epoch_total;
+            self.epoch_started = Instant::now();
+            self.last_line = self.epoch_started;
+            self.train.clear();
+            self.valid.clear();
+        }
+    }
+
+    fn finish_epoch(&mut self) {
+        if !self.pending_epoch_line {
+            return;
+        }
+        self.pending_epoch_line = false;
+        let mut text = format!(
+            "epoch {}/{}  train: {}",
+            self.epoch,
+            self.epoch_total,
+            self.train.describe()
+        );
+        if !self.valid.metrics.is_empty() {
+            text.push_str(&format!("  |  valid: {}", self.valid.describe()));
+        }
+        text.push_str(&format!(
+            "  [{:.2} s]",
+            self.epoch_started.elapsed().as_secs_f64()
+        ));
+        self.line(text);
+    }
+}
+
+impl MetricsRendererTraining for PlainRenderer {
+    fn update_train(&mut self, state: MetricState) {
+        self.train.update(state);
+    }
+
+    fn update_valid(&mut self, state: MetricState) {
+        self.valid.update(state);
+    }
+
+    fn render_train(&mut self, item: TrainingProgress) {
+        self.start_epoch_if_new(&item);
+        self.pending_epoch_line = true;
+        let progress = &item.progress;
+        if self.last_line.elapsed() >= self.interval && progress.items_total > 0 {
+            let fraction = progress.items_processed as f64 / progress.items_total as f64;
+            let elapsed = self.epoch_started.elapsed().as_secs_f64();
+            let eta = if fraction > 0.0 {
+                elapsed * (1.0 - fraction) / fraction
+            } else {
+                f64::NAN
+            };
+            let text = format!(
+                "epoch {}/{}  train {:>3.0}% ({}/{})  {}  ETA {:.0} s",
+                item.epoch,
+                item.epoch_total,
+                100.0 * fraction,
+                progress.items_processed,
+                progress.items_total,
+                self.train.describe(),
+                eta
+            );
+            self.line(text);
+        }
+    }
+
+    fn render_valid(&mut self, item: TrainingProgress) {
+        let progress = &item.progress;
+        if progress.items_total > 0 && progress.items_processed >= progress.items_total {
+            self.finish_epoch();
+        }
+    }
+
+    fn on_train_end(
+        &mut self,
+        summary: Option<LearnerSummary>,
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        self.finish_epoch();
+        if let Some(summary) = summary {
+            self.line(format!("{summary}"));
+        }
+        Ok(())
+    }
+}
+
+impl MetricsRendererEvaluation for PlainRenderer {
+    fn update_test(&mut self, _name: EvaluationName, state: MetricState) {
+        self.valid.update(state);
+    }
+
+    fn render_test(&mut self, item: EvaluationProgress) {
+        let progress = &item.progress;
+        if progress.items_total > 0 && progress.items_processed >= progress.items_total {
+            let text = format!("test: {}", self.valid.describe());
+            self.line(text);
+            self.valid.clear();
+        }
+    }
+}
+
+impl MetricsRenderer for PlainRenderer {
+    fn manual_close(&mut self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_keep_four_significant_digits() {
+        assert_eq!(format_value(0.0), "0.000");
+        assert_eq!(format_value(1.23456), "1.235");
+        assert_eq!(format_value(85.2), "85.20");
+        assert_eq!(format_value(1234.5), "1234");
+        assert_eq!(format_value(0.0123456), "0.01235");
+        assert_eq!(format_value(1e-4), "1.000e-4");
+        assert_eq!(format_value(2.5e7), "2.500e7");
+        assert_eq!(format_value(f64::NAN), "NaN");
+    }
+}
