@@ -7,4 +7,7 @@
 
 #![warn(missing_docs)]
 
+pub mod batch;
 pub mod spirals;
+
+pub use batch::{ImageBatch, LmBatch, TranslationBatch};

@@ -6,4 +6,11 @@
 
 #![warn(missing_docs)]
 
+pub mod conv;
+pub mod im2col;
 pub mod mlp;
+pub mod parameters;
+pub mod resnet;
+
+#[cfg(test)]
+mod test_support;

@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""Parameter counts of the reference PyTorch models, for the Rust models' tests.
+
+Writes models/testdata/param_counts.json. Run from the repository root:
+
+    pip install torch torchvision   # torchvision only for the ImageNet ResNets
+    python3 tools/model_reference.py
+
+The CIFAR ResNets follow He et al. (2016), section 4.2: a 3x3 stem with 16 channels, three stages
+of n basic blocks (16/32/64 channels), global average pooling and a linear classifier. Shortcuts
+that change shape are either 1x1-conv + BatchNorm projections (option B, as in the training code
+the RAdam repository uses) or parameter-free subsample + zero padding (option A).
+"""
+
+import json
+import os
+
+import torch.nn as nn
+import torch.nn.functional as F
+
+OUT = os.path.join(os.path.dirname(__file__), "..", "models", "testdata", "param_counts.json")
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, inp, out, stride, shortcut):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inp, out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out)
+        self.conv2 = nn.Conv2d(out, out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out)
+        self.shortcut_kind = shortcut
+        self.projection = None
+        if (stride != 1 or inp != out) and shortcut == "projection":
+            self.projection = nn.Sequential(nn.Conv2d(inp, out, 1, stride, bias=False), nn.BatchNorm2d(out))
+        self.pad = (out - inp) // 2
+
+    def forward(self, x):
+        y = F.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        if self.projection is not None:
+            s = self.projection(x)
+        elif self.pad > 0:
+            s = F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad, self.pad))
+        else:
+            s = x
+        return F.relu(y + s)
+
+
+class CifarResNet(nn.Module):
+    def __init__(self, depth, num_classes, shortcut):
+        super().__init__()
+        n = (depth - 2) // 6
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
+        layers, inp = [], 16
+        for i, width in enumerate([16, 32, 64]):
+            for j in range(n):
+                stride = 2 if i > 0 and j == 0 else 1
+                layers.append(BasicBlock(inp, width, stride, shortcut))
+                inp = width
+        self.blocks = nn.Sequential(*layers)
+        self.fc = nn.Linear(64, num_classes)
+
+
+def count(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def main():
+    counts = {}
+    for depth in [20, 32, 44, 56, 110]:
+        for shortcut in ["projection", "zero_pad"]:
+            counts[f"cifar_resnet{depth}_{shortcut}_10"] = count(CifarResNet(depth, 10, shortcut))
+    counts["cifar_resnet20_projection_100"] = count(CifarResNet(20, 100, "projection"))
+    try:
+        import torchvision
+
+        counts["resnet18_1000"] = count(torchvision.models.resnet18(num_classes=1000))
+        counts["resnet34_1000"] = count(torchvision.models.resnet34(num_classes=1000))
+        counts["resnet18_10"] = count(torchvision.models.resnet18(num_classes=10))
+    except ImportError:
+        print("torchvision missing: ImageNet ResNet counts not written")
+    os.makedirs(os.path.dirname(OUT), exist_ok=True)
+    with open(OUT, "w") as f:
+        json.dump(counts, f, indent=1, sort_keys=True)
+        f.write("\n")
+    print(json.dumps(counts, indent=1, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()
