@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Parameter counts of the reference PyTorch models, for the Rust models' tests.
+"""Reference values from PyTorch for the Rust models' tests.
 
-Writes models/testdata/param_counts.json. Run from the repository root:
+Writes models/testdata/param_counts.json (parameter counts of the reference models) and
+models/testdata/adaptive_softmax.json (torch.nn.AdaptiveLogSoftmaxWithLoss on fixed weights). Run from the repository root:
 
     pip install torch torchvision   # torchvision only for the ImageNet ResNets
     python3 tools/model_reference.py
@@ -15,10 +16,12 @@ the RAdam repository uses) or parameter-free subsample + zero padding (option A)
 import json
 import os
 
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-OUT = os.path.join(os.path.dirname(__file__), "..", "models", "testdata", "param_counts.json")
+TESTDATA = os.path.join(os.path.dirname(__file__), "..", "models", "testdata")
+OUT = os.path.join(TESTDATA, "param_counts.json")
 
 
 class BasicBlock(nn.Module):
@@ -65,7 +68,40 @@ def count(model):
     return sum(p.numel() for p in model.parameters())
 
 
+def flat(t):
+    return [float(x) for x in t.detach().reshape(-1).tolist()]
+
+
+def adaptive_softmax_reference():
+    torch.manual_seed(0)
+    d_input, vocab, cutoffs, div = 8, 20, [5, 12], 2.0
+    layer = nn.AdaptiveLogSoftmaxWithLoss(d_input, vocab, cutoffs, div_value=div)
+    rows = 6
+    hidden = torch.randn(rows, d_input) * 2.0
+    targets = torch.tensor([0, 4, 5, 11, 12, 19])
+    with torch.no_grad():
+        log_prob = layer.log_prob(hidden)
+        out = layer(hidden, targets)
+    data = {
+        "d_input": d_input,
+        "vocab_size": vocab,
+        "cutoffs": cutoffs,
+        "div_value": div,
+        "head": flat(layer.head.weight),
+        "tails": [[flat(t[0].weight), flat(t[1].weight)] for t in layer.tail],
+        "input": flat(hidden),
+        "rows": rows,
+        "targets": targets.tolist(),
+        "log_prob": flat(log_prob),
+        "mean_nll": float(out.loss),
+    }
+    with open(os.path.join(TESTDATA, "adaptive_softmax.json"), "w") as f:
+        json.dump(data, f)
+        f.write("\n")
+
+
 def main():
+    adaptive_softmax_reference()
     counts = {}
     for depth in [20, 32, 44, 56, 110]:
         for shortcut in ["projection", "zero_pad"]:

@@ -6,9 +6,15 @@
 
 #![warn(missing_docs)]
 
+pub mod adaptive_softmax;
+pub mod carried_state;
 pub mod conv;
 pub mod im2col;
+pub mod lstm;
+pub mod lstm_lm;
+pub mod metrics;
 pub mod mlp;
+pub mod output;
 pub mod parameters;
 pub mod resnet;
 

@@ -9,14 +9,17 @@ use burn::tensor::backend::AutodiffBackend;
 ///
 /// Burn's `num_params` also counts running statistics (BatchNorm's mean and variance), which are
 /// not trained; this count leaves them out. The model must live on an autodiff backend, where
-/// trainable tensors are marked as requiring gradients.
+/// trainable tensors are marked as requiring gradients. Parameters that are not initialised yet
+/// (Burn initialises lazily) are counted from their shape without being allocated: Burn creates
+/// every lazily initialised parameter as trainable.
 pub fn trainable_parameters<B: AutodiffBackend, M: Module<B>>(model: &M) -> usize {
     struct Counter(usize);
     impl<B: AutodiffBackend> ModuleVisitor<B> for Counter {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-            let tensor = param.val();
-            if tensor.is_require_grad() {
-                self.0 += tensor.shape().num_elements();
+            if !param.is_initialized() {
+                self.0 += param.lazy_shape().num_elements();
+            } else if param.val().is_require_grad() {
+                self.0 += param.val().shape().num_elements();
             }
         }
     }
