@@ -40,25 +40,42 @@ impl MetricsRenderer for QuietRenderer {
     fn manual_close(&mut self) {}
 }
 
-/// The latest value of each of one split's metrics, in order of first report. Burn reports a
-/// numeric metric as its running aggregate over the epoch, so the latest value *is* the epoch
-/// mean so far (batch-size weighted); a plain value (e.g. the learning rate) is shown as is.
+/// The latest value of each of one split's metrics, in order of first report. Burn formats a
+/// numeric metric as `epoch <running value> - batch <value>`; the running value over the epoch
+/// is what a log line shows (as four significant digits, keeping any unit).
 #[derive(Default)]
 struct EpochMetrics {
     metrics: Vec<(String, String)>,
 }
 
+/// `"epoch 85.2 % - batch 84 %"` → `"85.20 %"`; anything else as it is.
+fn epoch_value(formatted: &str) -> String {
+    let Some(rest) = formatted.strip_prefix("epoch ") else {
+        return formatted.to_string();
+    };
+    let running = rest.split(" - batch").next().unwrap_or(rest).trim();
+    let mut parts = running.splitn(2, ' ');
+    let number = parts.next().unwrap_or_default();
+    match number.parse::<f64>() {
+        Ok(value) => match parts.next() {
+            Some(unit) => format!("{} {unit}", format_value(value)),
+            None => format_value(value),
+        },
+        Err(_) => running.to_string(),
+    }
+}
+
 impl EpochMetrics {
     fn update(&mut self, state: MetricState) {
         let (name, value) = match state {
-            MetricState::Numeric(entry, numeric) => {
-                let value = match numeric {
-                    NumericEntry::Value(value) => value,
-                    NumericEntry::Aggregated { sum, count, .. } => sum / count.max(1) as f64,
-                };
+            MetricState::Numeric(entry, NumericEntry::Value(value))
+                if !entry.formatted.starts_with("epoch ") =>
+            {
                 (entry.name.to_string(), format_value(value))
             }
-            MetricState::Generic(entry) => (entry.name.to_string(), entry.formatted),
+            MetricState::Numeric(entry, _) | MetricState::Generic(entry) => {
+                (entry.name.to_string(), epoch_value(&entry.formatted))
+            }
         };
         match self
             .metrics
@@ -271,5 +288,13 @@ mod tests {
         assert_eq!(format_value(1e-4), "1.000e-4");
         assert_eq!(format_value(2.5e7), "2.500e7");
         assert_eq!(format_value(f64::NAN), "NaN");
+    }
+
+    #[test]
+    fn epoch_values_come_from_burns_formatted_entries() {
+        assert_eq!(epoch_value("epoch 0.43219 - batch 0.41"), "0.4322");
+        assert_eq!(epoch_value("epoch 85.2 % - batch 84 %"), "85.20 %");
+        assert_eq!(epoch_value("epoch 12.500 - batch 13.000"), "12.50");
+        assert_eq!(epoch_value("momentum phase"), "momentum phase");
     }
 }

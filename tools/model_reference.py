@@ -2,7 +2,8 @@
 """Reference values from PyTorch for the Rust models' tests.
 
 Writes models/testdata/param_counts.json (parameter counts of the reference models) and
-models/testdata/adaptive_softmax.json (torch.nn.AdaptiveLogSoftmaxWithLoss on fixed weights). Run from the repository root:
+models/testdata/adaptive_softmax.json (torch.nn.AdaptiveLogSoftmaxWithLoss on fixed weights) and
+models/testdata/label_smoothing.json (F.cross_entropy with ignore_index and label_smoothing). Run from the repository root:
 
     pip install torch torchvision   # torchvision only for the ImageNet ResNets
     python3 tools/model_reference.py
@@ -100,8 +101,26 @@ def adaptive_softmax_reference():
         f.write("\n")
 
 
+def label_smoothing_reference():
+    torch.manual_seed(1)
+    cases = []
+    for rows, classes, smoothing in [(7, 11, 0.1), (12, 5, 0.3), (4, 9, 0.0)]:
+        logits = torch.randn(rows, classes) * 3.0
+        targets = torch.randint(0, classes, (rows,))
+        targets[1] = 2  # at least one padding row (pad id 2)
+        loss = torch.nn.functional.cross_entropy(logits, targets, ignore_index=2, label_smoothing=smoothing)
+        cases.append({
+            "rows": rows, "classes": classes, "logits": flat(logits), "targets": targets.tolist(),
+            "pad": 2, "smoothing": smoothing, "loss": float(loss),
+        })
+    with open(os.path.join(TESTDATA, "label_smoothing.json"), "w") as f:
+        json.dump(cases, f)
+        f.write("\n")
+
+
 def main():
     adaptive_softmax_reference()
+    label_smoothing_reference()
     counts = {}
     for depth in [20, 32, 44, 56, 110]:
         for shortcut in ["projection", "zero_pad"]:

@@ -40,4 +40,7 @@ pub struct TranslationBatch<B: Backend> {
     pub target_output: Tensor<B, 2, Int>,
     /// `true` where `target_input` / `target_output` is padding, `[batch, target_len]`.
     pub target_padding: Tensor<B, 2, Bool>,
+    /// Number of non-padding tokens in `target_output` (counted on the host, so metrics need
+    /// no device synchronisation).
+    pub target_tokens: usize,
 }

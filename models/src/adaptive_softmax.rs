@@ -63,7 +63,7 @@ impl AdaptiveSoftmaxConfig {
             }
             previous = cutoff;
         }
-        if !(self.div_value >= 1.0) {
+        if self.div_value.is_nan() || self.div_value < 1.0 {
             return Err(format!(
                 "adaptive softmax div_value must be ≥ 1, got {}",
                 self.div_value

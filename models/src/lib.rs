@@ -9,7 +9,9 @@
 pub mod adaptive_softmax;
 pub mod carried_state;
 pub mod conv;
+pub mod decoding;
 pub mod im2col;
+pub mod loss;
 pub mod lstm;
 pub mod lstm_lm;
 pub mod metrics;
@@ -17,6 +19,7 @@ pub mod mlp;
 pub mod output;
 pub mod parameters;
 pub mod resnet;
+pub mod transformer;
 
 #[cfg(test)]
 mod test_support;

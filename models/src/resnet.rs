@@ -212,7 +212,7 @@ impl CifarResNetConfig {
     /// If `depth` is not of the form `6n + 2` with `n ≥ 1`.
     pub fn init<B: Backend>(&self, device: &B::Device) -> ResNet<B> {
         assert!(
-            self.depth >= 8 && (self.depth - 2) % 6 == 0,
+            self.depth >= 8 && (self.depth - 2).is_multiple_of(6),
             "a CIFAR ResNet has depth 6n + 2 (20, 32, 44, 56, 110, …), got {}",
             self.depth
         );
