@@ -4,10 +4,29 @@
 //! generic [`Batcher`](burn::data::dataloader::batcher::Batcher)s: real file formats read from
 //! disk, and procedural data sets with the same item and batch types, so that every program
 //! runs on a machine with no network.
+//!
+//! | task | real data | built-in |
+//! | --- | --- | --- |
+//! | image classification | [`cifar`] (CIFAR-10/100 binary) | [`shapes`] |
+//! | language modelling | [`lm`] (PTB / WikiText, One Billion Word) | [`markov`] (known entropy) |
+//! | translation | [`translation`] (IWSLT'14 layout, joint BPE) | [`synthetic_translation`] |
+//!
+//! Bad input (missing or truncated files, mismatched parallel files, empty corpora, invalid
+//! UTF-8) is a [`DataError`] that says where and what.
 
 #![warn(missing_docs)]
 
 pub mod batch;
+pub mod cifar;
+pub mod error;
+pub mod image;
+pub mod lm;
+pub mod markov;
+pub mod shapes;
 pub mod spirals;
+pub mod text;
+pub mod tokens;
+pub mod vocab;
 
 pub use batch::{ImageBatch, LmBatch, TranslationBatch};
+pub use error::DataError;
