@@ -24,8 +24,10 @@ pub mod lm;
 pub mod markov;
 pub mod shapes;
 pub mod spirals;
+pub mod synthetic_translation;
 pub mod text;
 pub mod tokens;
+pub mod translation;
 pub mod vocab;
 
 pub use batch::{ImageBatch, LmBatch, TranslationBatch};

@@ -33,7 +33,12 @@ impl WordCounter {
     /// Counts the words of one line, plus its end-of-sentence token.
     pub fn add_line(&mut self, line: &str) {
         for word in line.split_whitespace() {
-            *self.counts.entry(word.to_string()).or_default() += 1;
+            match self.counts.get_mut(word) {
+                Some(count) => *count += 1,
+                None => {
+                    self.counts.insert(word.to_string(), 1);
+                }
+            }
         }
         self.lines += 1;
     }
