@@ -1,42 +1,42 @@
-//! One optimizer step over a single parameter tensor of N elements on ndarray:
-//! RAdam against Burn's Adam, in the same run. Reports time per step; divide by N for
-//! ns/parameter/step (criterion's throughput line shows elements per second).
+//! One optimizer step over a single parameter tensor of N elements: fused RAdam, RAdam with
+//! Burn tensor operations, and Burn's Adam, in the same run — on ndarray, and on wgpu when a
+//! Vulkan adapter exists. Criterion reports the time per step; ns/parameter/step is that time
+//! divided by N (its throughput line gives parameters per second).
 //!
-//! `cargo bench --bench optimizer_step`
+//! `cargo bench --bench optimizer_step` (add `-- ndarray` or `-- wgpu` to pick one backend).
 #![recursion_limit = "256"]
 
 use std::time::{Duration, Instant};
 
 use burn::module::{Module, Param};
+use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
-use burn::tensor::backend::Backend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Distribution, Tensor};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use radam_burn::RAdamConfig;
-use radam_train::backend::NdArrayBackend;
-
-type B = NdArrayBackend;
+use radam_train::backend::{NdArrayBackend, WgpuBackend, wgpu_device};
 
 #[derive(Module, Debug)]
 struct Flat<B: Backend> {
     weights: Param<Tensor<B, 1>>,
 }
 
-/// Times `iters` steps of `optimizer` after 10 warm-up steps (past RAdam's momentum phase).
-fn time_steps<O: Optimizer<Flat<B>, B>>(mut optimizer: O, n: usize, iters: u64) -> Duration {
-    let device = Default::default();
+/// Times `iters` steps after 10 warm-up steps (past RAdam's momentum phase).
+fn time_steps<B: AutodiffBackend, O: Optimizer<Flat<B>, B>>(
+    mut optimizer: O,
+    n: usize,
+    iters: u64,
+    device: &B::Device,
+) -> Duration {
     let mut model = Flat {
         weights: Param::from_tensor(Tensor::<B, 1>::random(
             [n],
             Distribution::Normal(0.0, 1.0),
-            &device,
+            device,
         )),
     };
-    let grad = Tensor::<<B as burn::tensor::backend::AutodiffBackend>::InnerBackend, 1>::random(
-        [n],
-        Distribution::Normal(0.0, 1.0),
-        &device,
-    );
+    let grad = Tensor::<B::InnerBackend, 1>::random([n], Distribution::Normal(0.0, 1.0), device);
     let mut step = |model: Flat<B>| {
         let mut grads = GradientsParams::new();
         grads.register(model.weights.id, grad.clone());
@@ -45,31 +45,67 @@ fn time_steps<O: Optimizer<Flat<B>, B>>(mut optimizer: O, n: usize, iters: u64) 
     for _ in 0..10 {
         model = step(model);
     }
+    B::sync(device);
     let start = Instant::now();
     for _ in 0..iters {
         model = step(model);
     }
+    B::sync(device);
     let elapsed = start.elapsed();
     std::hint::black_box(model);
     elapsed
 }
 
-fn optimizer_step(c: &mut Criterion) {
-    let mut group = c.benchmark_group("optimizer_step_ndarray");
+fn bench_backend<B: AutodiffBackend>(
+    c: &mut Criterion,
+    name: &str,
+    device: B::Device,
+    sizes: &[usize],
+) {
+    let mut group = c.benchmark_group(format!("optimizer_step_{name}"));
     group
-        .sample_size(20)
+        .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(4));
-    for n in [100_000usize, 1_000_000] {
+        .measurement_time(Duration::from_secs(3));
+    for &n in sizes {
         group.throughput(Throughput::Elements(n as u64));
-        group.bench_with_input(BenchmarkId::new("radam", n), &n, |b, &n| {
-            b.iter_custom(|iters| time_steps(RAdamConfig::new().init(), n, iters))
+        group.bench_with_input(BenchmarkId::new("radam_fused", n), &n, |b, &n| {
+            b.iter_custom(|iters| {
+                let optimizer: OptimizerAdaptor<_, Flat<B>, B> = RAdamConfig::new().init();
+                time_steps(optimizer, n, iters, &device)
+            })
+        });
+        group.bench_with_input(BenchmarkId::new("radam_tensor_ops", n), &n, |b, &n| {
+            b.iter_custom(|iters| {
+                let radam = RAdamConfig::new().build().unwrap().tensor_ops_only();
+                let optimizer: OptimizerAdaptor<_, Flat<B>, B> = OptimizerAdaptor::from(radam);
+                time_steps(optimizer, n, iters, &device)
+            })
         });
         group.bench_with_input(BenchmarkId::new("burn_adam", n), &n, |b, &n| {
-            b.iter_custom(|iters| time_steps(AdamConfig::new().with_epsilon(1e-8).init(), n, iters))
+            b.iter_custom(|iters| {
+                let optimizer: OptimizerAdaptor<_, Flat<B>, B> =
+                    AdamConfig::new().with_epsilon(1e-8).init();
+                time_steps(optimizer, n, iters, &device)
+            })
         });
     }
     group.finish();
+}
+
+fn optimizer_step(c: &mut Criterion) {
+    bench_backend::<NdArrayBackend>(
+        c,
+        "ndarray",
+        Default::default(),
+        &[100_000, 1_000_000, 10_000_000],
+    );
+    match wgpu_device() {
+        Ok(device) => {
+            bench_backend::<WgpuBackend>(c, "wgpu", device, &[100_000, 1_000_000, 10_000_000])
+        }
+        Err(error) => eprintln!("skipping the wgpu benchmarks: {error}"),
+    }
 }
 
 criterion_group!(benches, optimizer_step);

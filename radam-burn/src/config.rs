@@ -39,7 +39,8 @@ pub struct RAdamConfig {
     #[config(default = 0.999)]
     pub beta_2: f32,
     /// Added to `sqrt(v_t)` (the *un*-corrected second moment, as PyTorch does) in the
-    /// denominator. PyTorch's default `1e-8`, not Burn's Adam default `1e-5`. Must be `≥ 0`.
+    /// denominator. PyTorch's default `1e-8`, not Burn's Adam default `1e-5`. Must be `≥ 0`;
+    /// with `0`, a parameter whose gradients have all been zero gets `0/0 = NaN`, as in PyTorch.
     #[config(default = 1e-8)]
     pub epsilon: f32,
     /// Weight decay `λ`. Must be `≥ 0`. See [`decoupled_weight_decay`](Self::decoupled_weight_decay).

@@ -35,6 +35,7 @@
 
 mod config;
 mod error;
+mod fused;
 mod optimizer;
 mod rectification;
 mod step_plan;
@@ -44,5 +45,6 @@ mod parity_tests;
 
 pub use config::RAdamConfig;
 pub use error::RAdamConfigError;
+pub use fused::fused_kernel_for;
 pub use optimizer::{RAdam, RAdamState};
 pub use rectification::{rectification, rho, rho_inf};

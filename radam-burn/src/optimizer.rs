@@ -12,9 +12,14 @@ use crate::step_plan::{Hyper, StepPlan, Update};
 ///
 /// Build it with [`RAdamConfig::init`](crate::RAdamConfig::init), which wraps it in Burn's
 /// `OptimizerAdaptor` so that it can be given to `LearnerBuilder`.
+///
+/// On ndarray and on wgpu (without Burn's fusion) each step runs as one fused, in-place pass
+/// over θ, m and v; every other backend uses Burn tensor operations. Both compute the same
+/// maths in the same order.
 #[derive(Clone, Debug)]
 pub struct RAdam {
     hyper: Hyper,
+    fused: bool,
 }
 
 /// The per-parameter state of [`RAdam`]: the step count and both moments.
@@ -44,7 +49,19 @@ impl<B: Backend, const D: usize> RAdamState<B, D> {
 
 impl RAdam {
     pub(crate) fn new(hyper: Hyper) -> Self {
-        Self { hyper }
+        Self { hyper, fused: true }
+    }
+
+    /// Never use a fused kernel: run the step with Burn tensor operations on every backend (the
+    /// reference implementation; slower, and it allocates temporaries on every step).
+    pub fn tensor_ops_only(mut self) -> Self {
+        self.fused = false;
+        self
+    }
+
+    /// Whether fused kernels are used where the backend has one.
+    pub fn uses_fused_kernels(&self) -> bool {
+        self.fused
     }
 
     /// The step number and every scalar factor of the next step at learning rate `lr`.
@@ -59,7 +76,7 @@ impl RAdam {
 }
 
 /// One RAdam step with Burn tensor operations: works on every backend, and is the oracle the
-/// fused kernels are tested against.
+/// fused kernels are tested against. Used on every backend without a fused kernel.
 pub(crate) fn tensor_op_step<B: Backend, const D: usize>(
     plan: &StepPlan,
     theta: Tensor<B, D>,
@@ -121,7 +138,15 @@ impl<B: Backend> SimpleOptimizer<B> for RAdam {
         state: Option<Self::State<D>>,
     ) -> (Tensor<B, D>, Option<Self::State<D>>) {
         let plan = self.plan(lr, state.as_ref());
-        let (tensor, state) = tensor_op_step(&plan, tensor, grad, state);
+        let fused = if self.fused {
+            crate::fused::try_fused_step(&plan, tensor, grad, state)
+        } else {
+            Err((tensor, grad, state))
+        };
+        let (tensor, state) = match fused {
+            Ok(done) => done,
+            Err((tensor, grad, state)) => tensor_op_step(&plan, tensor, grad, state),
+        };
         (tensor, Some(state))
     }
 

@@ -1,0 +1,180 @@
+//! Fused single-pass RAdam steps: the whole update — weight decay, both moments, the rectified or
+//! momentum branch — in one pass over θ, m and v, in place, with no per-step allocation.
+//!
+//! [`try_fused_step`] recognises the backends it has a kernel for at run time (from the type of
+//! the tensor primitive) and hands every other backend back to the generic tensor-op step, which
+//! stays the reference the kernels are tested against. Callers never name a backend.
+//!
+//! - ndarray (`fused-ndarray` feature): a loop over contiguous `f32` slices, parallel over chunks.
+//! - wgpu without Burn's fusion (`fused-wgpu` feature): one CubeCL kernel.
+//!
+//! All scalars (β, step size, decay factor) are computed in `f64` on the host by the
+//! [`StepPlan`]; only the per-element maths runs in `f32`, in the same operation order as the
+//! tensor-op step.
+
+#[cfg(feature = "fused-ndarray")]
+mod ndarray;
+#[cfg(feature = "fused-wgpu")]
+mod wgpu;
+
+use core::any::{Any, TypeId};
+
+use burn::tensor::Tensor;
+use burn::tensor::backend::Backend;
+
+use crate::optimizer::RAdamState;
+use crate::step_plan::{StepPlan, Update};
+
+/// The tensors of one step, handed back unchanged when no kernel applies.
+pub(crate) type StepInputs<B, const D: usize> =
+    (Tensor<B, D>, Tensor<B, D>, Option<RAdamState<B, D>>);
+
+/// Runs the fused step if `B` has a kernel; otherwise returns the inputs untouched.
+#[allow(clippy::result_large_err)]
+pub(crate) fn try_fused_step<B: Backend, const D: usize>(
+    plan: &StepPlan,
+    theta: Tensor<B, D>,
+    grad: Tensor<B, D>,
+    state: Option<RAdamState<B, D>>,
+) -> Result<(Tensor<B, D>, RAdamState<B, D>), StepInputs<B, D>> {
+    let inputs = (theta, grad, state);
+    #[cfg(feature = "fused-ndarray")]
+    let inputs = match ndarray::step(plan, inputs) {
+        Ok(done) => return Ok(done),
+        Err(inputs) => inputs,
+    };
+    #[cfg(feature = "fused-wgpu")]
+    let inputs = match wgpu::step(plan, inputs) {
+        Ok(done) => return Ok(done),
+        Err(inputs) => inputs,
+    };
+    let _ = plan;
+    Err(inputs)
+}
+
+/// Which fused kernel RAdam uses on backend `B`: `Some("ndarray")`, `Some("wgpu")`, or `None`
+/// when the backend gets the generic tensor-operation step (any other backend, Burn's fusion
+/// backend, or a crate built without the `fused-*` features).
+pub fn fused_kernel_for<B: Backend>() -> Option<&'static str> {
+    #[cfg(feature = "fused-ndarray")]
+    if same_type::<B::FloatTensorPrimitive, burn_ndarray::NdArrayTensor>() {
+        return Some("ndarray");
+    }
+    #[cfg(feature = "fused-wgpu")]
+    if same_type::<
+        B::FloatTensorPrimitive,
+        burn_cubecl::tensor::CubeTensor<cubecl::wgpu::WgpuRuntime>,
+    >() {
+        return Some("wgpu");
+    }
+    None
+}
+
+/// Whether the two types are the same.
+pub(crate) fn same_type<T: 'static, U: 'static>() -> bool {
+    TypeId::of::<T>() == TypeId::of::<U>()
+}
+
+/// Moves `value` into a `U` if it is one (no copy).
+pub(crate) fn cast<T: 'static, U: 'static>(value: T) -> Result<U, T> {
+    let mut slot = Some(value);
+    match (&mut slot as &mut dyn Any).downcast_mut::<Option<U>>() {
+        Some(target) => Ok(target.take().expect("the slot was just filled")),
+        None => Err(slot.expect("the slot is untouched")),
+    }
+}
+
+/// The per-element constants of a step, in `f32`, rounded once from the plan's `f64` values
+/// exactly as the tensor-op step rounds its scalars.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Scalars {
+    pub beta_1: f32,
+    pub one_minus_beta_1: f32,
+    pub beta_2: f32,
+    pub one_minus_beta_2: f32,
+    /// Coupled L2 penalty (0 when off).
+    pub l2: f32,
+    /// Decoupled decay factor `1 − α·λ` (1 when off).
+    pub decay: f32,
+    /// `α·r_t·sqrt(1 − β2^t)/(1 − β1^t)` (rectified) or `α/(1 − β1^t)` (momentum).
+    pub step_size: f32,
+    pub epsilon: f32,
+    pub mode: Mode,
+    pub coupled: bool,
+    pub decoupled: bool,
+}
+
+/// The branch of Algorithm 2 a step takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Rectified,
+    Momentum,
+    Skip,
+}
+
+impl Scalars {
+    pub fn new(plan: &StepPlan) -> Self {
+        let (mode, step_size, epsilon) = match plan.update {
+            Update::Rectified { step_size, epsilon } => (Mode::Rectified, step_size, epsilon),
+            Update::Momentum { step_size } => (Mode::Momentum, step_size, 0.0),
+            Update::Skip => (Mode::Skip, 0.0, 0.0),
+        };
+        Self {
+            beta_1: plan.beta_1 as f32,
+            one_minus_beta_1: (1.0 - plan.beta_1) as f32,
+            beta_2: plan.beta_2 as f32,
+            one_minus_beta_2: (1.0 - plan.beta_2) as f32,
+            l2: plan.l2_penalty as f32,
+            decay: plan.decay_factor.unwrap_or(1.0) as f32,
+            step_size: step_size as f32,
+            epsilon: epsilon as f32,
+            mode,
+            coupled: plan.l2_penalty != 0.0,
+            decoupled: plan.decay_factor.is_some(),
+        }
+    }
+}
+
+#[cfg(all(test, feature = "fused-ndarray"))]
+mod tests {
+    use super::*;
+    use crate::step_plan::{Hyper, StepPlan};
+    use burn::backend::NdArray;
+    use burn::tensor::{Distribution, TensorData};
+
+    type B = NdArray<f32>;
+
+    fn hyper() -> Hyper {
+        Hyper {
+            beta_1: 0.9,
+            beta_2: 0.999,
+            epsilon: 1e-8,
+            weight_decay: 0.0,
+            decoupled_weight_decay: false,
+            threshold: 5.0,
+            degenerated_to_sgd: true,
+        }
+    }
+
+    #[test]
+    fn ndarray_f32_is_fused_and_other_tensors_are_handed_back() {
+        let device = Default::default();
+        let theta = Tensor::<B, 2>::random([4, 5], Distribution::Default, &device);
+        let grad = theta.clone().mul_scalar(0.5);
+        let plan = StepPlan::new(&hyper(), 1, 1e-3);
+        assert!(try_fused_step(&plan, theta, grad, None).is_ok());
+
+        type B64 = NdArray<f64>;
+        let theta = Tensor::<B64, 1>::from_data(TensorData::from([1.0f64, 2.0]), &device);
+        let grad = theta.clone();
+        let back = try_fused_step(&plan, theta, grad, None).expect_err("f64 has no kernel");
+        assert_eq!(back.0.into_data().to_vec::<f64>().unwrap(), vec![1.0, 2.0]);
+    }
+
+    #[test]
+    fn cast_moves_only_between_equal_types() {
+        assert_eq!(cast::<u32, u32>(7), Ok(7));
+        assert_eq!(cast::<u32, i32>(7), Err(7));
+        assert!(same_type::<NdArray<f32>, B>());
+    }
+}

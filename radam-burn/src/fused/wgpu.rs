@@ -1,0 +1,178 @@
+//! The fused step on wgpu (Burn's `CubeBackend<WgpuRuntime>`, i.e. without kernel fusion): one
+//! CubeCL kernel that reads θ, g, m, v once and writes θ, m, v in place.
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{DType, Tensor, TensorPrimitive};
+use burn_cubecl::kernel::into_contiguous;
+use burn_cubecl::tensor::CubeTensor;
+use cubecl::prelude::*;
+use cubecl::wgpu::WgpuRuntime;
+use cubecl::{CubeDim, calculate_cube_count_elemwise};
+
+use super::{Mode, Scalars, StepInputs, cast, same_type};
+use crate::optimizer::RAdamState;
+use crate::step_plan::StepPlan;
+
+type Primitive = CubeTensor<WgpuRuntime>;
+
+const COUPLED: u32 = 4;
+const DECOUPLED: u32 = 8;
+
+/// `variant`: the mode (0 rectified, 1 momentum, 2 skip) plus `COUPLED` or `DECOUPLED`.
+/// `scalars`: β1, 1 − β1, β2, 1 − β2, decay, step size, ε — where `decay` is the L2 penalty λ
+/// when coupled and the factor `1 − α·λ` when decoupled (the two never go together).
+/// The operation order is the tensor-op step's.
+#[cube(launch)]
+fn radam_step_kernel(
+    theta: &mut Array<Line<f32>>,
+    grad: &Array<Line<f32>>,
+    m: &mut Array<Line<f32>>,
+    v: &mut Array<Line<f32>>,
+    scalars: Sequence<f32>,
+    #[comptime] variant: u32,
+) {
+    let beta_1 = Line::new(*scalars.index(0));
+    let one_minus_beta_1 = Line::new(*scalars.index(1));
+    let beta_2 = Line::new(*scalars.index(2));
+    let one_minus_beta_2 = Line::new(*scalars.index(3));
+    let decay = Line::new(*scalars.index(4));
+    let step_size = Line::new(*scalars.index(5));
+    let epsilon = Line::new(*scalars.index(6));
+    let i = ABSOLUTE_POS;
+    if i >= theta.len() {
+        terminate!();
+    }
+    let mode = comptime!(variant % 4);
+    let coupled = comptime!(variant & COUPLED != 0);
+    let decoupled = comptime!(variant & DECOUPLED != 0);
+    let old_theta = theta[i];
+    let mut g = grad[i];
+    if coupled {
+        // g_t ← ∇f(θ_{t−1}) + λ·θ_{t−1}
+        g += old_theta * decay;
+    }
+    // m_t ← β1·m_{t−1} + (1 − β1)·g_t ;  v_t ← β2·v_{t−1} + (1 − β2)·g_t²
+    let m_t = m[i] * beta_1 + g * one_minus_beta_1;
+    let v_t = v[i] * beta_2 + (g * one_minus_beta_2) * g;
+    m[i] = m_t;
+    v[i] = v_t;
+    let mut t = old_theta;
+    if decoupled {
+        // θ ← θ·(1 − α·λ)
+        t *= decay;
+    }
+    if mode == 0 {
+        // θ_t ← θ − α·r_t·m̂_t·l_t
+        theta[i] = t - (m_t * step_size) / (Line::sqrt(v_t) + epsilon);
+    } else if mode == 1 {
+        // θ_t ← θ − α·m̂_t
+        theta[i] = t - m_t * step_size;
+    } else {
+        theta[i] = t;
+    }
+}
+
+fn primitive<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Primitive {
+    let primitive = match tensor.into_primitive() {
+        TensorPrimitive::Float(primitive) => {
+            cast(primitive).unwrap_or_else(|_| unreachable!("checked: wgpu"))
+        }
+        TensorPrimitive::QFloat(_) => unreachable!("checked: not quantized"),
+    };
+    // The kernel indexes linearly and writes in place: it needs contiguous buffers it owns.
+    let primitive = into_contiguous(primitive);
+    if primitive.can_mut() && primitive.is_contiguous_buffer() {
+        primitive
+    } else {
+        primitive.copy()
+    }
+}
+
+fn tensor<B: Backend, const D: usize>(primitive: Primitive) -> Tensor<B, D> {
+    Tensor::from_primitive(TensorPrimitive::Float(
+        cast(primitive).unwrap_or_else(|_| unreachable!("checked: wgpu")),
+    ))
+}
+
+/// Runs the step if the tensors are wgpu `f32` tensors.
+#[allow(clippy::result_large_err)]
+pub(super) fn step<B: Backend, const D: usize>(
+    plan: &StepPlan,
+    (theta, grad, state): StepInputs<B, D>,
+) -> Result<(Tensor<B, D>, RAdamState<B, D>), StepInputs<B, D>> {
+    let all_f32 = [
+        Some(&theta),
+        Some(&grad),
+        state.as_ref().map(|s| &s.m),
+        state.as_ref().map(|s| &s.v),
+    ]
+    .into_iter()
+    .flatten()
+    .all(|t| t.dtype() == DType::F32);
+    let len = theta.shape().num_elements();
+    if !same_type::<B::FloatTensorPrimitive, Primitive>() || !all_f32 || len > u32::MAX as usize {
+        return Err((theta, grad, state));
+    }
+    let (m, v) = match state {
+        Some(state) => (state.m, state.v),
+        None => (theta.zeros_like(), theta.zeros_like()),
+    };
+    let (theta, grad, m, v) = (
+        primitive(theta),
+        into_contiguous(primitive_ref(grad)),
+        primitive(m),
+        primitive(v),
+    );
+    let s = Scalars::new(plan);
+    let mode = match s.mode {
+        Mode::Rectified => 0,
+        Mode::Momentum => 1,
+        Mode::Skip => 2,
+    };
+    let variant =
+        mode + if s.coupled { COUPLED } else { 0 } + if s.decoupled { DECOUPLED } else { 0 };
+    let decay = if s.coupled { s.l2 } else { s.decay };
+    let mut scalars = SequenceArg::<WgpuRuntime, f32>::new();
+    for value in [
+        s.beta_1,
+        s.one_minus_beta_1,
+        s.beta_2,
+        s.one_minus_beta_2,
+        decay,
+        s.step_size,
+        s.epsilon,
+    ] {
+        scalars.push(ScalarArg::new(value));
+    }
+    // Four elements per invocation (128-bit loads and stores) when the length allows it.
+    let line_size: u8 = if len.is_multiple_of(4) { 4 } else { 1 };
+    let cube_dim = CubeDim::default();
+    let cube_count = calculate_cube_count_elemwise(len / line_size as usize, cube_dim);
+    radam_step_kernel::launch::<WgpuRuntime>(
+        &theta.client,
+        cube_count,
+        cube_dim,
+        theta.as_array_arg::<f32>(line_size),
+        grad.as_array_arg::<f32>(line_size),
+        m.as_array_arg::<f32>(line_size),
+        v.as_array_arg::<f32>(line_size),
+        scalars,
+        variant,
+    );
+    let state = RAdamState {
+        time: plan.time,
+        m: tensor(m),
+        v: tensor(v),
+    };
+    Ok((tensor(theta), state))
+}
+
+/// The gradient is only read: no ownership needed.
+fn primitive_ref<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Primitive {
+    match tensor.into_primitive() {
+        TensorPrimitive::Float(primitive) => {
+            cast(primitive).unwrap_or_else(|_| unreachable!("checked: wgpu"))
+        }
+        TensorPrimitive::QFloat(_) => unreachable!("checked: not quantized"),
+    }
+}
