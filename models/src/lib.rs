@@ -16,6 +16,8 @@ pub mod lstm;
 pub mod lstm_lm;
 pub mod metrics;
 pub mod mlp;
+#[cfg(feature = "ndarray-kernels")]
+mod ndarray_conv;
 pub mod output;
 pub mod parameters;
 pub mod resnet;

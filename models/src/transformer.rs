@@ -588,7 +588,13 @@ mod tests {
 
     #[test]
     fn overfits_one_batch() {
-        let model: TransformerNmt<TestAutodiffBackend> = tiny_model(16);
+        // Without label smoothing, whose floor would hide how far the loss falls.
+        let model: TransformerNmt<TestAutodiffBackend> = TransformerNmtConfig::tiny(16, PAD)
+            .with_d_model(32)
+            .with_d_ff(64)
+            .with_dropout(0.0)
+            .with_label_smoothing(0.0)
+            .init(&Default::default());
         let source = ids::<TestAutodiffBackend>(vec![vec![5, 6, 7, 8, 2], vec![9, 10, 11, 2, 0]]);
         let target_input =
             ids::<TestAutodiffBackend>(vec![vec![1, 8, 7, 6, 5], vec![1, 11, 10, 9, 0]]);
@@ -602,10 +608,10 @@ mod tests {
             target_output,
             target_tokens: 9,
         };
-        let (first, last) = overfit(model, 60, 5e-3, |model| {
+        let (first, last) = overfit(model, 150, 5e-3, |model| {
             model.forward_translation(batch.clone()).loss
         });
-        assert!(last < 0.3 * first, "loss went from {first} to {last}");
+        assert!(last < 0.1 * first, "loss went from {first} to {last}");
         println!("Transformer overfit: loss {first} -> {last}");
     }
 }

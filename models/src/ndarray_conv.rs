@@ -1,0 +1,485 @@
+//! The im2col convolution on ndarray with native kernels and its own backward.
+//!
+//! Burn 0.19.1's ndarray backend computes a convolution's weight gradient as a convolution
+//! whose kernel is the whole output-gradient map, ~60 times the forward's cost. Here, for
+//! `Autodiff<NdArray<f32>>`, the convolution is a custom autodiff operation:
+//!
+//! - forward: `P = im2col(x)` (`[n, c·kh·kw, h'·w']`, a native gather), `y_n = W·P_n`;
+//! - backward: `∂W = Σ_n ∂y_n·P_nᵀ` (P recomputed from x), `∂x = col2im(Wᵀ·∂y)` (a native
+//!   scatter-add) — matrix products and two memory-bound passes.
+//!
+//! The model code stays generic: [`conv2d_gemm`] recognises these backends at run time from
+//! the tensor type and hands every other backend back to the caller.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::ndarray::NdArrayTensor;
+use burn::backend::{Autodiff, NdArray};
+use burn::tensor::backend::Backend;
+use burn::tensor::ops::FloatTensor;
+use burn::tensor::{Tensor, TensorMetadata, TensorPrimitive};
+use ndarray::{ArcArray, IxDyn};
+use rayon::prelude::*;
+
+type Inner = NdArray<f32>;
+type Ad = Autodiff<Inner>;
+
+/// The geometry of one convolution.
+#[derive(Clone, Copy, Debug)]
+struct Geometry {
+    batch: usize,
+    channels: usize,
+    height: usize,
+    width: usize,
+    out_channels: usize,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+    out_height: usize,
+    out_width: usize,
+}
+
+impl Geometry {
+    fn new(input: [usize; 4], weight: [usize; 4], stride: [usize; 2], padding: [usize; 2]) -> Self {
+        let [batch, channels, height, width] = input;
+        let [out_channels, weight_channels, kh, kw] = weight;
+        assert_eq!(
+            channels, weight_channels,
+            "convolution: input has {channels} channels, the weight expects {weight_channels}"
+        );
+        Self {
+            batch,
+            channels,
+            height,
+            width,
+            out_channels,
+            kernel: [kh, kw],
+            stride,
+            padding,
+            out_height: (height + 2 * padding[0] - kh) / stride[0] + 1,
+            out_width: (width + 2 * padding[1] - kw) / stride[1] + 1,
+        }
+    }
+
+    /// Rows of the patch matrix: `c·kh·kw`.
+    fn k(&self) -> usize {
+        self.channels * self.kernel[0] * self.kernel[1]
+    }
+
+    /// Columns of the patch matrix: `h'·w'`.
+    fn l(&self) -> usize {
+        self.out_height * self.out_width
+    }
+}
+
+fn f32_array(tensor: NdArrayTensor) -> ArcArray<f32, IxDyn> {
+    match tensor {
+        NdArrayTensor::F32(array) if array.is_standard_layout() => array,
+        NdArrayTensor::F32(array) => array.as_standard_layout().into_owned().into_shared(),
+        other => panic!(
+            "the ndarray convolution kernels take f32 tensors, got {:?}",
+            other.dtype()
+        ),
+    }
+}
+
+fn nd_tensor(values: Vec<f32>, shape: &[usize]) -> NdArrayTensor {
+    NdArrayTensor::F32(
+        ArcArray::from_shape_vec(IxDyn(shape), values).expect("shape matches the values"),
+    )
+}
+
+/// The output positions `lo..hi` along one axis whose input position `o·stride + offset −
+/// padding` lies inside `0..size`.
+fn valid_range(
+    out_size: usize,
+    size: usize,
+    stride: usize,
+    offset: usize,
+    padding: usize,
+) -> (usize, usize) {
+    let lo = if padding > offset {
+        (padding - offset).div_ceil(stride)
+    } else {
+        0
+    };
+    let hi = (size + padding)
+        .saturating_sub(offset)
+        .div_ceil(stride)
+        .min(out_size);
+    (lo.min(hi), hi)
+}
+
+/// The patches of one image: `[c, h, w]` → `[c·kh·kw, h'·w']`, row `(c·kh + i)·kw + j`,
+/// column `ho·w' + wo` (zeros where the window overlaps the padding).
+fn im2col_sample(image: &[f32], g: &Geometry, patches: &mut [f32]) {
+    let (l, plane) = (g.l(), g.height * g.width);
+    let [kh, kw] = g.kernel;
+    let [sh, sw] = g.stride;
+    for (row, patch_row) in patches.chunks_mut(l).enumerate() {
+        let (c, i, j) = (row / (kh * kw), row / kw % kh, row % kw);
+        let channel = &image[c * plane..(c + 1) * plane];
+        let (h_lo, h_hi) = valid_range(g.out_height, g.height, sh, i, g.padding[0]);
+        let (w_lo, w_hi) = valid_range(g.out_width, g.width, sw, j, g.padding[1]);
+        patch_row[..h_lo * g.out_width].fill(0.0);
+        patch_row[h_hi * g.out_width..].fill(0.0);
+        for ho in h_lo..h_hi {
+            let h = ho * sh + i - g.padding[0];
+            let source = &channel[h * g.width..(h + 1) * g.width];
+            let out = &mut patch_row[ho * g.out_width..(ho + 1) * g.out_width];
+            out[..w_lo].fill(0.0);
+            out[w_hi..].fill(0.0);
+            let first = w_lo * sw + j - g.padding[1];
+            if sw == 1 {
+                out[w_lo..w_hi].copy_from_slice(&source[first..first + (w_hi - w_lo)]);
+            } else {
+                for (value, &x) in out[w_lo..w_hi]
+                    .iter_mut()
+                    .zip(source[first..].iter().step_by(sw))
+                {
+                    *value = x;
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col_sample`]: adds patch gradients back onto one image's gradient.
+fn col2im_sample(patches: &[f32], g: &Geometry, image: &mut [f32]) {
+    let (l, plane) = (g.l(), g.height * g.width);
+    let [kh, kw] = g.kernel;
+    let [sh, sw] = g.stride;
+    for (row, patch_row) in patches.chunks(l).enumerate() {
+        let (c, i, j) = (row / (kh * kw), row / kw % kh, row % kw);
+        let channel = &mut image[c * plane..(c + 1) * plane];
+        let (h_lo, h_hi) = valid_range(g.out_height, g.height, sh, i, g.padding[0]);
+        let (w_lo, w_hi) = valid_range(g.out_width, g.width, sw, j, g.padding[1]);
+        for ho in h_lo..h_hi {
+            let h = ho * sh + i - g.padding[0];
+            let target = &mut channel[h * g.width..(h + 1) * g.width];
+            let source = &patch_row[ho * g.out_width + w_lo..ho * g.out_width + w_hi];
+            let first = w_lo * sw + j - g.padding[1];
+            if sw == 1 {
+                for (t, &x) in target[first..first + source.len()].iter_mut().zip(source) {
+                    *t += x;
+                }
+            } else {
+                for (t, &x) in target[first..].iter_mut().step_by(sw).zip(source) {
+                    *t += x;
+                }
+            }
+        }
+    }
+}
+
+/// A row-major matrix view for [`gemm`]: `rows × cols` with the given strides.
+#[derive(Clone, Copy)]
+struct Matrix<'a> {
+    data: &'a [f32],
+    row_stride: isize,
+    col_stride: isize,
+}
+
+impl<'a> Matrix<'a> {
+    fn row_major(data: &'a [f32], cols: usize) -> Self {
+        Self {
+            data,
+            row_stride: cols as isize,
+            col_stride: 1,
+        }
+    }
+
+    /// The transpose of a row-major matrix with `cols` columns.
+    fn transposed(data: &'a [f32], cols: usize) -> Self {
+        Self {
+            data,
+            row_stride: 1,
+            col_stride: cols as isize,
+        }
+    }
+}
+
+/// `c ← a·b + beta·c`, `a: m × k`, `b: k × n`, `c: m × n` row-major.
+fn gemm(m: usize, k: usize, n: usize, a: Matrix<'_>, b: Matrix<'_>, beta: f32, c: &mut [f32]) {
+    assert!(c.len() >= m * n, "gemm output too small");
+    let a_end = (m.saturating_sub(1) as isize * a.row_stride
+        + k.saturating_sub(1) as isize * a.col_stride) as usize;
+    let b_end = (k.saturating_sub(1) as isize * b.row_stride
+        + n.saturating_sub(1) as isize * b.col_stride) as usize;
+    assert!(m * k == 0 || a_end < a.data.len(), "gemm: a out of bounds");
+    assert!(k * n == 0 || b_end < b.data.len(), "gemm: b out of bounds");
+    // SAFETY: the bounds of a, b and c were checked above for the given shapes and strides.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.data.as_ptr(),
+            a.row_stride,
+            a.col_stride,
+            b.data.as_ptr(),
+            b.row_stride,
+            b.col_stride,
+            beta,
+            c.as_mut_ptr(),
+            n as isize,
+            1,
+        );
+    }
+}
+
+/// `y_n = W · im2col(x_n)` for every image, in parallel, one image's patches at a time.
+fn forward_slices(input: &[f32], weight: &[f32], g: &Geometry) -> Vec<f32> {
+    let (k, l, o) = (g.k(), g.l(), g.out_channels);
+    let image_len = g.channels * g.height * g.width;
+    let mut output = vec![0.0_f32; g.batch * o * l];
+    output.par_chunks_mut(o * l).enumerate().for_each_init(
+        || vec![0.0_f32; k * l],
+        |patches, (n, out)| {
+            im2col_sample(&input[n * image_len..(n + 1) * image_len], g, patches);
+            gemm(
+                o,
+                k,
+                l,
+                Matrix::row_major(weight, k),
+                Matrix::row_major(patches, l),
+                0.0,
+                out,
+            );
+        },
+    );
+    output
+}
+
+/// `∂W = Σ_n ∂y_n · im2col(x_n)ᵀ`, summed per thread then across threads.
+fn weight_gradient(input: &[f32], grad: &[f32], g: &Geometry) -> Vec<f32> {
+    let (k, l, o) = (g.k(), g.l(), g.out_channels);
+    let image_len = g.channels * g.height * g.width;
+    (0..g.batch)
+        .into_par_iter()
+        .fold(
+            || (vec![0.0_f32; o * k], vec![0.0_f32; k * l]),
+            |(mut sum, mut patches), n| {
+                im2col_sample(&input[n * image_len..(n + 1) * image_len], g, &mut patches);
+                let grad_n = Matrix::row_major(&grad[n * o * l..(n + 1) * o * l], l);
+                gemm(
+                    o,
+                    l,
+                    k,
+                    grad_n,
+                    Matrix::transposed(&patches, l),
+                    1.0,
+                    &mut sum,
+                );
+                (sum, patches)
+            },
+        )
+        .map(|(sum, _)| sum)
+        .reduce(
+            || vec![0.0_f32; o * k],
+            |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                a
+            },
+        )
+}
+
+/// `∂x_n = col2im(Wᵀ · ∂y_n)` for every image, in parallel.
+fn input_gradient(weight: &[f32], grad: &[f32], g: &Geometry) -> Vec<f32> {
+    let (k, l, o) = (g.k(), g.l(), g.out_channels);
+    let image_len = g.channels * g.height * g.width;
+    let mut input_grad = vec![0.0_f32; g.batch * image_len];
+    input_grad
+        .par_chunks_mut(image_len)
+        .enumerate()
+        .for_each_init(
+            || vec![0.0_f32; k * l],
+            |patches, (n, image)| {
+                let grad_n = Matrix::row_major(&grad[n * o * l..(n + 1) * o * l], l);
+                gemm(k, o, l, Matrix::transposed(weight, k), grad_n, 0.0, patches);
+                col2im_sample(patches, g, image);
+            },
+        );
+    input_grad
+}
+
+fn inner<const D: usize>(tensor: NdArrayTensor) -> Tensor<Inner, D> {
+    Tensor::from_primitive(TensorPrimitive::Float(tensor))
+}
+
+fn primitive<const D: usize>(tensor: Tensor<Inner, D>) -> NdArrayTensor {
+    tensor.into_primitive().tensor()
+}
+
+fn slice(array: &ArcArray<f32, IxDyn>) -> &[f32] {
+    array.as_slice().expect("standard layout")
+}
+
+/// Forward on plain ndarray tensors: `y = W·im2col(x)`, `[n, o, h', w']`.
+fn forward(input: NdArrayTensor, weight: NdArrayTensor, g: &Geometry) -> NdArrayTensor {
+    let (input, weight) = (f32_array(input), f32_array(weight));
+    let output = forward_slices(slice(&input), slice(&weight), g);
+    nd_tensor(
+        output,
+        &[g.batch, g.out_channels, g.out_height, g.out_width],
+    )
+}
+
+#[derive(Debug)]
+struct ConvBackward;
+
+impl Backward<Inner, 2> for ConvBackward {
+    type State = (NdArrayTensor, NdArrayTensor, Geometry);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 2>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
+        let [node_input, node_weight] = ops.parents;
+        let grad = f32_array(grads.consume::<Inner>(&ops.node));
+        let (input, weight, g) = ops.state;
+        if let Some(node) = node_weight {
+            let input = f32_array(input);
+            let grad_weight = weight_gradient(slice(&input), slice(&grad), &g);
+            let shape = [g.out_channels, g.channels, g.kernel[0], g.kernel[1]];
+            grads.register::<Inner>(node.id, nd_tensor(grad_weight, &shape));
+        }
+        if let Some(node) = node_input {
+            let weight = f32_array(weight);
+            let grad_input = input_gradient(slice(&weight), slice(&grad), &g);
+            grads.register::<Inner>(
+                node.id,
+                nd_tensor(grad_input, &[g.batch, g.channels, g.height, g.width]),
+            );
+        }
+    }
+}
+
+fn autodiff_forward(
+    input: FloatTensor<Ad>,
+    weight: FloatTensor<Ad>,
+    g: Geometry,
+) -> FloatTensor<Ad> {
+    match ConvBackward
+        .prepare::<NoCheckpointing>([input.node.clone(), weight.node.clone()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let output = forward(input.primitive.clone(), weight.primitive.clone(), &g);
+            prep.finish((input.primitive, weight.primitive, g), output)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(forward(input.primitive, weight.primitive, &g)),
+    }
+}
+
+fn cast<T: 'static, U: 'static>(value: T) -> Result<U, T> {
+    let mut slot = Some(value);
+    match (&mut slot as &mut dyn core::any::Any).downcast_mut::<Option<U>>() {
+        Some(target) => Ok(target.take().expect("just filled")),
+        None => Err(slot.expect("untouched")),
+    }
+}
+
+fn same_type<T: 'static, U: 'static>() -> bool {
+    core::any::TypeId::of::<T>() == core::any::TypeId::of::<U>()
+}
+
+fn checked_cast<T: 'static, U: 'static>(value: T) -> U {
+    cast(value).unwrap_or_else(|_| unreachable!("the types were compared first"))
+}
+
+/// The im2col convolution (no bias) with the native kernels, if `B` is `NdArray<f32>` or
+/// `Autodiff<NdArray<f32>>`; otherwise the inputs come back.
+#[allow(clippy::type_complexity)]
+pub(crate) fn conv2d_gemm<B: Backend>(
+    input: Tensor<B, 4>,
+    weight: Tensor<B, 4>,
+    stride: [usize; 2],
+    padding: [usize; 2],
+) -> Result<Tensor<B, 4>, (Tensor<B, 4>, Tensor<B, 4>)> {
+    let g = Geometry::new(input.dims(), weight.dims(), stride, padding);
+    if same_type::<B, Ad>() {
+        let input: Tensor<Ad, 4> = checked_cast(input);
+        let weight: Tensor<Ad, 4> = checked_cast(weight);
+        let output = autodiff_forward(
+            input.into_primitive().tensor(),
+            weight.into_primitive().tensor(),
+            g,
+        );
+        let output: Tensor<Ad, 4> = Tensor::from_primitive(TensorPrimitive::Float(output));
+        return Ok(checked_cast(output));
+    }
+    if same_type::<B, Inner>() {
+        let input: Tensor<Inner, 4> = checked_cast(input);
+        let weight: Tensor<Inner, 4> = checked_cast(weight);
+        let output: Tensor<Inner, 4> = inner(forward(primitive(input), primitive(weight), &g));
+        return Ok(checked_cast(output));
+    }
+    Err((input, weight))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_ranges_at_the_borders() {
+        // 3-wide kernel, padding 1, stride 1 on 5 pixels: offset 0 skips output 0, offset 2 the last.
+        assert_eq!(valid_range(5, 5, 1, 0, 1), (1, 5));
+        assert_eq!(valid_range(5, 5, 1, 1, 1), (0, 5));
+        assert_eq!(valid_range(5, 5, 1, 2, 1), (0, 4));
+        // Stride 2, padding 1, 8 pixels → 4 outputs; offset 0 reads −1, 1, 3, 5.
+        assert_eq!(valid_range(4, 8, 2, 0, 1), (1, 4));
+        assert_eq!(valid_range(4, 8, 2, 2, 1), (0, 4));
+        // Entirely in the padding.
+        assert_eq!(valid_range(2, 1, 1, 3, 2), (0, 0));
+    }
+
+    #[test]
+    fn col2im_is_the_adjoint_of_im2col() {
+        // <im2col(x), p> = <x, col2im(p)> for any x and p, with stride and padding.
+        for (stride, padding, kernel) in [
+            ([1, 1], [1, 1], [3, 3]),
+            ([2, 2], [1, 1], [3, 3]),
+            ([2, 1], [0, 2], [1, 3]),
+        ] {
+            let g = Geometry::new([2, 3, 7, 6], [4, 3, kernel[0], kernel[1]], stride, padding);
+            let x: Vec<f32> = (0..2 * 3 * 7 * 6)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 17.0)
+                .collect();
+            let p: Vec<f32> = (0..g.batch * g.k() * g.l())
+                .map(|i| ((i * 53 % 89) as f32 - 44.0) / 13.0)
+                .collect();
+            let image_len = 3 * 7 * 6;
+            let (mut patches, mut back) = (vec![0.0; g.batch * g.k() * g.l()], vec![0.0; x.len()]);
+            for n in 0..g.batch {
+                let (pn, xn) = (
+                    n * g.k() * g.l()..(n + 1) * g.k() * g.l(),
+                    n * image_len..(n + 1) * image_len,
+                );
+                im2col_sample(&x[xn.clone()], &g, &mut patches[pn.clone()]);
+                col2im_sample(&p[pn], &g, &mut back[xn]);
+            }
+            let lhs: f64 = patches
+                .iter()
+                .zip(&p)
+                .map(|(a, b)| (*a as f64) * (*b as f64))
+                .sum();
+            let rhs: f64 = x
+                .iter()
+                .zip(&back)
+                .map(|(a, b)| (*a as f64) * (*b as f64))
+                .sum();
+            assert!(
+                (lhs - rhs).abs() < 1e-6 * lhs.abs().max(1.0),
+                "{lhs} vs {rhs}"
+            );
+        }
+    }
+}
