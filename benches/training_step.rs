@@ -56,7 +56,7 @@ fn resnet(c: &mut Criterion) {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(20));
     group.throughput(Throughput::Elements(batch as u64));
-    for algorithm in [ConvAlgorithm::Im2col, ConvAlgorithm::Direct] {
+    for algorithm in [ConvAlgorithm::Auto, ConvAlgorithm::Direct] {
         group.bench_function(BenchmarkId::new("conv", format!("{algorithm:?}")), |b| {
             b.iter_custom(|iters| {
                 let model: ResNet<B> = CifarResNetConfig::new(20)

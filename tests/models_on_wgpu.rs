@@ -55,7 +55,11 @@ fn resnets_match_ndarray() {
             .into_data()
             .to_vec()
             .unwrap();
-    for algorithm in [ConvAlgorithm::Direct, ConvAlgorithm::Im2col] {
+    for algorithm in [
+        ConvAlgorithm::Direct,
+        ConvAlgorithm::Im2col,
+        ConvAlgorithm::Auto,
+    ] {
         let config = CifarResNetConfig::new(8).with_conv_algorithm(algorithm);
         let on_cpu: ResNet<Cpu> = config.init(&cpu);
         let on_gpu: ResNet<Gpu> = transfer(on_cpu.clone(), config.init(&gpu), &gpu);

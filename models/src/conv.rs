@@ -16,12 +16,18 @@ use serde::{Deserialize, Serialize};
 use crate::im2col::conv2d_im2col;
 
 /// How a [`ConvLayer`] computes its convolution.
+///
+/// Measured on a 2-core machine (ResNet-20 training step, batch 128 on ndarray, 32 on wgpu with
+/// Mesa's lavapipe): ndarray 5.7 img/s `Direct` vs 98 img/s `Im2col`; lavapipe 8.5 img/s
+/// `Direct` vs 5.7 img/s `Im2col`. [`Auto`](Self::Auto) picks the faster one per backend.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ConvAlgorithm {
+    /// `Im2col` where it has native kernels (ndarray), `Direct` everywhere else.
+    #[default]
+    Auto,
     /// Burn's `conv2d` operation and its backward. Fast forward everywhere; on ndarray the
     /// weight gradient is computed as a convolution with the whole output-gradient map as
     /// kernel, which is very slow.
-    #[default]
     Direct,
     /// im2col: the input patches are gathered into a matrix and the convolution is a matrix
     /// product, so forward *and* backward are matrix products (weight gradient = output
@@ -53,7 +59,7 @@ pub struct ConvLayerConfig {
     )]
     pub initializer: Initializer,
     /// The algorithm.
-    #[config(default = "ConvAlgorithm::Direct")]
+    #[config(default = "ConvAlgorithm::Auto")]
     pub algorithm: ConvAlgorithm,
 }
 
@@ -98,33 +104,53 @@ impl<B: Backend> ConvLayer<B> {
     pub fn forward(&self, input: Tensor<B, 4>) -> Tensor<B, 4> {
         let bias = self.bias.as_ref().map(|bias| bias.val());
         match self.algorithm.0 {
-            ConvAlgorithm::Direct => conv2d(
-                input,
-                self.weight.val(),
-                bias,
-                ConvOptions::new(self.stride, self.padding, [1, 1], 1),
-            ),
+            ConvAlgorithm::Direct => self.forward_direct(input, bias),
             ConvAlgorithm::Im2col => self.forward_im2col(input, bias),
+            ConvAlgorithm::Auto => match self.forward_native(input, bias) {
+                Ok(output) => output,
+                Err((input, bias)) => self.forward_direct(input, bias),
+            },
         }
     }
 
-    fn forward_im2col(&self, input: Tensor<B, 4>, bias: Option<Tensor<B, 1>>) -> Tensor<B, 4> {
+    fn forward_direct(&self, input: Tensor<B, 4>, bias: Option<Tensor<B, 1>>) -> Tensor<B, 4> {
+        let options = ConvOptions::new(self.stride, self.padding, [1, 1], 1);
+        conv2d(input, self.weight.val(), bias, options)
+    }
+
+    /// The im2col convolution with native kernels, if the backend has them; otherwise the
+    /// inputs come back.
+    #[allow(clippy::type_complexity)]
+    fn forward_native(
+        &self,
+        input: Tensor<B, 4>,
+        bias: Option<Tensor<B, 1>>,
+    ) -> Result<Tensor<B, 4>, (Tensor<B, 4>, Option<Tensor<B, 1>>)> {
         #[cfg(feature = "ndarray-kernels")]
-        let input = match crate::ndarray_conv::conv2d_gemm(
+        let input = match crate::ndarray_kernels::conv::conv2d_gemm(
             input,
             self.weight.val(),
             self.stride,
             self.padding,
         ) {
             Ok(output) => {
-                return match bias {
+                return Ok(match bias {
                     Some(bias) => output + bias.reshape([1, -1, 1, 1]),
                     None => output,
-                };
+                });
             }
             Err((input, _)) => input,
         };
-        conv2d_im2col(input, self.weight.val(), bias, self.stride, self.padding)
+        Err((input, bias))
+    }
+
+    fn forward_im2col(&self, input: Tensor<B, 4>, bias: Option<Tensor<B, 1>>) -> Tensor<B, 4> {
+        match self.forward_native(input, bias) {
+            Ok(output) => output,
+            Err((input, bias)) => {
+                conv2d_im2col(input, self.weight.val(), bias, self.stride, self.padding)
+            }
+        }
     }
 
     /// The algorithm this layer uses.

@@ -17,7 +17,7 @@ pub mod lstm_lm;
 pub mod metrics;
 pub mod mlp;
 #[cfg(feature = "ndarray-kernels")]
-mod ndarray_conv;
+mod ndarray_kernels;
 pub mod output;
 pub mod parameters;
 pub mod resnet;

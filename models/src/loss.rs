@@ -24,6 +24,41 @@ pub fn label_smoothed_cross_entropy<B: Backend>(
     smoothing: f64,
     pad: Option<usize>,
 ) -> SmoothedCrossEntropy<B> {
+    #[cfg(feature = "ndarray-kernels")]
+    let (logits, targets) = {
+        let kept = match pad {
+            Some(pad) => targets
+                .clone()
+                .not_equal_elem(pad as i64)
+                .int()
+                .sum()
+                .float(),
+            None => Tensor::<B, 1>::from_floats([targets.dims()[0] as f32], &targets.device()),
+        };
+        match crate::ndarray_kernels::cross_entropy::cross_entropy_sums(
+            logits, targets, smoothing, pad,
+        ) {
+            Ok(sums) => {
+                let loss_sum = sums.clone().narrow(0, 0, 1);
+                return SmoothedCrossEntropy {
+                    loss: loss_sum.div(kept.clamp_min(1.0)),
+                    nll_sum: sums.narrow(0, 1, 1),
+                };
+            }
+            Err(inputs) => inputs,
+        }
+    };
+    tensor_op_cross_entropy(logits, targets, smoothing, pad)
+}
+
+/// [`label_smoothed_cross_entropy`] with Burn tensor operations (every backend without a native
+/// kernel, and the reference the kernel is tested against).
+pub(crate) fn tensor_op_cross_entropy<B: Backend>(
+    logits: Tensor<B, 2>,
+    targets: Tensor<B, 1, Int>,
+    smoothing: f64,
+    pad: Option<usize>,
+) -> SmoothedCrossEntropy<B> {
     let [rows, classes] = logits.dims();
     let log_p = log_softmax(logits, 1);
     let nll = log_p
@@ -102,6 +137,48 @@ mod tests {
         // All padding: zero, not NaN.
         let (loss, nll) = run(vec![1.0, 2.0], [1, 2], vec![0], 0.1, Some(0));
         assert_eq!((loss, nll), (0.0, 0.0));
+    }
+
+    #[test]
+    fn native_kernel_gradients_match_tensor_operations() {
+        use crate::test_support::{TestAutodiffBackend, assert_tensors_close};
+        use burn::tensor::Distribution;
+        let device = Default::default();
+        let logits = Tensor::<TestAutodiffBackend, 2>::random(
+            [9, 7],
+            Distribution::Normal(0.0, 2.0),
+            &device,
+        );
+        let targets = Tensor::<TestAutodiffBackend, 1, Int>::from_data(
+            TensorData::new(vec![0i64, 3, 6, 1, 0, 2, 5, 4, 0], [9]),
+            &device,
+        );
+        for (smoothing, pad) in [(0.0, None), (0.1, Some(0)), (0.3, Some(4))] {
+            let gradient = |native: bool| {
+                let logits = logits.clone().detach().require_grad();
+                let result = if native {
+                    label_smoothed_cross_entropy(logits.clone(), targets.clone(), smoothing, pad)
+                } else {
+                    tensor_op_cross_entropy(logits.clone(), targets.clone(), smoothing, pad)
+                };
+                // Both outputs feed the loss, with different weights.
+                let total =
+                    result.loss.clone().mul_scalar(3.0) + result.nll_sum.clone().mul_scalar(0.5);
+                let grads = total.backward();
+                (
+                    result.loss.into_scalar(),
+                    result.nll_sum.into_scalar(),
+                    logits.grad(&grads).unwrap(),
+                )
+            };
+            let (loss_a, nll_a, grad_a) = gradient(true);
+            let (loss_b, nll_b, grad_b) = gradient(false);
+            assert!(
+                (loss_a - loss_b).abs() < 1e-5 && (nll_a - nll_b).abs() < 1e-4,
+                "ε = {smoothing}"
+            );
+            assert_tensors_close(grad_a, grad_b, 1e-5);
+        }
     }
 
     #[derive(Deserialize)]

@@ -112,6 +112,7 @@ pub fn fused_lstm_forward<B: Backend>(
     state: Option<LstmState<B, 2>>,
 ) -> (Tensor<B, 3>, LstmState<B, 2>) {
     let [batch, time, d_input] = input.dims();
+    assert!(time > 0, "an LSTM needs at least one time step");
     let hidden = layer.d_hidden;
     let device = input.device();
     // Gate order in the fused matrices: input, forget, output (sigmoid), then cell (tanh).
@@ -152,7 +153,46 @@ pub fn fused_lstm_forward<B: Backend>(
             b_x + b_h
         })
         .collect();
-    let bias = Tensor::cat(biases, 0).unsqueeze_dim::<2>(0);
+    let bias = Tensor::cat(biases, 0);
+
+    #[cfg(feature = "ndarray-kernels")]
+    let (input, w_x, w_h, bias, state) = {
+        let packed_state = match state {
+            Some(state) => Tensor::stack::<3>(vec![state.hidden, state.cell], 0),
+            None => Tensor::zeros([2, batch, hidden], &device),
+        };
+        match crate::ndarray_kernels::lstm::lstm_layer(input, w_x, w_h, bias, packed_state) {
+            Ok(packed) => {
+                // Rows 0..T: h_1 … h_T; row T: c_T.
+                let output = packed.clone().slice([0..batch, 0..time, 0..hidden]);
+                let last_hidden = output
+                    .clone()
+                    .slice([0..batch, time - 1..time, 0..hidden])
+                    .reshape([batch, hidden]);
+                let last_cell = packed
+                    .slice([0..batch, time..time + 1, 0..hidden])
+                    .reshape([batch, hidden]);
+                return (output, LstmState::new(last_cell, last_hidden));
+            }
+            Err((input, w_x, w_h, bias, packed_state)) => {
+                let hidden_state = packed_state
+                    .clone()
+                    .slice([0..1, 0..batch, 0..hidden])
+                    .reshape([batch, hidden]);
+                let cell = packed_state
+                    .slice([1..2, 0..batch, 0..hidden])
+                    .reshape([batch, hidden]);
+                (
+                    input,
+                    w_x,
+                    w_h,
+                    bias,
+                    Some(LstmState::new(cell, hidden_state)),
+                )
+            }
+        }
+    };
+    let bias = bias.unsqueeze_dim::<2>(0);
 
     // [batch·time, 4H], then [batch, time, 4H].
     let projected = (input.reshape([batch * time, d_input]).matmul(w_x) + bias).reshape([

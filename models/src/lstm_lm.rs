@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::adaptive_softmax::{AdaptiveSoftmax, AdaptiveSoftmaxConfig};
 use crate::carried_state::CarriedState;
+use crate::loss::label_smoothed_cross_entropy;
 use crate::lstm::{LstmAlgorithm, StackedLstm, StackedLstmConfig};
 use crate::output::LmOutput;
 
@@ -244,10 +245,7 @@ impl<B: Backend> LstmLm<B> {
         let targets = targets.reshape([tokens]);
         let nll_sum = match &self.adaptive {
             Some(adaptive) => adaptive.nll_sum(rows, targets),
-            None => log_softmax(self.logits(rows), 1)
-                .gather(1, targets.reshape([tokens, 1]))
-                .sum()
-                .neg(),
+            None => label_smoothed_cross_entropy(self.logits(rows), targets, 0.0, None).nll_sum,
         };
         let loss = nll_sum.clone().div_scalar(tokens as f64);
         (

@@ -40,7 +40,7 @@ pub struct CifarResNetConfig {
     #[config(default = "Shortcut::Projection")]
     pub shortcut: Shortcut,
     /// How every convolution is computed (same results, different speed per backend).
-    #[config(default = "ConvAlgorithm::Direct")]
+    #[config(default = "ConvAlgorithm::Auto")]
     pub conv_algorithm: ConvAlgorithm,
 }
 
@@ -55,7 +55,7 @@ pub struct ImageNetResNetConfig {
     #[config(default = 1000)]
     pub num_classes: usize,
     /// How every convolution is computed.
-    #[config(default = "ConvAlgorithm::Direct")]
+    #[config(default = "ConvAlgorithm::Auto")]
     pub conv_algorithm: ConvAlgorithm,
 }
 
@@ -408,7 +408,9 @@ mod tests {
     #[test]
     fn both_conv_algorithms_compute_the_same_network() {
         let device = Default::default();
-        let direct: ResNet<TestBackend> = CifarResNetConfig::new(8).init(&device);
+        let direct: ResNet<TestBackend> = CifarResNetConfig::new(8)
+            .with_conv_algorithm(ConvAlgorithm::Direct)
+            .init(&device);
         let im2col: ResNet<TestBackend> = CifarResNetConfig::new(8)
             .with_conv_algorithm(ConvAlgorithm::Im2col)
             .init(&device)

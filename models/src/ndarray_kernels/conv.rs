@@ -16,15 +16,14 @@ use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::ndarray::NdArrayTensor;
-use burn::backend::{Autodiff, NdArray};
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;
-use burn::tensor::{Tensor, TensorMetadata, TensorPrimitive};
-use ndarray::{ArcArray, IxDyn};
+use burn::tensor::{Tensor, TensorPrimitive};
 use rayon::prelude::*;
 
-type Inner = NdArray<f32>;
-type Ad = Autodiff<Inner>;
+use super::{
+    Ad, Inner, Matrix, checked_cast, f32_array, gemm, inner, nd_tensor, primitive, same_type, slice,
+};
 
 /// The geometry of one convolution.
 #[derive(Clone, Copy, Debug)]
@@ -72,23 +71,6 @@ impl Geometry {
     fn l(&self) -> usize {
         self.out_height * self.out_width
     }
-}
-
-fn f32_array(tensor: NdArrayTensor) -> ArcArray<f32, IxDyn> {
-    match tensor {
-        NdArrayTensor::F32(array) if array.is_standard_layout() => array,
-        NdArrayTensor::F32(array) => array.as_standard_layout().into_owned().into_shared(),
-        other => panic!(
-            "the ndarray convolution kernels take f32 tensors, got {:?}",
-            other.dtype()
-        ),
-    }
-}
-
-fn nd_tensor(values: Vec<f32>, shape: &[usize]) -> NdArrayTensor {
-    NdArrayTensor::F32(
-        ArcArray::from_shape_vec(IxDyn(shape), values).expect("shape matches the values"),
-    )
 }
 
 /// The output positions `lo..hi` along one axis whose input position `o·stride + offset −
@@ -174,63 +156,6 @@ fn col2im_sample(patches: &[f32], g: &Geometry, image: &mut [f32]) {
     }
 }
 
-/// A row-major matrix view for [`gemm`]: `rows × cols` with the given strides.
-#[derive(Clone, Copy)]
-struct Matrix<'a> {
-    data: &'a [f32],
-    row_stride: isize,
-    col_stride: isize,
-}
-
-impl<'a> Matrix<'a> {
-    fn row_major(data: &'a [f32], cols: usize) -> Self {
-        Self {
-            data,
-            row_stride: cols as isize,
-            col_stride: 1,
-        }
-    }
-
-    /// The transpose of a row-major matrix with `cols` columns.
-    fn transposed(data: &'a [f32], cols: usize) -> Self {
-        Self {
-            data,
-            row_stride: 1,
-            col_stride: cols as isize,
-        }
-    }
-}
-
-/// `c ← a·b + beta·c`, `a: m × k`, `b: k × n`, `c: m × n` row-major.
-fn gemm(m: usize, k: usize, n: usize, a: Matrix<'_>, b: Matrix<'_>, beta: f32, c: &mut [f32]) {
-    assert!(c.len() >= m * n, "gemm output too small");
-    let a_end = (m.saturating_sub(1) as isize * a.row_stride
-        + k.saturating_sub(1) as isize * a.col_stride) as usize;
-    let b_end = (k.saturating_sub(1) as isize * b.row_stride
-        + n.saturating_sub(1) as isize * b.col_stride) as usize;
-    assert!(m * k == 0 || a_end < a.data.len(), "gemm: a out of bounds");
-    assert!(k * n == 0 || b_end < b.data.len(), "gemm: b out of bounds");
-    // SAFETY: the bounds of a, b and c were checked above for the given shapes and strides.
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.data.as_ptr(),
-            a.row_stride,
-            a.col_stride,
-            b.data.as_ptr(),
-            b.row_stride,
-            b.col_stride,
-            beta,
-            c.as_mut_ptr(),
-            n as isize,
-            1,
-        );
-    }
-}
-
 /// `y_n = W · im2col(x_n)` for every image, in parallel, one image's patches at a time.
 fn forward_slices(input: &[f32], weight: &[f32], g: &Geometry) -> Vec<f32> {
     let (k, l, o) = (g.k(), g.l(), g.out_channels);
@@ -306,18 +231,6 @@ fn input_gradient(weight: &[f32], grad: &[f32], g: &Geometry) -> Vec<f32> {
     input_grad
 }
 
-fn inner<const D: usize>(tensor: NdArrayTensor) -> Tensor<Inner, D> {
-    Tensor::from_primitive(TensorPrimitive::Float(tensor))
-}
-
-fn primitive<const D: usize>(tensor: Tensor<Inner, D>) -> NdArrayTensor {
-    tensor.into_primitive().tensor()
-}
-
-fn slice(array: &ArcArray<f32, IxDyn>) -> &[f32] {
-    array.as_slice().expect("standard layout")
-}
-
 /// Forward on plain ndarray tensors: `y = W·im2col(x)`, `[n, o, h', w']`.
 fn forward(input: NdArrayTensor, weight: NdArrayTensor, g: &Geometry) -> NdArrayTensor {
     let (input, weight) = (f32_array(input), f32_array(weight));
@@ -376,22 +289,6 @@ fn autodiff_forward(
         }
         OpsKind::UnTracked(prep) => prep.finish(forward(input.primitive, weight.primitive, &g)),
     }
-}
-
-fn cast<T: 'static, U: 'static>(value: T) -> Result<U, T> {
-    let mut slot = Some(value);
-    match (&mut slot as &mut dyn core::any::Any).downcast_mut::<Option<U>>() {
-        Some(target) => Ok(target.take().expect("just filled")),
-        None => Err(slot.expect("untouched")),
-    }
-}
-
-fn same_type<T: 'static, U: 'static>() -> bool {
-    core::any::TypeId::of::<T>() == core::any::TypeId::of::<U>()
-}
-
-fn checked_cast<T: 'static, U: 'static>(value: T) -> U {
-    cast(value).unwrap_or_else(|_| unreachable!("the types were compared first"))
 }
 
 /// The im2col convolution (no bias) with the native kernels, if `B` is `NdArray<f32>` or
