@@ -1,9 +1,11 @@
 //! # radam-train
 //!
 //! The facade of the radam-burn workspace: the [RAdam optimizer](optim), the [models] and the
-//! [datasets] of the paper's experiments, and the pieces every training program shares —
-//! [backend] selection (`ndarray` or `wgpu`, picked at run time) and metric [renderer]s that
-//! suit log files as well as terminals.
+//! [datasets] of the paper's experiments, and the training harness every example shares —
+//! [backend] selection (`ndarray` or `wgpu`, picked at run time), [optimizer] choice (RAdam and
+//! the baselines), learning-rate [schedule]s, the [r_t metric](rectification_metric), metric
+//! [renderer]s, the per-epoch [history] with its CSV and [plot], [BLEU](bleu), and the paper's
+//! [tasks] run through the [harness].
 //!
 //! Everything model- and optimizer-side is generic over `B: Backend`; only this crate names the
 //! concrete backends.
@@ -15,4 +17,12 @@ pub use radam_datasets as datasets;
 pub use radam_models as models;
 
 pub mod backend;
+pub mod bleu;
+pub mod harness;
+pub mod history;
+pub mod optimizer;
+pub mod plot;
+pub mod rectification_metric;
 pub mod renderer;
+pub mod schedule;
+pub mod tasks;

@@ -1,0 +1,625 @@
+//! The training harness every example shares: command-line flags, the artifact directory
+//! (checkpoints, resume, CSV, plot, final model) and one `LearnerBuilder` set-up.
+
+use std::fmt;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use burn::data::dataloader::DataLoader;
+use burn::module::AutodiffModule;
+use burn::record::DefaultRecorder;
+use burn::tensor::backend::AutodiffBackend;
+use burn::train::metric::{ItemLazy, LearningRateMetric};
+use burn::train::renderer::MetricsRenderer;
+use burn::train::renderer::tui::TuiMetricsRenderer;
+use burn::train::{LearnerBuilder, LearningStrategy, TrainStep, ValidStep};
+use serde::{Deserialize, Serialize};
+
+use crate::history::{History, RecordingRenderer};
+use crate::optimizer::{AnyOptimizer, OptimizerKind, OptimizerSettings};
+use crate::plot::plot_history;
+use crate::rectification_metric::RectificationMetric;
+use crate::renderer::PlainRenderer;
+use crate::schedule::{Decay, Schedule};
+
+/// Where a run trains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// The CPU, through ndarray.
+    Ndarray,
+    /// A GPU (or a software Vulkan driver), through wgpu.
+    Wgpu,
+}
+
+/// The learning-rate schedule after warmup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScheduleKind {
+    /// The base rate throughout.
+    Constant,
+    /// ×0.1 after 50 % and after 75 % of the epochs (the paper's CIFAR schedule).
+    Step,
+    /// Linear decay to zero over the run (the paper's NMT schedule).
+    Linear,
+}
+
+/// How big a model and data set: `tiny` is for tests (seconds), `small` finishes on two CPU
+/// cores in minutes, `paper` is the paper's configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SizePreset {
+    /// Seconds: for tests and smoke runs.
+    Tiny,
+    /// Minutes on a 2-core CPU, visibly learning.
+    Small,
+    /// The paper's model and schedule.
+    Paper,
+}
+
+/// The flags every training example takes.
+#[derive(clap::Args, Clone, Debug)]
+pub struct TrainArgs {
+    /// Where to train: the CPU (ndarray) or a GPU through Vulkan (wgpu).
+    #[arg(long, value_enum, default_value_t = BackendKind::Ndarray)]
+    pub backend: BackendKind,
+    /// The optimizer.
+    #[arg(long, value_enum, default_value_t = OptimizerKind::Radam)]
+    pub optimizer: OptimizerKind,
+    /// Linear learning-rate warmup over this many steps (for the baselines; RAdam needs none).
+    #[arg(long, default_value_t = 0)]
+    pub warmup: usize,
+    /// Base learning rate [default: the task's, per optimizer].
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Learning-rate schedule after warmup [default: the task's].
+    #[arg(long, value_enum)]
+    pub schedule: Option<ScheduleKind>,
+    /// Weight decay (L2; decoupled for AdamW) [default: the task's].
+    #[arg(long)]
+    pub weight_decay: Option<f32>,
+    /// Epochs to train [default: the task's, per size].
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Batch size [default: the task's, per size].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Seed of the weights, the data order and the augmentation.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Model and data size.
+    #[arg(long, value_enum, default_value_t = SizePreset::Small)]
+    pub size: SizePreset,
+    /// Where checkpoints, metrics.csv, curves.png and model.mpk go
+    /// [default: artifacts/<task>-<optimizer>].
+    #[arg(long)]
+    pub artifact_dir: Option<PathBuf>,
+    /// Continue the run in the artifact directory from its last checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// Stop after this epoch, as if interrupted (the schedule still spans `--epochs`);
+    /// `--resume` continues exactly where it stopped.
+    #[arg(long, value_name = "EPOCH")]
+    pub stop_after: Option<usize>,
+    /// One log line per epoch instead of the terminal dashboard (automatic when standard
+    /// output is not a terminal).
+    #[arg(long)]
+    pub plain: bool,
+    /// A directory with the real data set instead of the built-in one.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// A task's defaults for the flags a user may leave out.
+#[derive(Clone, Debug)]
+pub struct TaskDefaults {
+    /// Short name, used for the artifact directory (`cifar`, `lm`, `nmt`).
+    pub name: &'static str,
+    /// Epochs.
+    pub epochs: usize,
+    /// Batch size.
+    pub batch_size: usize,
+    /// Learning rate of the adaptive optimizers.
+    pub adaptive_lr: f64,
+    /// Learning rate of SGD.
+    pub sgd_lr: f64,
+    /// Weight decay.
+    pub weight_decay: f32,
+    /// Schedule.
+    pub schedule: ScheduleKind,
+}
+
+/// A run's fully resolved settings, saved as `run.json` so that `--resume` can refuse to mix
+/// runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunSettings {
+    /// The task.
+    pub task: String,
+    /// Backend.
+    pub backend: BackendKind,
+    /// Optimizer and its hyper-parameters.
+    pub optimizer: OptimizerSettings,
+    /// Base learning rate.
+    pub lr: f64,
+    /// Warmup steps.
+    pub warmup: usize,
+    /// Schedule.
+    pub schedule: ScheduleKind,
+    /// Epochs.
+    pub epochs: usize,
+    /// Batch size.
+    pub batch_size: usize,
+    /// Seed.
+    pub seed: u64,
+    /// Size preset.
+    pub size: SizePreset,
+    /// The data directory, if not built-in.
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Why a run could not start or finish.
+#[derive(Debug)]
+pub enum HarnessError {
+    /// A flag's value is unusable.
+    Invalid(String),
+    /// The data could not be loaded.
+    Data(radam_datasets::DataError),
+    /// `--resume` found nothing to resume, or a different run.
+    Resume(String),
+    /// The artifact directory could not be written.
+    Io(String),
+}
+
+impl fmt::Display for HarnessError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Invalid(message) | Self::Resume(message) | Self::Io(message) => {
+                f.write_str(message)
+            }
+            Self::Data(error) => write!(f, "{error}"),
+        }
+    }
+}
+
+impl std::error::Error for HarnessError {}
+
+impl From<radam_datasets::DataError> for HarnessError {
+    fn from(error: radam_datasets::DataError) -> Self {
+        Self::Data(error)
+    }
+}
+
+fn io_error(what: &str, path: &Path, error: impl fmt::Display) -> HarnessError {
+    HarnessError::Io(format!("cannot {what} {}: {error}", path.display()))
+}
+
+/// Files a run writes into its artifact directory (besides Burn's `train/`, `valid/` logs).
+const CSV: &str = "metrics.csv";
+const PLOT: &str = "curves.png";
+const SETTINGS: &str = "run.json";
+const MODEL: &str = "model";
+
+/// One training run: its settings, its artifact directory, and where it starts.
+#[derive(Clone, Debug)]
+pub struct Session {
+    settings: RunSettings,
+    dir: PathBuf,
+    start_epoch: usize,
+    stop_after: usize,
+    plain: bool,
+    title: String,
+}
+
+impl Session {
+    /// Resolves `args` against the task's `defaults`, prepares the artifact directory and, with
+    /// `--resume`, finds the last complete checkpoint.
+    ///
+    /// # Errors
+    /// Unusable flag values; `--resume` without a checkpoint, or with settings that differ from
+    /// the interrupted run's; an artifact directory that cannot be written.
+    pub fn open(args: &TrainArgs, defaults: &TaskDefaults) -> Result<Self, HarnessError> {
+        let lr = args.lr.unwrap_or(match args.optimizer {
+            OptimizerKind::Sgd => defaults.sgd_lr,
+            _ => defaults.adaptive_lr,
+        });
+        let settings = RunSettings {
+            task: defaults.name.to_string(),
+            backend: args.backend,
+            optimizer: OptimizerSettings::new(
+                args.optimizer,
+                args.weight_decay.unwrap_or(defaults.weight_decay),
+            ),
+            lr,
+            warmup: args.warmup,
+            schedule: args.schedule.unwrap_or(defaults.schedule),
+            epochs: args.epochs.unwrap_or(defaults.epochs),
+            batch_size: args.batch_size.unwrap_or(defaults.batch_size),
+            seed: args.seed,
+            size: args.size,
+            data_dir: args.data_dir.clone(),
+        };
+        if settings.epochs == 0 || settings.batch_size == 0 {
+            return Err(HarnessError::Invalid(
+                "--epochs and --batch-size must be at least 1".to_string(),
+            ));
+        }
+        // Validates the learning rate and the optimizer's hyper-parameters up front.
+        Schedule::new(lr, settings.warmup, Decay::Constant).map_err(HarnessError::Invalid)?;
+        settings
+            .optimizer
+            .radam_config()
+            .validate()
+            .map_err(|e| HarnessError::Invalid(e.to_string()))?;
+        if let Some(dir) = &settings.data_dir
+            && !dir.is_dir()
+        {
+            return Err(HarnessError::Invalid(format!(
+                "--data-dir {}: no such directory",
+                dir.display()
+            )));
+        }
+        let dir = args.artifact_dir.clone().unwrap_or_else(|| {
+            PathBuf::from("artifacts").join(format!(
+                "{}-{}",
+                defaults.name,
+                format!("{:?}", args.optimizer).to_lowercase()
+            ))
+        });
+        if args.stop_after == Some(0) {
+            return Err(HarnessError::Invalid(
+                "--stop-after must be at least 1".to_string(),
+            ));
+        }
+        let stop_after = args
+            .stop_after
+            .unwrap_or(settings.epochs)
+            .min(settings.epochs);
+        let start_epoch = if args.resume {
+            Self::resume_point(&dir, &settings)?
+        } else {
+            Self::start_afresh(&dir)?;
+            0
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| io_error("create", &dir, e))?;
+        let json = serde_json::to_string_pretty(&settings).expect("settings serialise");
+        std::fs::write(dir.join(SETTINGS), json)
+            .map_err(|e| io_error("write", &dir.join(SETTINGS), e))?;
+        let title = format!(
+            "{} · {} lr {} · {}",
+            defaults.name,
+            settings.optimizer.kind,
+            settings.lr,
+            settings.backend_name()
+        );
+        Ok(Self {
+            settings,
+            dir,
+            start_epoch,
+            stop_after,
+            plain: args.plain || !std::io::stdout().is_terminal(),
+            title,
+        })
+    }
+
+    /// Removes what a previous run left in `dir` (its checkpoints would otherwise be mixed
+    /// with this run's).
+    fn start_afresh(dir: &Path) -> Result<(), HarnessError> {
+        let checkpoints = dir.join("checkpoint");
+        if checkpoints.is_dir() {
+            println!(
+                "note: starting afresh in {} (replacing the previous run there; --resume continues it)",
+                dir.display()
+            );
+        }
+        for sub in ["checkpoint", "train", "valid"] {
+            let path = dir.join(sub);
+            if path.is_dir() {
+                std::fs::remove_dir_all(&path).map_err(|e| io_error("remove", &path, e))?;
+            }
+        }
+        for file in [CSV, PLOT, "model.mpk", "experiment.log"] {
+            let path = dir.join(file);
+            if path.is_file() {
+                std::fs::remove_file(&path).map_err(|e| io_error("remove", &path, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The last epoch with a complete checkpoint (model, optimizer and scheduler) in `dir`.
+    fn resume_point(dir: &Path, settings: &RunSettings) -> Result<usize, HarnessError> {
+        let checkpoints = dir.join("checkpoint");
+        let saved: RunSettings = std::fs::read_to_string(dir.join(SETTINGS))
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .ok_or_else(|| {
+                HarnessError::Resume(format!(
+                    "nothing to resume in {}: it holds no run (no readable {SETTINGS})",
+                    dir.display()
+                ))
+            })?;
+        let mut comparable = saved.clone();
+        comparable.epochs = settings.epochs;
+        if saved.epochs != settings.epochs && settings.schedule != ScheduleKind::Constant {
+            println!(
+                "note: --epochs changed from {} to {}: the {:?} schedule is stretched to the new length",
+                saved.epochs, settings.epochs, settings.schedule
+            );
+        }
+        if comparable != *settings {
+            return Err(HarnessError::Resume(format!(
+                "cannot resume {}: it was trained with different settings.\n  saved:     {}\n  requested: {}",
+                dir.display(),
+                serde_json::to_string(&saved).unwrap_or_default(),
+                serde_json::to_string(settings).unwrap_or_default()
+            )));
+        }
+        let complete = |epoch: usize| {
+            ["model", "optim", "scheduler"]
+                .iter()
+                .all(|kind| checkpoints.join(format!("{kind}-{epoch}.mpk")).is_file())
+        };
+        let last = std::fs::read_dir(&checkpoints)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| {
+                let name = entry.file_name().into_string().ok()?;
+                name.strip_prefix("model-")?.strip_suffix(".mpk")?.parse().ok()
+            })
+            .filter(|&epoch| complete(epoch))
+            .max()
+            .ok_or_else(|| {
+                HarnessError::Resume(format!(
+                    "nothing to resume in {}: no complete checkpoint (model, optim and scheduler) in {}",
+                    dir.display(),
+                    checkpoints.display()
+                ))
+            })?;
+        if last >= settings.epochs {
+            return Err(HarnessError::Resume(format!(
+                "the run in {} already finished {last} of {} epochs; ask for more with --epochs",
+                dir.display(),
+                settings.epochs
+            )));
+        }
+        Ok(last)
+    }
+
+    /// The resolved settings.
+    pub fn settings(&self) -> &RunSettings {
+        &self.settings
+    }
+
+    /// The artifact directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Epochs already trained (the checkpoint a resumed run starts from; 0 for a new run).
+    pub fn start_epoch(&self) -> usize {
+        self.start_epoch
+    }
+
+    /// The path of the final model (`model.mpk`).
+    pub fn model_path(&self) -> PathBuf {
+        self.dir.join(format!("{MODEL}.mpk"))
+    }
+
+    /// Prints a line of progress outside the Learner (data preparation, evaluation).
+    pub fn say(&self, text: impl fmt::Display) {
+        println!("{text}");
+    }
+
+    /// Trains `model` with the run's optimizer and schedule through Burn's `LearnerBuilder`:
+    /// loss, learning rate and (for RAdam) r_t plus the task's `metrics`; a checkpoint every
+    /// epoch; resume from the last one; the CSV and the plot after every epoch; the final
+    /// model saved as `model.mpk`.
+    ///
+    /// A resumed run continues the data order exactly when `train` shuffles with a seed: the
+    /// loader is advanced past the epochs already trained.
+    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+    pub fn fit<B, M, TI, VI, TO, VO>(
+        &self,
+        device: B::Device,
+        model: M,
+        train: Arc<dyn DataLoader<B, TI>>,
+        valid: Arc<dyn DataLoader<B::InnerBackend, VI>>,
+        steps_per_epoch: usize,
+        metrics: impl FnOnce(
+            LearnerBuilder<B, M, AnyOptimizer<M, B>, Schedule, TI, VI, TO, VO>,
+        )
+            -> LearnerBuilder<B, M, AnyOptimizer<M, B>, Schedule, TI, VI, TO, VO>,
+    ) -> Result<TrainedRun<M::InnerModule>, HarnessError>
+    where
+        B: AutodiffBackend,
+        M: AutodiffModule<B> + TrainStep<TI, TO> + fmt::Display + 'static,
+        M::InnerModule: ValidStep<VI, VO>,
+        TI: Send + 'static,
+        VI: Send + 'static,
+        TO: ItemLazy + 'static,
+        VO: ItemLazy + 'static,
+    {
+        let settings = &self.settings;
+        let optimizer = settings
+            .optimizer
+            .init::<B, M>()
+            .map_err(|e| HarnessError::Invalid(e.to_string()))?;
+        let total_steps = settings.epochs * steps_per_epoch;
+        let decay = match settings.schedule {
+            ScheduleKind::Constant => Decay::Constant,
+            ScheduleKind::Step => Decay::Step {
+                milestones: vec![total_steps / 2, total_steps * 3 / 4],
+                gamma: 0.1,
+            },
+            ScheduleKind::Linear => Decay::Linear {
+                total_steps: total_steps.max(1),
+            },
+        };
+        let schedule =
+            Schedule::new(settings.lr, settings.warmup, decay).map_err(HarnessError::Invalid)?;
+
+        // Epochs already trained drew their shuffles from the loader's generator.
+        for _ in 0..self.start_epoch {
+            drop(train.iter());
+        }
+        let history = Arc::new(Mutex::new(self.earlier_history()?));
+        let (csv, png, title) = (self.dir.join(CSV), self.dir.join(PLOT), self.title.clone());
+        let on_epoch = Box::new(move |history: &History| {
+            if let Err(error) = std::fs::write(&csv, history.to_csv()) {
+                eprintln!("warning: cannot write {}: {error}", csv.display());
+            }
+            if let Err(error) = plot_history(history, &title, &png) {
+                eprintln!("warning: no plot: {error}");
+            }
+        });
+
+        let mut builder = LearnerBuilder::new(&self.dir)
+            .with_file_checkpointer(DefaultRecorder::new())
+            .learning_strategy(LearningStrategy::SingleDevice(device))
+            .num_epochs(self.stop_after)
+            .with_application_logger(None)
+            .metric_train_numeric(LearningRateMetric::new());
+        if settings.optimizer.kind == OptimizerKind::Radam {
+            let steps_before = self.start_epoch * steps_per_epoch;
+            builder = builder.metric_train_numeric(RectificationMetric::new(
+                &settings.optimizer.radam_config(),
+                steps_before,
+            ));
+        }
+        builder = metrics(builder);
+        let inner: Box<dyn MetricsRenderer> = if self.plain {
+            Box::new(PlainRenderer::new())
+        } else {
+            Box::new(TuiMetricsRenderer::new(
+                builder.interrupter(),
+                (self.start_epoch > 0).then_some(self.start_epoch),
+            ))
+        };
+        builder = builder.renderer(RecordingRenderer::new(inner, history.clone(), on_epoch));
+        if self.start_epoch >= self.stop_after {
+            return Err(HarnessError::Invalid(format!(
+                "--stop-after {} is not after the checkpoint of epoch {}",
+                self.stop_after, self.start_epoch
+            )));
+        }
+        if self.start_epoch > 0 {
+            self.say(format!(
+                "resuming {} from epoch {} of {}",
+                self.dir.display(),
+                self.start_epoch,
+                settings.epochs
+            ));
+            builder = builder.checkpoint(self.start_epoch);
+        }
+
+        let started = Instant::now();
+        let learner = builder.build(model, optimizer, schedule);
+        let model = learner.fit(train, valid).model;
+        let wall_time = started.elapsed();
+
+        let path = self.dir.join(MODEL);
+        burn::module::Module::save_file(model.clone(), &path, &DefaultRecorder::new())
+            .map_err(|e| io_error("save the model to", &path, e))?;
+        let history = history.lock().expect("history lock poisoned").clone();
+        Ok(TrainedRun {
+            model,
+            history,
+            wall_time,
+        })
+    }
+
+    /// The epochs an interrupted run recorded before its last checkpoint.
+    fn earlier_history(&self) -> Result<History, HarnessError> {
+        let path = self.dir.join(CSV);
+        if self.start_epoch == 0 || !path.is_file() {
+            return Ok(History::default());
+        }
+        let mut history =
+            History::read_csv(&path).map_err(|e| HarnessError::Resume(e.to_string()))?;
+        history
+            .epochs
+            .retain(|record| record.epoch <= self.start_epoch);
+        Ok(history)
+    }
+}
+
+impl RunSettings {
+    fn backend_name(&self) -> &'static str {
+        match self.backend {
+            BackendKind::Ndarray => "ndarray",
+            BackendKind::Wgpu => "wgpu",
+        }
+    }
+}
+
+/// What a finished run gives back.
+pub struct TrainedRun<M> {
+    /// The trained model (without autodiff).
+    pub model: M,
+    /// Every epoch's metrics, including those of an interrupted run this one resumed.
+    pub history: History,
+    /// Training time of this process (excluding data preparation).
+    pub wall_time: Duration,
+}
+
+/// Runs `main` and turns its error into a message on standard error and exit code 2.
+pub fn exit_on_error(main: impl FnOnce() -> Result<(), HarnessError>) -> std::process::ExitCode {
+    match main() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+/// What a task reports when it finishes.
+#[derive(Clone, Debug)]
+pub struct RunReport {
+    /// Every epoch's metrics.
+    pub history: History,
+    /// Training time of this process.
+    pub wall_time: Duration,
+    /// The artifact directory.
+    pub artifact_dir: PathBuf,
+    /// Task-specific results, e.g. `("test BLEU", 12.3)`.
+    pub results: Vec<(String, f64)>,
+}
+
+impl RunReport {
+    /// The report of `run` in `session`, with the task's `results`.
+    pub fn new<M>(session: &Session, run: &TrainedRun<M>, results: Vec<(String, f64)>) -> Self {
+        Self {
+            history: run.history.clone(),
+            wall_time: run.wall_time,
+            artifact_dir: session.dir().to_path_buf(),
+            results,
+        }
+    }
+
+    /// Prints the closing lines: the last epoch's validation metrics, the task's results, the
+    /// time and where the artifacts are.
+    pub fn print(&self) {
+        print!("{}", self.history.summary_table());
+        if let Some(last) = self.history.last() {
+            let valid: Vec<String> = last
+                .values
+                .iter()
+                .filter(|((split, _), _)| *split == crate::history::Split::Valid)
+                .map(|((_, name), value)| format!("{name} {value:.4}"))
+                .collect();
+            println!("after epoch {}: valid {}", last.epoch, valid.join(", "));
+        }
+        for (name, value) in &self.results {
+            println!("{name}: {value:.2}");
+        }
+        println!(
+            "trained in {:.1} s; checkpoints, {CSV}, {PLOT} and model.mpk are in {}",
+            self.wall_time.as_secs_f64(),
+            self.artifact_dir.display()
+        );
+    }
+}

@@ -1,0 +1,190 @@
+//! ResNet on CIFAR-10/100 (`--data-dir`) or on the built-in procedural image set.
+
+use std::sync::Arc;
+
+use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
+use burn::data::dataset::Dataset;
+use burn::tensor::backend::AutodiffBackend;
+use burn::train::metric::{AccuracyMetric, LossMetric};
+use radam_datasets::batch::ImageBatch;
+use radam_datasets::cifar::{Cifar100Labels, CifarDataset, Split};
+use radam_datasets::image::{ImageBatcher, ImageItem, Normalization};
+use radam_datasets::shapes::ShapesDataset;
+use radam_models::resnet::CifarResNetConfig;
+
+use super::{OnBackend, on_backend};
+use crate::harness::{
+    HarnessError, RunReport, ScheduleKind, Session, SizePreset, TaskDefaults, TrainArgs,
+};
+
+/// Command-line arguments of the CIFAR example.
+#[derive(clap::Parser, Clone, Debug)]
+#[command(
+    name = "cifar_resnet",
+    about = "Train a CIFAR ResNet with RAdam (or a baseline)"
+)]
+pub struct CifarArgs {
+    /// Flags shared by every example.
+    #[command(flatten)]
+    pub train: TrainArgs,
+    /// ResNet depth, 6n + 2 (20, 32, 44, 56, 110) [default: 8 for --size tiny, else 20].
+    #[arg(long)]
+    pub depth: Option<usize>,
+    /// Images of the built-in data set used for training (a fifth of that for validation)
+    /// [default: per size].
+    #[arg(long)]
+    pub images: Option<usize>,
+}
+
+/// The defaults of each size: the paper's ResNet-20 schedule for `paper` (SGD 0.1, Adam/RAdam
+/// 0.003, weight decay 5e-4, step decay).
+pub fn defaults(size: SizePreset) -> TaskDefaults {
+    let (epochs, batch_size) = match size {
+        SizePreset::Tiny => (1, 16),
+        SizePreset::Small => (8, 64),
+        SizePreset::Paper => (200, 128),
+    };
+    TaskDefaults {
+        name: "cifar",
+        epochs,
+        batch_size,
+        adaptive_lr: 3e-3,
+        sgd_lr: 0.1,
+        weight_decay: 5e-4,
+        schedule: ScheduleKind::Step,
+    }
+}
+
+/// Trains the ResNet as `args` say and reports the metrics.
+///
+/// # Errors
+/// Bad flags, missing or malformed data, an unusable artifact directory.
+pub fn run(args: CifarArgs) -> Result<RunReport, HarnessError> {
+    let session = Session::open(&args.train, &defaults(args.train.size))?;
+    let depth = args.depth.unwrap_or(match args.train.size {
+        SizePreset::Tiny => 8,
+        _ => 20,
+    });
+    if depth < 8 || !(depth - 2).is_multiple_of(6) {
+        return Err(HarnessError::Invalid(format!(
+            "--depth {depth}: a CIFAR ResNet has depth 6n + 2 (8, 20, 32, 44, 56, 110)"
+        )));
+    }
+    on_backend(
+        args.train.backend,
+        CifarTask {
+            args,
+            session,
+            depth,
+        },
+    )
+}
+
+struct CifarTask {
+    args: CifarArgs,
+    session: Session,
+    depth: usize,
+}
+
+/// The data of a run: train and validation sets, their normalisation and class count.
+type ImageData = (
+    Arc<dyn Dataset<ImageItem>>,
+    Arc<dyn Dataset<ImageItem>>,
+    Normalization,
+    usize,
+);
+
+impl CifarTask {
+    fn data(&self) -> Result<ImageData, HarnessError> {
+        let Some(dir) = &self.session.settings().data_dir else {
+            let images = self.args.images.unwrap_or(match self.args.train.size {
+                SizePreset::Tiny => 128,
+                SizePreset::Small => 2500,
+                SizePreset::Paper => 50_000,
+            });
+            let seed = self.args.train.seed;
+            let train = ShapesDataset::new(images, seed.wrapping_mul(2) + 1);
+            let valid = ShapesDataset::new((images / 5).max(1), seed.wrapping_mul(2) + 2);
+            let normalization = Normalization::measure(&train, 1000);
+            self.session.say(format!(
+                "built-in shapes: {} training and {} validation images",
+                train.len(),
+                valid.len()
+            ));
+            return Ok((Arc::new(train), Arc::new(valid), normalization, 10));
+        };
+        let cifar10 =
+            dir.join("data_batch_1.bin").is_file() || dir.join("cifar-10-batches-bin").is_dir();
+        let (train, valid, normalization) = if cifar10 {
+            (
+                CifarDataset::cifar10(dir, Split::Train)?,
+                CifarDataset::cifar10(dir, Split::Test)?,
+                Normalization::cifar10(),
+            )
+        } else {
+            (
+                CifarDataset::cifar100(dir, Split::Train, Cifar100Labels::Fine)?,
+                CifarDataset::cifar100(dir, Split::Test, Cifar100Labels::Fine)?,
+                Normalization::cifar100(),
+            )
+        };
+        let classes = train.classes();
+        self.session.say(format!(
+            "{}: {} training and {} test images, {classes} classes",
+            dir.display(),
+            train.len(),
+            valid.len()
+        ));
+        Ok((Arc::new(train), Arc::new(valid), normalization, classes))
+    }
+}
+
+impl OnBackend for CifarTask {
+    type Output = RunReport;
+
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<RunReport, HarnessError> {
+        let settings = self.session.settings().clone();
+        let (train, valid, normalization, classes) = self.data()?;
+        let steps_per_epoch = train.len().div_ceil(settings.batch_size);
+        let skipped = (self.session.start_epoch() * steps_per_epoch) as u64;
+        let train_loader: Arc<dyn DataLoader<B, ImageBatch<B>>> = DataLoaderBuilder::new(
+            ImageBatcher::train(normalization, settings.seed).skip_batches(skipped),
+        )
+        .batch_size(settings.batch_size)
+        .shuffle(settings.seed)
+        .build(train);
+        let valid_loader = DataLoaderBuilder::new(ImageBatcher::eval(normalization))
+            .batch_size(256)
+            .build(valid);
+
+        B::seed(&device, settings.seed);
+        let model = CifarResNetConfig::new(self.depth)
+            .with_num_classes(classes)
+            .init::<B>(&device);
+        self.session.say(format!(
+            "ResNet-{} ({} parameters), {} {}, {} epochs of {steps_per_epoch} steps",
+            self.depth,
+            burn::module::Module::num_params(&model),
+            settings.optimizer.kind,
+            settings.lr,
+            settings.epochs
+        ));
+        let trained = self.session.fit(
+            device,
+            model,
+            train_loader,
+            valid_loader,
+            steps_per_epoch,
+            |builder| {
+                builder
+                    .metric_train_numeric(LossMetric::new())
+                    .metric_valid_numeric(LossMetric::new())
+                    .metric_train_numeric(AccuracyMetric::new())
+                    .metric_valid_numeric(AccuracyMetric::new())
+            },
+        )?;
+        let report = RunReport::new(&self.session, &trained, Vec::new());
+        report.print();
+        Ok(report)
+    }
+}

@@ -1,0 +1,287 @@
+//! Transformer translation on a parallel corpus (IWSLT layout) or the built-in language pair;
+//! after training, beam search over the test set and corpus BLEU.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use burn::data::dataloader::batcher::Batcher;
+use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::train::metric::{AccuracyMetric, LossMetric};
+use radam_datasets::batch::TranslationBatch;
+use radam_datasets::synthetic_translation::SyntheticTranslation;
+use radam_datasets::translation::{
+    BOS_ID, EOS_ID, JointBpe, PAD_ID, PairBatch, ParallelCorpus, ParallelText, TokenBudgetDataset,
+    TranslationBatcher, default_bpe_path,
+};
+use radam_models::decoding::{BeamSearchConfig, SpecialTokens};
+use radam_models::metrics::TokenPerplexityMetric;
+use radam_models::transformer::{TransformerNmt, TransformerNmtConfig};
+
+use super::{OnBackend, on_backend};
+use crate::bleu::{Bleu, corpus_bleu};
+use crate::harness::{
+    HarnessError, RunReport, ScheduleKind, Session, SizePreset, TaskDefaults, TrainArgs,
+};
+
+/// Command-line arguments of the translation example. `--batch-size` counts tokens (source or
+/// target, padded) per batch, as fairseq's `--max-tokens` does.
+#[derive(clap::Parser, Clone, Debug)]
+#[command(
+    name = "nmt_transformer",
+    about = "Train a Transformer translation model with RAdam (or a baseline)"
+)]
+pub struct NmtArgs {
+    /// Flags shared by every example.
+    #[command(flatten)]
+    pub train: TrainArgs,
+    /// Source language suffix of the corpus files (`train.de`).
+    #[arg(long, default_value = "de")]
+    pub source: String,
+    /// Target language suffix of the corpus files (`train.en`).
+    #[arg(long, default_value = "en")]
+    pub target: String,
+    /// Joint BPE vocabulary size [default: 10000 for a corpus, 600 built-in].
+    #[arg(long)]
+    pub bpe_vocab: Option<usize>,
+    /// Beam size for the test-set translation.
+    #[arg(long, default_value_t = 5)]
+    pub beam: usize,
+    /// Training pairs with a side longer than this many BPE tokens are left out.
+    #[arg(long, default_value_t = 100)]
+    pub max_length: usize,
+    /// Translate only the first N test sentences [default: all; 16 for --size tiny].
+    #[arg(long)]
+    pub test_sentences: Option<usize>,
+    /// Training pairs of the built-in language pair [default: per size].
+    #[arg(long)]
+    pub pairs: Option<usize>,
+}
+
+/// The defaults of each size: linear decay, weight decay 1e-4 (fairseq's IWSLT recipe); the
+/// batch size counts tokens.
+pub fn defaults(size: SizePreset) -> TaskDefaults {
+    let (epochs, batch_size) = match size {
+        SizePreset::Tiny => (1, 256),
+        SizePreset::Small => (8, 1024),
+        SizePreset::Paper => (50, 4096),
+    };
+    TaskDefaults {
+        name: "nmt",
+        epochs,
+        batch_size,
+        adaptive_lr: match size {
+            SizePreset::Paper => 5e-4,
+            _ => 1e-3,
+        },
+        sgd_lr: 0.1,
+        weight_decay: 1e-4,
+        schedule: ScheduleKind::Linear,
+    }
+}
+
+/// Trains the Transformer as `args` say, translates the test set and reports BLEU.
+///
+/// # Errors
+/// Bad flags, missing or malformed data, an unusable artifact directory.
+pub fn run(args: NmtArgs) -> Result<RunReport, HarnessError> {
+    let session = Session::open(&args.train, &defaults(args.train.size))?;
+    if args.beam == 0 || args.max_length == 0 {
+        return Err(HarnessError::Invalid(
+            "--beam and --max-length must be at least 1".to_string(),
+        ));
+    }
+    on_backend(args.train.backend, NmtTask { args, session })
+}
+
+struct NmtTask {
+    args: NmtArgs,
+    session: Session,
+}
+
+impl NmtTask {
+    fn corpus(&self) -> Result<(ParallelCorpus, JointBpe), HarnessError> {
+        let Some(dir) = &self.session.settings().data_dir else {
+            let pairs = self.args.pairs.unwrap_or(match self.args.train.size {
+                SizePreset::Tiny => 300,
+                SizePreset::Small => 6000,
+                SizePreset::Paper => 150_000,
+            });
+            let seed = self.args.train.seed;
+            let corpus = SyntheticTranslation::new(seed).corpus(pairs, (pairs / 20).max(16), seed);
+            let bpe = JointBpe::train(&corpus.train, self.args.bpe_vocab.unwrap_or(600))?;
+            self.session.say(format!(
+                "built-in language pair: {} training pairs, joint BPE of {} pieces",
+                corpus.train.pairs.len(),
+                bpe.vocab_size()
+            ));
+            return Ok((corpus, bpe));
+        };
+        let corpus = ParallelCorpus::load(dir, &self.args.source, &self.args.target)?;
+        let vocab = self.args.bpe_vocab.unwrap_or(10_000);
+        let path = default_bpe_path(dir, vocab);
+        if !path.is_file() {
+            self.session.say(format!(
+                "learning a joint BPE of {vocab} pieces into {}…",
+                path.display()
+            ));
+        }
+        let bpe = JointBpe::load_or_train(&path, &corpus.train, vocab)?;
+        self.session.say(format!(
+            "{}: {} training pairs ({} → {}), joint BPE of {} pieces",
+            dir.display(),
+            corpus.train.pairs.len(),
+            self.args.source,
+            self.args.target,
+            bpe.vocab_size()
+        ));
+        Ok((corpus, bpe))
+    }
+
+    /// Beam-searches the test sources and scores the detokenised output against the
+    /// references.
+    fn test_bleu<B: Backend>(
+        &self,
+        model: &TransformerNmt<B>,
+        bpe: &JointBpe,
+        test: &ParallelText,
+        device: &B::Device,
+    ) -> Result<Bleu, HarnessError> {
+        let limit = self
+            .args
+            .test_sentences
+            .unwrap_or(match self.args.train.size {
+                SizePreset::Tiny => 16,
+                _ => usize::MAX,
+            });
+        let pairs = &test.pairs[..test.pairs.len().min(limit)];
+        let config = BeamSearchConfig::new()
+            .with_beam_size(self.args.beam)
+            .with_max_length(self.args.max_length + 10);
+        let special = SpecialTokens {
+            bos: BOS_ID as usize,
+            eos: EOS_ID as usize,
+            pad: PAD_ID as usize,
+        };
+        let keep = model.max_positions().saturating_sub(2).max(1);
+        let started = Instant::now();
+        let mut hypotheses = Vec::with_capacity(pairs.len());
+        for (index, chunk) in pairs.chunks(32).enumerate() {
+            let mut sources = Vec::with_capacity(chunk.len());
+            for (source, _) in chunk {
+                let mut ids = bpe.encode(source)?;
+                ids.truncate(keep);
+                sources.push((ids, Vec::new()));
+            }
+            let batch: TranslationBatch<B> =
+                TranslationBatcher.batch(vec![PairBatch { pairs: sources }], device);
+            for ids in model.beam_search(batch.source, batch.source_padding, special, &config) {
+                let ids: Vec<u32> = ids.into_iter().map(|id| id as u32).collect();
+                hypotheses.push(bpe.decode(&ids)?);
+            }
+            if index % 10 == 9 {
+                self.session.say(format!(
+                    "translated {}/{} test sentences ({:.0} s)",
+                    hypotheses.len(),
+                    pairs.len(),
+                    started.elapsed().as_secs_f64()
+                ));
+            }
+        }
+        let references: Vec<String> = pairs.iter().map(|(_, target)| target.clone()).collect();
+        if let (Some(hypothesis), Some((source, reference))) = (hypotheses.first(), pairs.first()) {
+            self.session.say(format!(
+                "example: {source}\n  reference:   {reference}\n  translation: {hypothesis}"
+            ));
+        }
+        Ok(corpus_bleu(&hypotheses, &references))
+    }
+}
+
+impl OnBackend for NmtTask {
+    type Output = RunReport;
+
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<RunReport, HarnessError> {
+        let settings = self.session.settings().clone();
+        let (corpus, bpe) = self.corpus()?;
+        let vocab = bpe.vocab_size();
+        let pad = PAD_ID as usize;
+        let config = match settings.size {
+            SizePreset::Tiny => TransformerNmtConfig::tiny(vocab, pad)
+                .with_d_model(64)
+                .with_d_ff(128),
+            SizePreset::Small => TransformerNmtConfig::tiny(vocab, pad),
+            SizePreset::Paper => TransformerNmtConfig::iwslt_de_en(vocab, pad),
+        };
+        config.validate().map_err(HarnessError::Invalid)?;
+        let max_length = self.args.max_length.min(config.max_positions - 2);
+        let train = TokenBudgetDataset::new(
+            bpe.encode_pairs(&corpus.train)?,
+            settings.batch_size,
+            max_length,
+        )?;
+        let valid = TokenBudgetDataset::new(
+            bpe.encode_pairs(&corpus.valid)?,
+            settings.batch_size,
+            max_length,
+        )?;
+        if train.skipped > 0 {
+            self.session.say(format!(
+                "left out {} training pairs longer than {max_length} tokens",
+                train.skipped
+            ));
+        }
+        let steps_per_epoch = burn::data::dataset::Dataset::len(&train);
+        let train_loader: Arc<dyn DataLoader<B, TranslationBatch<B>>> =
+            DataLoaderBuilder::new(TranslationBatcher)
+                .batch_size(1)
+                .shuffle(settings.seed)
+                .build(train);
+        let valid_loader = DataLoaderBuilder::new(TranslationBatcher)
+            .batch_size(1)
+            .build(valid);
+
+        B::seed(&device, settings.seed);
+        let model = config.init::<B>(&device);
+        self.session.say(format!(
+            "Transformer {}+{} layers, d {} ({} parameters), {} {}, {} epochs of {steps_per_epoch} steps",
+            config.encoder_layers,
+            config.decoder_layers,
+            config.d_model,
+            burn::module::Module::num_params(&model),
+            settings.optimizer.kind,
+            settings.lr,
+            settings.epochs
+        ));
+        let inner_device = device.clone();
+        let trained = self.session.fit(
+            device,
+            model,
+            train_loader,
+            valid_loader,
+            steps_per_epoch,
+            |builder| {
+                builder
+                    .metric_train_numeric(LossMetric::new())
+                    .metric_valid_numeric(LossMetric::new())
+                    .metric_train_numeric(TokenPerplexityMetric::new())
+                    .metric_valid_numeric(TokenPerplexityMetric::new())
+                    .metric_train_numeric(AccuracyMetric::new().with_pad_token(pad))
+                    .metric_valid_numeric(AccuracyMetric::new().with_pad_token(pad))
+            },
+        )?;
+        self.session.say(format!(
+            "translating the test set with beam {}…",
+            self.args.beam
+        ));
+        let bleu = self.test_bleu(&trained.model, &bpe, &corpus.test, &inner_device)?;
+        self.session.say(&bleu);
+        let report = RunReport::new(
+            &self.session,
+            &trained,
+            vec![("test BLEU".to_string(), bleu.score)],
+        );
+        report.print();
+        Ok(report)
+    }
+}
