@@ -33,6 +33,7 @@
 
 #![warn(missing_docs)]
 
+mod adam_2k;
 mod config;
 mod error;
 mod fused;
@@ -43,6 +44,7 @@ mod step_plan;
 #[cfg(test)]
 mod parity_tests;
 
+pub use adam_2k::{Adam2k, Adam2kConfig, Adam2kState};
 pub use config::RAdamConfig;
 pub use error::RAdamConfigError;
 pub use fused::fused_kernel_for;
