@@ -14,10 +14,16 @@ use burn::train::{LearnerBuilder, LearningStrategy};
 use radam_burn::RAdamConfig;
 use radam_train::backend::{NdArrayBackend, WgpuBackend, wgpu_device};
 use radam_train::datasets::spirals::{PointBatcher, SpiralsDataset};
-use radam_train::models::mlp::MlpClassifierConfig;
+use radam_train::models::mlp::{MlpClassifier, MlpClassifierConfig};
 use radam_train::renderer::PlainRenderer;
 
-fn train<B: AutodiffBackend>(device: B::Device) {
+/// Trains the classifier for `epochs` epochs and returns it; checkpoints and metric logs go to
+/// `artifact_dir`.
+pub fn train<B: AutodiffBackend>(
+    device: B::Device,
+    artifact_dir: &str,
+    epochs: usize,
+) -> MlpClassifier<B::InnerBackend> {
     B::seed(&device, 0);
     // Three interleaved spirals: a linear model gets about 1/3 right, a small MLP nearly all.
     let train = DataLoaderBuilder::new(PointBatcher)
@@ -28,7 +34,7 @@ fn train<B: AutodiffBackend>(device: B::Device) {
         .batch_size(256)
         .build(SpiralsDataset::new(3, 300, 0.05, 1));
 
-    let learner = LearnerBuilder::new("artifacts/quickstart")
+    let learner = LearnerBuilder::new(artifact_dir)
         .metric_train_numeric(LossMetric::new())
         .metric_valid_numeric(LossMetric::new())
         .metric_train_numeric(AccuracyMetric::new())
@@ -36,7 +42,7 @@ fn train<B: AutodiffBackend>(device: B::Device) {
         // Full precision: f16 checkpoints would lose RAdam's small second moments.
         .with_file_checkpointer(DefaultRecorder::new())
         .learning_strategy(LearningStrategy::SingleDevice(device.clone()))
-        .num_epochs(8)
+        .num_epochs(epochs)
         .renderer(PlainRenderer::new())
         .summary()
         // RAdam needs no warmup: a constant learning rate from the first step.
@@ -46,14 +52,16 @@ fn train<B: AutodiffBackend>(device: B::Device) {
             1e-2,
         );
 
-    learner.fit(train, valid);
+    learner.fit(train, valid).model
 }
 
+#[allow(dead_code)] // tests/quickstart.rs includes this file and calls `train` only
 fn main() {
+    let (dir, epochs) = ("artifacts/quickstart", 8);
     match std::env::args().nth(1).as_deref() {
-        None | Some("ndarray") => train::<NdArrayBackend>(Default::default()),
+        None | Some("ndarray") => drop(train::<NdArrayBackend>(Default::default(), dir, epochs)),
         Some("wgpu") => match wgpu_device() {
-            Ok(device) => train::<WgpuBackend>(device),
+            Ok(device) => drop(train::<WgpuBackend>(device, dir, epochs)),
             Err(error) => {
                 eprintln!("error: {error}");
                 std::process::exit(2);
