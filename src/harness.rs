@@ -17,6 +17,7 @@ use burn::train::renderer::tui::TuiMetricsRenderer;
 use burn::train::{LearnerBuilder, LearningStrategy, TrainStep, ValidStep};
 use serde::{Deserialize, Serialize};
 
+use crate::gradient_histogram::GradientLog;
 use crate::history::{History, RecordingRenderer};
 use crate::optimizer::{AnyOptimizer, OptimizerKind, OptimizerSettings};
 use crate::plot::plot_history;
@@ -110,6 +111,18 @@ pub struct TrainArgs {
     /// A directory with the real data set instead of the built-in one.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// β2 of the adaptive optimizers [default: the task's: 0.98 for translation, else 0.999].
+    #[arg(long)]
+    pub beta_2: Option<f32>,
+    /// ε of the adaptive optimizers (the paper's Adam-eps control: 1e-4) [default: 1e-8].
+    #[arg(long)]
+    pub epsilon: Option<f32>,
+    /// Adam-2k: the first steps that update only the second moment.
+    #[arg(long, default_value_t = 2000)]
+    pub frozen_steps: usize,
+    /// Record a histogram of |gradient| over the first N updates into grad_histogram.csv.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub gradient_histogram: usize,
 }
 
 /// A task's defaults for the flags a user may leave out.
@@ -129,6 +142,8 @@ pub struct TaskDefaults {
     pub weight_decay: f32,
     /// Schedule.
     pub schedule: ScheduleKind,
+    /// β2 of the adaptive optimizers.
+    pub beta_2: f32,
 }
 
 /// A run's fully resolved settings, saved as `run.json` so that `--resume` can refuse to mix
@@ -200,6 +215,8 @@ const CSV: &str = "metrics.csv";
 const PLOT: &str = "curves.png";
 const SETTINGS: &str = "run.json";
 const MODEL: &str = "model";
+/// The gradient histogram of `--gradient-histogram`.
+pub const GRADIENT_HISTOGRAM: &str = "grad_histogram.csv";
 
 /// One training run: its settings, its artifact directory, and where it starts.
 #[derive(Clone, Debug)]
@@ -209,6 +226,7 @@ pub struct Session {
     start_epoch: usize,
     stop_after: usize,
     plain: bool,
+    gradient_histogram: usize,
     title: String,
 }
 
@@ -227,10 +245,15 @@ impl Session {
         let settings = RunSettings {
             task: defaults.name.to_string(),
             backend: args.backend,
-            optimizer: OptimizerSettings::new(
-                args.optimizer,
-                args.weight_decay.unwrap_or(defaults.weight_decay),
-            ),
+            optimizer: OptimizerSettings {
+                beta_2: args.beta_2.unwrap_or(defaults.beta_2),
+                epsilon: args.epsilon.unwrap_or(1e-8),
+                frozen_steps: args.frozen_steps,
+                ..OptimizerSettings::new(
+                    args.optimizer,
+                    args.weight_decay.unwrap_or(defaults.weight_decay),
+                )
+            },
             lr,
             warmup: args.warmup,
             schedule: args.schedule.unwrap_or(defaults.schedule),
@@ -299,6 +322,7 @@ impl Session {
             start_epoch,
             stop_after,
             plain: args.plain || !std::io::stdout().is_terminal(),
+            gradient_histogram: args.gradient_histogram,
             title,
         })
     }
@@ -319,7 +343,7 @@ impl Session {
                 std::fs::remove_dir_all(&path).map_err(|e| io_error("remove", &path, e))?;
             }
         }
-        for file in [CSV, PLOT, "model.mpk", "experiment.log"] {
+        for file in [CSV, PLOT, "model.mpk", "experiment.log", GRADIENT_HISTOGRAM] {
             let path = dir.join(file);
             if path.is_file() {
                 std::fs::remove_file(&path).map_err(|e| io_error("remove", &path, e))?;
@@ -443,10 +467,16 @@ impl Session {
         VO: ItemLazy + 'static,
     {
         let settings = &self.settings;
-        let optimizer = settings
+        let mut optimizer = settings
             .optimizer
             .init::<B, M>()
             .map_err(|e| HarnessError::Invalid(e.to_string()))?;
+        // The histogram is of the first updates: a resumed run keeps the one it recorded.
+        if self.gradient_histogram > 0 && self.start_epoch == 0 {
+            let path = self.dir.join(GRADIENT_HISTOGRAM);
+            optimizer =
+                optimizer.with_gradient_log(GradientLog::new(self.gradient_histogram, &path));
+        }
         let total_steps = settings.epochs * steps_per_epoch;
         let decay = match settings.schedule {
             ScheduleKind::Constant => Decay::Constant,

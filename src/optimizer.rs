@@ -11,7 +11,9 @@ use burn::optim::{
     Adam, AdamConfig, AdamW, AdamWConfig, GradientsParams, Optimizer, Sgd, SgdConfig,
 };
 use burn::tensor::backend::AutodiffBackend;
-use radam_burn::{RAdam, RAdamConfig, RAdamConfigError};
+use radam_burn::{Adam2k, Adam2kConfig, RAdam, RAdamConfig, RAdamConfigError};
+
+use crate::gradient_histogram::GradientLog;
 
 /// Which optimizer trains the model.
 #[derive(
@@ -27,6 +29,11 @@ pub enum OptimizerKind {
     Adamw,
     /// SGD with heavy-ball momentum 0.9 (`torch.optim.SGD(momentum=0.9)`).
     Sgd,
+    /// The paper's Adam-2k control: only `v_t` is updated for the first `--frozen-steps` steps
+    /// (θ and `m_t` frozen), then Adam.
+    #[value(name = "adam-2k")]
+    #[serde(rename = "adam-2k")]
+    Adam2k,
 }
 
 impl fmt::Display for OptimizerKind {
@@ -36,29 +43,46 @@ impl fmt::Display for OptimizerKind {
             Self::Adam => "Adam",
             Self::Adamw => "AdamW",
             Self::Sgd => "SGD",
+            Self::Adam2k => "Adam-2k",
         })
     }
 }
 
 /// The hyper-parameters a run sets on its optimizer; the rest keep PyTorch's defaults
-/// (β = (0.9, 0.999), ε = 1e-8 — Burn's Adam defaults to ε = 1e-5, PyTorch to 1e-8).
+/// (β1 = 0.9 — and ε = 1e-8 unless set: Burn's Adam defaults to ε = 1e-5, PyTorch to 1e-8).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct OptimizerSettings {
     /// Which optimizer.
     pub kind: OptimizerKind,
     /// β2 of the adaptive optimizers.
     pub beta_2: f32,
-    /// Weight decay: L2 for RAdam, Adam and SGD, decoupled for AdamW.
+    /// Weight decay: L2 for RAdam, Adam, Adam-2k and SGD, decoupled for AdamW.
     pub weight_decay: f32,
+    /// ε of the adaptive optimizers (the paper's Adam-eps control uses 1e-4).
+    #[serde(default = "default_epsilon")]
+    pub epsilon: f32,
+    /// Adam-2k's `k`: the first steps that update `v_t` only.
+    #[serde(default = "default_frozen_steps")]
+    pub frozen_steps: usize,
+}
+
+fn default_epsilon() -> f32 {
+    1e-8
+}
+
+fn default_frozen_steps() -> usize {
+    2000
 }
 
 impl OptimizerSettings {
-    /// `kind` with β2 = 0.999 and the given weight decay.
+    /// `kind` with β2 = 0.999, ε = 1e-8, Adam-2k's k = 2000 and the given weight decay.
     pub fn new(kind: OptimizerKind, weight_decay: f32) -> Self {
         Self {
             kind,
             beta_2: 0.999,
             weight_decay,
+            epsilon: default_epsilon(),
+            frozen_steps: default_frozen_steps(),
         }
     }
 
@@ -67,6 +91,7 @@ impl OptimizerSettings {
         RAdamConfig::new()
             .with_beta_2(self.beta_2)
             .with_weight_decay(self.weight_decay)
+            .with_epsilon(self.epsilon)
     }
 
     /// Builds the optimizer for a model `M` on backend `B`, rejecting invalid hyper-parameters.
@@ -76,44 +101,67 @@ impl OptimizerSettings {
         let l2 = (self.weight_decay > 0.0).then(|| WeightDecayConfig::new(self.weight_decay));
         // Every baseline shares RAdam's validation of β2 and the weight decay.
         self.radam_config().validate()?;
-        Ok(match self.kind {
-            OptimizerKind::Radam => AnyOptimizer::RAdam(self.radam_config().try_init()?),
-            OptimizerKind::Adam => AnyOptimizer::Adam(
+        let choice = match self.kind {
+            OptimizerKind::Radam => Choice::RAdam(self.radam_config().try_init()?),
+            OptimizerKind::Adam => Choice::Adam(
                 AdamConfig::new()
                     .with_beta_2(self.beta_2)
-                    .with_epsilon(1e-8)
+                    .with_epsilon(self.epsilon)
                     .with_weight_decay(l2)
                     .init(),
             ),
-            OptimizerKind::Adamw => AnyOptimizer::AdamW(
+            OptimizerKind::Adamw => Choice::AdamW(
                 AdamWConfig::new()
                     .with_beta_2(self.beta_2)
-                    .with_epsilon(1e-8)
+                    .with_epsilon(self.epsilon)
                     .with_weight_decay(self.weight_decay)
                     .init(),
             ),
-            OptimizerKind::Sgd => AnyOptimizer::Sgd(
+            OptimizerKind::Sgd => Choice::Sgd(
                 SgdConfig::new()
                     .with_momentum(Some(MomentumConfig::new().with_dampening(0.0)))
                     .with_weight_decay(l2)
                     .init(),
             ),
+            OptimizerKind::Adam2k => Choice::Adam2k(
+                Adam2kConfig::new()
+                    .with_beta_2(self.beta_2)
+                    .with_epsilon(self.epsilon)
+                    .with_weight_decay(self.weight_decay)
+                    .with_frozen_steps(self.frozen_steps)
+                    .init(),
+            ),
+        };
+        Ok(AnyOptimizer {
+            choice,
+            gradient_log: None,
         })
     }
 }
 
 /// One of the optimizers of [`OptimizerKind`], usable wherever Burn expects an [`Optimizer`]
-/// (for example `LearnerBuilder::build`).
+/// (for example `LearnerBuilder::build`), optionally recording gradient histograms.
 #[derive(Clone)]
-pub enum AnyOptimizer<M: AutodiffModule<B>, B: AutodiffBackend> {
-    /// RAdam.
+pub struct AnyOptimizer<M: AutodiffModule<B>, B: AutodiffBackend> {
+    choice: Choice<M, B>,
+    gradient_log: Option<GradientLog>,
+}
+
+#[derive(Clone)]
+enum Choice<M: AutodiffModule<B>, B: AutodiffBackend> {
     RAdam(OptimizerAdaptor<RAdam, M, B>),
-    /// Burn's Adam.
     Adam(OptimizerAdaptor<Adam, M, B>),
-    /// Burn's AdamW.
     AdamW(OptimizerAdaptor<AdamW, M, B>),
-    /// Burn's SGD.
     Sgd(OptimizerAdaptor<Sgd<B::InnerBackend>, M, B>),
+    Adam2k(OptimizerAdaptor<Adam2k, M, B>),
+}
+
+impl<M: AutodiffModule<B>, B: AutodiffBackend> AnyOptimizer<M, B> {
+    /// The same optimizer, recording a histogram of the gradients of its first updates in `log`.
+    pub fn with_gradient_log(mut self, log: GradientLog) -> Self {
+        self.gradient_log = Some(log);
+        self
+    }
 }
 
 type StateOf<O, M, B> = Option<<OptimizerAdaptor<O, M, B> as Optimizer<M, B>>::Record>;
@@ -124,26 +172,32 @@ pub type AnyOptimizerRecord<M, B> = (
     StateOf<Adam, M, B>,
     StateOf<AdamW, M, B>,
     StateOf<Sgd<<B as AutodiffBackend>::InnerBackend>, M, B>,
+    StateOf<Adam2k, M, B>,
 );
 
 impl<M: AutodiffModule<B>, B: AutodiffBackend> Optimizer<M, B> for AnyOptimizer<M, B> {
     type Record = AnyOptimizerRecord<M, B>;
 
     fn step(&mut self, lr: f64, module: M, grads: GradientsParams) -> M {
-        match self {
-            Self::RAdam(optimizer) => optimizer.step(lr, module, grads),
-            Self::Adam(optimizer) => optimizer.step(lr, module, grads),
-            Self::AdamW(optimizer) => optimizer.step(lr, module, grads),
-            Self::Sgd(optimizer) => optimizer.step(lr, module, grads),
+        if let Some(log) = &self.gradient_log {
+            log.observe(&module, &grads);
+        }
+        match &mut self.choice {
+            Choice::RAdam(optimizer) => optimizer.step(lr, module, grads),
+            Choice::Adam(optimizer) => optimizer.step(lr, module, grads),
+            Choice::AdamW(optimizer) => optimizer.step(lr, module, grads),
+            Choice::Sgd(optimizer) => optimizer.step(lr, module, grads),
+            Choice::Adam2k(optimizer) => optimizer.step(lr, module, grads),
         }
     }
 
     fn to_record(&self) -> Self::Record {
-        match self {
-            Self::RAdam(optimizer) => (Some(optimizer.to_record()), None, None, None),
-            Self::Adam(optimizer) => (None, Some(optimizer.to_record()), None, None),
-            Self::AdamW(optimizer) => (None, None, Some(optimizer.to_record()), None),
-            Self::Sgd(optimizer) => (None, None, None, Some(optimizer.to_record())),
+        match &self.choice {
+            Choice::RAdam(optimizer) => (Some(optimizer.to_record()), None, None, None, None),
+            Choice::Adam(optimizer) => (None, Some(optimizer.to_record()), None, None, None),
+            Choice::AdamW(optimizer) => (None, None, Some(optimizer.to_record()), None, None),
+            Choice::Sgd(optimizer) => (None, None, None, Some(optimizer.to_record()), None),
+            Choice::Adam2k(optimizer) => (None, None, None, None, Some(optimizer.to_record())),
         }
     }
 
@@ -152,11 +206,16 @@ impl<M: AutodiffModule<B>, B: AutodiffBackend> Optimizer<M, B> for AnyOptimizer<
     /// resumes, with a clear message).
     fn load_record(self, record: Self::Record) -> Self {
         const MISMATCH: &str = "the checkpoint's optimizer state belongs to a different optimizer";
-        match self {
-            Self::RAdam(optimizer) => Self::RAdam(optimizer.load_record(record.0.expect(MISMATCH))),
-            Self::Adam(optimizer) => Self::Adam(optimizer.load_record(record.1.expect(MISMATCH))),
-            Self::AdamW(optimizer) => Self::AdamW(optimizer.load_record(record.2.expect(MISMATCH))),
-            Self::Sgd(optimizer) => Self::Sgd(optimizer.load_record(record.3.expect(MISMATCH))),
+        let choice = match self.choice {
+            Choice::RAdam(o) => Choice::RAdam(o.load_record(record.0.expect(MISMATCH))),
+            Choice::Adam(o) => Choice::Adam(o.load_record(record.1.expect(MISMATCH))),
+            Choice::AdamW(o) => Choice::AdamW(o.load_record(record.2.expect(MISMATCH))),
+            Choice::Sgd(o) => Choice::Sgd(o.load_record(record.3.expect(MISMATCH))),
+            Choice::Adam2k(o) => Choice::Adam2k(o.load_record(record.4.expect(MISMATCH))),
+        };
+        Self {
+            choice,
+            gradient_log: self.gradient_log,
         }
     }
 }
@@ -201,6 +260,8 @@ mod tests {
         );
         // SGD: θ − lr·g.
         assert_eq!(one_step(OptimizerKind::Sgd), vec![0.9, -2.1]);
+        // Adam-2k's first 2000 steps only update v_t.
+        assert_eq!(one_step(OptimizerKind::Adam2k), vec![1.0, -2.0]);
         // AdamW's default decay is 0 here: same as Adam.
         let adamw = one_step(OptimizerKind::Adamw);
         assert!((adamw[0] - 0.9).abs() < 1e-6, "{adamw:?}");
@@ -212,7 +273,7 @@ mod tests {
             .init::<B, Linear<B>>()
             .unwrap();
         let record = optimizer.to_record();
-        assert!(record.0.is_none() && record.1.is_some());
+        assert!(record.0.is_none() && record.1.is_some() && record.4.is_none());
     }
 
     #[test]

@@ -52,6 +52,7 @@ pub fn defaults(size: SizePreset) -> TaskDefaults {
         sgd_lr: 0.1,
         weight_decay: 5e-4,
         schedule: ScheduleKind::Step,
+        beta_2: 0.999,
     }
 }
 

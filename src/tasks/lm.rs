@@ -51,6 +51,7 @@ pub fn defaults(size: SizePreset) -> TaskDefaults {
         sgd_lr: 1.0,
         weight_decay: 0.0,
         schedule: ScheduleKind::Constant,
+        beta_2: 0.999,
     }
 }
 

@@ -50,7 +50,8 @@ pub struct NmtArgs {
     /// Training pairs with a side longer than this many BPE tokens are left out.
     #[arg(long, default_value_t = 100)]
     pub max_length: usize,
-    /// Translate only the first N test sentences [default: all; 16 for --size tiny].
+    /// Translate only the first N test sentences [default: 16 for --size tiny, 100 for small,
+    /// all for paper].
     #[arg(long)]
     pub test_sentences: Option<usize>,
     /// Training pairs of the built-in language pair [default: per size].
@@ -63,7 +64,7 @@ pub struct NmtArgs {
 pub fn defaults(size: SizePreset) -> TaskDefaults {
     let (epochs, batch_size) = match size {
         SizePreset::Tiny => (1, 256),
-        SizePreset::Small => (8, 1024),
+        SizePreset::Small => (6, 1024),
         SizePreset::Paper => (50, 4096),
     };
     TaskDefaults {
@@ -77,6 +78,8 @@ pub fn defaults(size: SizePreset) -> TaskDefaults {
         sgd_lr: 0.1,
         weight_decay: 1e-4,
         schedule: ScheduleKind::Linear,
+        // fairseq's Transformer recipe (IWSLT'14 De-En): Adam betas (0.9, 0.98).
+        beta_2: 0.98,
     }
 }
 
@@ -152,7 +155,8 @@ impl NmtTask {
             .test_sentences
             .unwrap_or(match self.args.train.size {
                 SizePreset::Tiny => 16,
-                _ => usize::MAX,
+                SizePreset::Small => 100,
+                SizePreset::Paper => usize::MAX,
             });
         let pairs = &test.pairs[..test.pairs.len().min(limit)];
         let config = BeamSearchConfig::new()
