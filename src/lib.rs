@@ -5,7 +5,8 @@
 //! [backend] selection (`ndarray` or `wgpu`, picked at run time), [optimizer] choice (RAdam and
 //! the baselines), learning-rate [schedule]s, the [r_t metric](rectification_metric), metric
 //! [renderer]s, the per-epoch [history] with its CSV and [plot], [BLEU](bleu), and the paper's
-//! [tasks] run through the [harness].
+//! [tasks] run through the [harness]; the paper's [experiments] on top of them, drawn as
+//! [figure]s, with [gradient histograms](gradient_histogram) and the [variance] analysis.
 //!
 //! Everything model- and optimizer-side is generic over `B: Backend`; only this crate names the
 //! concrete backends.
@@ -18,6 +19,9 @@ pub use radam_models as models;
 
 pub mod backend;
 pub mod bleu;
+pub mod experiments;
+pub mod figure;
+pub mod gradient_histogram;
 pub mod harness;
 pub mod history;
 pub mod optimizer;
@@ -26,3 +30,4 @@ pub mod rectification_metric;
 pub mod renderer;
 pub mod schedule;
 pub mod tasks;
+pub mod variance;

@@ -1,0 +1,271 @@
+//! The paper's analyses, one command each (`cargo run --release --bin experiments -- <name>`):
+//! the [variance](variance_analysis) of the adaptive learning rate, the [warmup] ablation on the
+//! translation task, and the [learning-rate robustness](lr_robustness) sweep on CIFAR.
+//!
+//! Every experiment writes CSV files and PNG figures into `--out/<name>/` and prints a short
+//! table. The training experiments are lists of ordinary harness runs, one artifact directory
+//! each: a run that finished is not trained again, an interrupted one resumes from its last
+//! checkpoint, so an experiment can be stopped (Ctrl-C) and restarted with the same command.
+
+pub mod lr_robustness;
+pub mod progress;
+pub mod variance_analysis;
+pub mod warmup;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::harness::{BackendKind, HarnessError, RunReport};
+use crate::history::History;
+
+/// How big an experiment is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scale {
+    /// Seconds: the CI check that every experiment runs and writes its files.
+    Tiny,
+    /// At most 15 minutes on 2 CPU cores (the default).
+    Cpu,
+    /// The paper's sizes, for a GPU (`--backend wgpu`) and the real data sets.
+    Paper,
+}
+
+/// The flags every experiment takes.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ExperimentArgs {
+    /// Size of the experiment.
+    #[arg(long, value_enum, default_value_t = Scale::Cpu)]
+    pub scale: Scale,
+    /// Where the experiment's runs, CSV files and figures go (in a sub-directory per experiment).
+    #[arg(long, default_value = "artifacts/experiments")]
+    pub out: PathBuf,
+    /// Backend of the training experiments.
+    #[arg(long, value_enum, default_value_t = BackendKind::Ndarray)]
+    pub backend: BackendKind,
+    /// Real data for the training experiments (IWSLT'14 for `warmup`, CIFAR for
+    /// `lr-robustness`) instead of the built-in sets.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Discard earlier results in the output directory instead of reusing and resuming them.
+    #[arg(long)]
+    pub fresh: bool,
+}
+
+impl ExperimentArgs {
+    /// The output directory of experiment `name`, created (and emptied first with `--fresh`).
+    ///
+    /// # Errors
+    /// If the directory cannot be removed or created.
+    pub fn output_dir(&self, name: &str) -> Result<PathBuf, HarnessError> {
+        let dir = self.out.join(name);
+        if self.fresh && dir.exists() {
+            std::fs::remove_dir_all(&dir)
+                .map_err(|e| HarnessError::Io(format!("cannot remove {}: {e}", dir.display())))?;
+        }
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| HarnessError::Io(format!("cannot create {}: {e}", dir.display())))?;
+        Ok(dir)
+    }
+}
+
+/// What a finished training run left for its experiment: enough to redraw the figures and the
+/// table without training again.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunOutcome {
+    /// Task-specific results, e.g. `("test BLEU", 12.3)`.
+    pub results: Vec<(String, f64)>,
+    /// Training time in seconds.
+    pub seconds: f64,
+    /// Every epoch's metrics (read back from `metrics.csv`; not stored in the JSON).
+    #[serde(skip)]
+    pub history: History,
+}
+
+const OUTCOME: &str = "outcome.json";
+
+impl RunOutcome {
+    fn from_report(report: &RunReport) -> Self {
+        Self {
+            results: report.results.clone(),
+            seconds: report.wall_time.as_secs_f64(),
+            history: report.history.clone(),
+        }
+    }
+
+    /// The value of result `name`, if the run reported it.
+    pub fn result(&self, name: &str) -> Option<f64> {
+        self.results
+            .iter()
+            .find(|(result, _)| result == name)
+            .map(|&(_, value)| value)
+    }
+
+    /// Reads the outcome of a finished run in `dir`, or `None` if it has not finished.
+    fn read(dir: &Path) -> Option<Self> {
+        let json = std::fs::read_to_string(dir.join(OUTCOME)).ok()?;
+        let mut outcome: Self = serde_json::from_str(&json).ok()?;
+        outcome.history = History::read_csv(&dir.join("metrics.csv")).ok()?;
+        Some(outcome)
+    }
+
+    fn write(&self, dir: &Path) -> Result<(), HarnessError> {
+        let path = dir.join(OUTCOME);
+        let json = serde_json::to_string_pretty(self).expect("outcome serialises");
+        std::fs::write(&path, json)
+            .map_err(|e| HarnessError::Io(format!("cannot write {}: {e}", path.display())))
+    }
+}
+
+/// One training run of an experiment: its name (and artifact directory) and the command-line
+/// arguments of its task, without `--artifact-dir`, `--resume` and `--plain`, which the
+/// experiment adds.
+#[derive(Clone, Debug)]
+pub struct PlannedRun {
+    /// Short name, also the run's directory inside the experiment's.
+    pub name: String,
+    /// The task's flags.
+    pub flags: Vec<String>,
+}
+
+impl PlannedRun {
+    /// A run named `name` with `flags`.
+    pub fn new(name: impl Into<String>, flags: &[&str]) -> Self {
+        Self {
+            name: name.into(),
+            flags: flags.iter().map(|flag| flag.to_string()).collect(),
+        }
+    }
+
+    /// The same run with more flags.
+    pub fn with(mut self, flags: &[String]) -> Self {
+        self.flags.extend(flags.iter().cloned());
+        self
+    }
+}
+
+/// Runs each of `runs` with `train` (which parses the flags and trains), in `dir/<name>`,
+/// skipping finished runs and resuming interrupted ones, with a progress bar over the whole
+/// list. Returns the outcomes in the order of `runs`.
+///
+/// # Errors
+/// The first run that fails stops the experiment (finished runs stay finished).
+pub fn run_all(
+    dir: &Path,
+    runs: &[PlannedRun],
+    mut train: impl FnMut(Vec<String>) -> Result<RunReport, HarnessError>,
+) -> Result<Vec<RunOutcome>, HarnessError> {
+    let mut bar = progress::ProgressBar::new(runs.len());
+    let mut outcomes = Vec::with_capacity(runs.len());
+    for run in runs {
+        let run_dir = dir.join(&run.name);
+        if let Some(outcome) = RunOutcome::read(&run_dir) {
+            bar.skip(&format!("{}: finished earlier, reused", run.name));
+            outcomes.push(outcome);
+            continue;
+        }
+        bar.start(&run.name);
+        let mut flags = vec!["experiment".to_string()];
+        flags.extend(run.flags.iter().cloned());
+        flags.extend([
+            "--plain".to_string(),
+            "--artifact-dir".to_string(),
+            run_dir.display().to_string(),
+        ]);
+        if has_checkpoint(&run_dir) {
+            flags.push("--resume".to_string());
+        }
+        let report = train(flags).map_err(|error| match error {
+            HarnessError::Resume(message) => HarnessError::Resume(format!(
+                "{message} (run `{}` of this experiment; add --fresh to start the experiment over)",
+                run.name
+            )),
+            other => other,
+        })?;
+        let outcome = RunOutcome::from_report(&report);
+        outcome.write(&run_dir)?;
+        bar.finish(Duration::from_secs_f64(outcome.seconds));
+        outcomes.push(outcome);
+    }
+    Ok(outcomes)
+}
+
+fn has_checkpoint(dir: &Path) -> bool {
+    std::fs::read_dir(dir.join("checkpoint"))
+        .map(|mut entries| entries.next().is_some())
+        .unwrap_or(false)
+}
+
+/// Writes `text` to `path`.
+///
+/// # Errors
+/// If the file cannot be written.
+pub fn write_file(path: &Path, text: &str) -> Result<(), HarnessError> {
+    std::fs::write(path, text)
+        .map_err(|e| HarnessError::Io(format!("cannot write {}: {e}", path.display())))
+}
+
+/// Draws `figure` into `path`; a figure that cannot be drawn (no fonts) is a warning, not a
+/// failure, since the CSV files hold the same numbers.
+pub fn save_figure(figure: &crate::figure::Figure, path: &Path) {
+    match figure.save(path) {
+        Ok(()) => println!("figure: {}", path.display()),
+        Err(error) => eprintln!("warning: no figure {}: {error}", path.display()),
+    }
+}
+
+/// Formats a table with a header row, right-aligned columns.
+pub fn format_table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| -> String {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(i, (cell, &width))| {
+                if i == 0 {
+                    format!("{cell:<width$}")
+                } else {
+                    format!("{cell:>width$}")
+                }
+            })
+            .collect();
+        format!("{}\n", padded.join("  ").trim_end())
+    };
+    let mut table = line(header.to_vec());
+    let dashes: Vec<String> = widths.iter().map(|&width| "-".repeat(width)).collect();
+    table.push_str(&line(dashes.iter().map(String::as_str).collect()));
+    for row in rows {
+        table.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align_their_columns() {
+        let table = format_table(
+            &["optimizer", "lr", "accuracy"],
+            &[
+                vec!["RAdam".into(), "0.1".into(), "41.5".into()],
+                vec!["SGD".into(), "0.003".into(), "9.8".into()],
+            ],
+        );
+        assert_eq!(
+            table,
+            "optimizer     lr  accuracy\n\
+             ---------  -----  --------\n\
+             RAdam        0.1      41.5\n\
+             SGD        0.003       9.8\n"
+        );
+    }
+}

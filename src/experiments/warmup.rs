@@ -1,0 +1,351 @@
+//! `warmup`: the paper's ablation on the translation task (Liu et al. 2020, §3): Adam without
+//! warmup, Adam with linear warmup, RAdam without warmup, and the two controls of the variance
+//! hypothesis — Adam-2k (only `v_t` is updated for the first k steps) and Adam-eps (ε = 1e-4) —
+//! with the same seed, learning rate and budget. Also the histogram of |gradient| over the first
+//! updates of Adam with and without warmup (the paper's Figure 2).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use clap::Parser;
+
+use super::{
+    ExperimentArgs, PlannedRun, RunOutcome, Scale, format_table, run_all, save_figure, write_file,
+};
+use crate::figure::{Figure, Panel, Series};
+use crate::harness::{GRADIENT_HISTOGRAM, HarnessError};
+use crate::history::Split;
+use crate::tasks::nmt::{self, NmtArgs};
+
+/// Steps of warmup, Adam-2k's frozen steps, and the updates whose gradients are histogrammed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WarmupPlan {
+    /// Linear warmup steps of "Adam + warmup".
+    pub warmup_steps: usize,
+    /// Adam-2k's k.
+    pub frozen_steps: usize,
+    /// Updates recorded in the gradient histogram.
+    pub histogram_steps: usize,
+}
+
+/// The plan and the task flags of each scale.
+pub fn plan(scale: Scale) -> (WarmupPlan, Vec<&'static str>) {
+    match scale {
+        Scale::Tiny => (
+            WarmupPlan {
+                warmup_steps: 5,
+                frozen_steps: 5,
+                histogram_steps: 5,
+            },
+            vec!["--size", "tiny", "--test-sentences", "10", "--beam", "2"],
+        ),
+        Scale::Cpu => (
+            WarmupPlan {
+                warmup_steps: 60,
+                frozen_steps: 60,
+                histogram_steps: 40,
+            },
+            vec![
+                "--size",
+                "small",
+                "--pairs",
+                "2000",
+                "--epochs",
+                "5",
+                "--test-sentences",
+                "50",
+            ],
+        ),
+        // The paper: 4000 warmup steps for Adam, k = 2000 for Adam-2k.
+        Scale::Paper => (
+            WarmupPlan {
+                warmup_steps: 4000,
+                frozen_steps: 2000,
+                histogram_steps: 100,
+            },
+            vec!["--size", "paper"],
+        ),
+    }
+}
+
+/// The five runs of the ablation.
+pub fn runs(args: &ExperimentArgs) -> Vec<PlannedRun> {
+    let (plan, task) = plan(args.scale);
+    let mut common: Vec<String> = task.iter().map(|s| s.to_string()).collect();
+    common.extend([
+        "--backend".to_string(),
+        format!("{:?}", args.backend).to_lowercase(),
+    ]);
+    if let Some(dir) = &args.data_dir {
+        common.extend(["--data-dir".to_string(), dir.display().to_string()]);
+    }
+    let histogram = plan.histogram_steps.to_string();
+    let warmup = plan.warmup_steps.to_string();
+    let frozen = plan.frozen_steps.to_string();
+    vec![
+        PlannedRun::new(
+            "adam",
+            &["--optimizer", "adam", "--gradient-histogram", &histogram],
+        ),
+        PlannedRun::new(
+            "adam-warmup",
+            &[
+                "--optimizer",
+                "adam",
+                "--warmup",
+                &warmup,
+                "--gradient-histogram",
+                &histogram,
+            ],
+        ),
+        PlannedRun::new("radam", &["--optimizer", "radam"]),
+        PlannedRun::new(
+            "adam-2k",
+            &["--optimizer", "adam-2k", "--frozen-steps", &frozen],
+        ),
+        PlannedRun::new("adam-eps", &["--optimizer", "adam", "--epsilon", "1e-4"]),
+    ]
+    .into_iter()
+    .map(|run| run.with(&common))
+    .collect()
+}
+
+/// Runs the ablation; writes `results.csv`, `curves.png`, `gradient_histogram.png` and
+/// `summary.txt` into `--out/warmup/` (each run's own artifacts in a sub-directory), and returns
+/// the summary it prints.
+///
+/// # Errors
+/// A run that fails (bad data directory, unresumable run), or unwritable files.
+pub fn run(args: &ExperimentArgs) -> Result<String, HarnessError> {
+    let dir = args.output_dir("warmup")?;
+    let (plan, _) = plan(args.scale);
+    let runs = runs(args);
+    let outcomes = run_all(&dir, &runs, |flags| {
+        let args = NmtArgs::try_parse_from(flags)
+            .map_err(|error| HarnessError::Invalid(error.to_string()))?;
+        nmt::run(args)
+    })?;
+    let labels = [
+        "Adam, no warmup".to_string(),
+        format!("Adam, warmup {}", plan.warmup_steps),
+        "RAdam, no warmup".to_string(),
+        format!("Adam-2k (k = {})", plan.frozen_steps),
+        "Adam-eps (ε = 1e-4)".to_string(),
+    ];
+
+    let mut csv = String::from(
+        "run,train_loss,valid_loss,train_perplexity,valid_perplexity,test_bleu,seconds\n",
+    );
+    let mut rows = Vec::new();
+    for ((run, label), outcome) in runs.iter().zip(&labels).zip(&outcomes) {
+        let last = |split, metric| final_value(outcome, split, metric);
+        let values = [
+            last(Split::Train, "Loss"),
+            last(Split::Valid, "Loss"),
+            last(Split::Train, "Perplexity"),
+            last(Split::Valid, "Perplexity"),
+            outcome.result("test BLEU").unwrap_or(f64::NAN),
+        ];
+        writeln!(
+            csv,
+            "{},{},{},{},{},{},{:.1}",
+            run.name, values[0], values[1], values[2], values[3], values[4], outcome.seconds
+        )
+        .unwrap();
+        rows.push(vec![
+            label.clone(),
+            format!("{:.3}", values[0]),
+            format!("{:.3}", values[1]),
+            format!("{:.1}", values[3]),
+            format!("{:.2}", values[4]),
+            format!("{:.0} s", outcome.seconds),
+        ]);
+    }
+    write_file(&dir.join("results.csv"), &csv)?;
+
+    let curve = |outcome: &RunOutcome, split, metric| -> Vec<(f64, f64)> {
+        outcome
+            .history
+            .epochs
+            .iter()
+            .filter_map(|record| Some((record.epoch as f64, record.get(split, metric)?)))
+            .collect()
+    };
+    let panels = [
+        (Split::Train, "Loss", false),
+        (Split::Valid, "Loss", false),
+        (Split::Train, "Perplexity", true),
+        (Split::Valid, "Perplexity", true),
+    ]
+    .into_iter()
+    .map(|(split, metric, log)| {
+        let split_name = match split {
+            Split::Train => "train",
+            Split::Valid => "valid",
+        };
+        let mut panel = Panel::new(format!("{split_name} {metric}"), "epoch", metric);
+        if log {
+            panel = panel.log_y();
+        }
+        for (label, outcome) in labels.iter().zip(&outcomes) {
+            panel = panel.with(Series::new(label.clone(), curve(outcome, split, metric)));
+        }
+        panel
+    })
+    .collect();
+    let mut figure = Figure::new("Warmup ablation: Transformer translation", panels);
+    figure.columns = 2;
+    save_figure(&figure, &dir.join("curves.png"));
+
+    let histogram_panels = ["adam", "adam-warmup"]
+        .iter()
+        .zip([&labels[0], &labels[1]])
+        .filter_map(|(run, label)| {
+            let path = dir.join(run).join(GRADIENT_HISTOGRAM);
+            let histograms = read_histograms(&path).ok()?;
+            Some(histogram_panel(label, &histograms))
+        })
+        .collect();
+    let mut figure = Figure::new(
+        "|gradient| over the first updates (fraction of entries per bin)",
+        histogram_panels,
+    );
+    figure.columns = 2;
+    save_figure(&figure, &dir.join("gradient_histogram.png"));
+
+    let mut summary = format!(
+        "Warmup ablation ({:?} scale; same seed, learning rate and epochs):\n",
+        args.scale
+    );
+    summary.push_str(&format_table(
+        &[
+            "optimizer",
+            "train loss",
+            "valid loss",
+            "valid ppl",
+            "test BLEU",
+            "time",
+        ],
+        &rows,
+    ));
+    write_file(&dir.join("summary.txt"), &summary)?;
+    print!("{summary}");
+    Ok(summary)
+}
+
+/// The last epoch's value of a metric (NaN if the run did not record it).
+fn final_value(outcome: &RunOutcome, split: Split, metric: &str) -> f64 {
+    outcome
+        .history
+        .last()
+        .and_then(|record| record.get(split, metric))
+        .unwrap_or(f64::NAN)
+}
+
+/// Per step, the `(bin centre, fraction)` pairs of a gradient-histogram CSV.
+pub fn read_histograms(path: &Path) -> Result<BTreeMap<usize, Vec<(f64, f64)>>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut histograms: BTreeMap<usize, Vec<(f64, f64)>> = BTreeMap::new();
+    for (number, line) in text.lines().enumerate().skip(1) {
+        let fields: Vec<&str> = line.split(',').collect();
+        let parsed = (|| -> Option<(usize, f64, f64, f64)> {
+            Some((
+                fields.first()?.parse().ok()?,
+                fields.get(1)?.parse().ok()?,
+                fields.get(2)?.parse().ok()?,
+                fields.get(3)?.parse().ok()?,
+            ))
+        })();
+        let Some((step, low, high, fraction)) = parsed.filter(|_| fields.len() == 4) else {
+            return Err(format!("{}:{}: malformed line", path.display(), number + 1));
+        };
+        histograms
+            .entry(step)
+            .or_default()
+            .push(((low + high) / 2.0, fraction));
+    }
+    Ok(histograms)
+}
+
+/// A panel with the histograms of a few steps, spread geometrically over those recorded.
+fn histogram_panel(label: &str, histograms: &BTreeMap<usize, Vec<(f64, f64)>>) -> Panel {
+    let last = histograms.keys().next_back().copied().unwrap_or(1);
+    let mut steps: Vec<usize> = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
+        .into_iter()
+        .filter(|&step| step <= last)
+        .collect();
+    if steps.last() != Some(&last) {
+        steps.push(last);
+    }
+    let mut panel = Panel::new(label, "log10 |g|", "fraction of entries");
+    for step in steps {
+        if let Some(points) = histograms.get(&step) {
+            panel = panel.with(Series::new(format!("update {step}"), points.clone()));
+        }
+    }
+    panel
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histograms_read_back_and_reject_malformed_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.csv");
+        std::fs::write(
+            &path,
+            "step,log10_low,log10_high,fraction\n1,-1,-0.75,0.5\n1,-0.75,-0.5,0.5\n2,-1,-0.75,1\n",
+        )
+        .unwrap();
+        let histograms = read_histograms(&path).unwrap();
+        assert_eq!(histograms[&1], vec![(-0.875, 0.5), (-0.625, 0.5)]);
+        assert_eq!(histograms[&2], vec![(-0.875, 1.0)]);
+        let panel = histogram_panel("Adam", &histograms);
+        assert_eq!(panel.series.len(), 2);
+
+        std::fs::write(&path, "step,log10_low,log10_high,fraction\n1,-1,x,0.5\n").unwrap();
+        assert!(
+            read_histograms(&path)
+                .unwrap_err()
+                .ends_with("h.csv:2: malformed line")
+        );
+    }
+
+    #[test]
+    fn every_run_shares_the_seed_and_budget_and_differs_in_its_optimizer() {
+        let args = ExperimentArgs {
+            scale: Scale::Cpu,
+            out: "out".into(),
+            backend: crate::harness::BackendKind::Ndarray,
+            data_dir: None,
+            fresh: false,
+        };
+        let runs = runs(&args);
+        assert_eq!(runs.len(), 5);
+        for run in &runs {
+            let parsed = NmtArgs::try_parse_from(
+                std::iter::once("experiment".to_string()).chain(run.flags.iter().cloned()),
+            )
+            .unwrap();
+            assert_eq!(parsed.train.epochs, Some(5), "{}", run.name);
+            assert_eq!(
+                parsed.train.lr, None,
+                "{}: the task's learning rate",
+                run.name
+            );
+        }
+        let adam_2k = NmtArgs::try_parse_from(
+            std::iter::once("experiment".to_string()).chain(runs[3].flags.iter().cloned()),
+        )
+        .unwrap();
+        assert_eq!(adam_2k.train.frozen_steps, 60);
+        let adam_eps = NmtArgs::try_parse_from(
+            std::iter::once("experiment".to_string()).chain(runs[4].flags.iter().cloned()),
+        )
+        .unwrap();
+        assert_eq!(adam_eps.train.epsilon, Some(1e-4));
+    }
+}
