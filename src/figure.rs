@@ -190,10 +190,19 @@ fn text(error: impl std::fmt::Display) -> String {
 fn draw_panel(area: &Area<'_>, panel: &Panel) -> Result<(), String> {
     let series = panel.drawable();
     let points = || series.iter().flat_map(|(_, points)| points.iter());
-    let Some((x_low, x_high)) = range(points().map(|p| p.0), panel.log_x) else {
+    // A log axis over less than a decade would have no labelled tick: draw it linear.
+    let spans_a_decade = |values: &mut dyn Iterator<Item = f64>| {
+        let (low, high) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+        high >= 10.0 * low
+    };
+    let log_x = panel.log_x && spans_a_decade(&mut points().map(|p| p.0));
+    let log_y = panel.log_y && spans_a_decade(&mut points().map(|p| p.1));
+    let Some((x_low, x_high)) = range(points().map(|p| p.0), log_x) else {
         return Ok(());
     };
-    let Some((y_low, y_high)) = range(points().map(|p| p.1), panel.log_y) else {
+    let Some((y_low, y_high)) = range(points().map(|p| p.1), log_y) else {
         return Ok(());
     };
     let mut builder = ChartBuilder::on(area);
@@ -222,7 +231,11 @@ fn draw_panel(area: &Area<'_>, panel: &Panel) -> Result<(), String> {
                 }
                 let color = Palette99::pick(index).to_rgba();
                 chart
-                    .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+                    .draw_series(
+                        // Markers where the points are few (per-epoch curves), else a line.
+                        LineSeries::new(points.clone(), color.stroke_width(2))
+                            .point_size(if points.len() <= 30 { 3 } else { 0 }),
+                    )
                     .map_err(text)?
                     .label(name.as_str())
                     .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], color));
@@ -235,7 +248,7 @@ fn draw_panel(area: &Area<'_>, panel: &Panel) -> Result<(), String> {
                 .map_err(text)?;
         }};
     }
-    match (panel.log_x, panel.log_y) {
+    match (log_x, log_y) {
         (false, false) => finish!(
             builder
                 .build_cartesian_2d(x_low..x_high, y_low..y_high)

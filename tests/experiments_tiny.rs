@@ -5,19 +5,12 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use radam_train::experiments::{ExperimentArgs, Scale, lr_robustness, variance_analysis, warmup};
-use radam_train::harness::BackendKind;
 
 /// The training experiments use both cores; one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn args(out: &Path) -> ExperimentArgs {
-    ExperimentArgs {
-        scale: Scale::Tiny,
-        out: out.to_path_buf(),
-        backend: BackendKind::Ndarray,
-        data_dir: None,
-        fresh: false,
-    }
+    ExperimentArgs::new(Scale::Tiny, out)
 }
 
 fn assert_files(dir: &Path, files: &[&str]) {

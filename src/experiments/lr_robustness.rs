@@ -31,17 +31,7 @@ pub fn task_flags(scale: Scale) -> Vec<&'static str> {
 
 /// The twelve runs: every optimizer at every learning rate.
 pub fn runs(args: &ExperimentArgs) -> Vec<PlannedRun> {
-    let mut common: Vec<String> = task_flags(args.scale)
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    common.extend([
-        "--backend".to_string(),
-        format!("{:?}", args.backend).to_lowercase(),
-    ]);
-    if let Some(dir) = &args.data_dir {
-        common.extend(["--data-dir".to_string(), dir.display().to_string()]);
-    }
+    let common = args.common_flags(&task_flags(args.scale));
     let mut runs = Vec::new();
     for (optimizer, _) in OPTIMIZERS {
         for lr in LEARNING_RATES {
@@ -64,6 +54,12 @@ pub fn runs(args: &ExperimentArgs) -> Vec<PlannedRun> {
 /// # Errors
 /// A run that fails (bad data directory, unresumable run), or unwritable files.
 pub fn run(args: &ExperimentArgs) -> Result<String, HarnessError> {
+    if args.lr.is_some() {
+        return Err(HarnessError::Invalid(
+            "--lr: lr-robustness sweeps its own learning rates (0.1, 0.03, 0.01, 0.003)"
+                .to_string(),
+        ));
+    }
     let dir = args.output_dir("lr-robustness")?;
     let runs = runs(args);
     let outcomes = run_all(&dir, &runs, |flags| {
@@ -160,13 +156,7 @@ mod tests {
 
     #[test]
     fn sweeps_every_optimizer_at_every_learning_rate() {
-        let args = ExperimentArgs {
-            scale: Scale::Cpu,
-            out: "out".into(),
-            backend: crate::harness::BackendKind::Ndarray,
-            data_dir: None,
-            fresh: false,
-        };
+        let args = ExperimentArgs::new(Scale::Cpu, "out");
         let runs = runs(&args);
         assert_eq!(runs.len(), 12);
         assert_eq!(runs[0].name, "radam-lr0.1");
@@ -177,5 +167,12 @@ mod tests {
         .unwrap();
         assert_eq!(parsed.train.lr, Some(0.03));
         assert_eq!(parsed.depth, Some(8));
+
+        let with_lr = ExperimentArgs {
+            lr: Some(0.1),
+            ..args
+        };
+        let error = run(&with_lr).unwrap_err().to_string();
+        assert!(error.contains("sweeps its own learning rates"), "{error}");
     }
 }

@@ -48,12 +48,41 @@ pub struct ExperimentArgs {
     /// `lr-robustness`) instead of the built-in sets.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// `warmup` only: train every run at this learning rate instead of the task's (a higher one
+    /// shows more of the early instability). Results go to `warmup-lr<LR>/`.
+    #[arg(long)]
+    pub lr: Option<f64>,
     /// Discard earlier results in the output directory instead of reusing and resuming them.
     #[arg(long)]
     pub fresh: bool,
 }
 
 impl ExperimentArgs {
+    /// An experiment at `scale` on ndarray with built-in data, writing below `out`.
+    pub fn new(scale: Scale, out: impl Into<PathBuf>) -> Self {
+        Self {
+            scale,
+            out: out.into(),
+            backend: BackendKind::Ndarray,
+            data_dir: None,
+            lr: None,
+            fresh: false,
+        }
+    }
+
+    /// `task`'s flags followed by the backend and data flags every run of the experiment shares.
+    pub fn common_flags(&self, task: &[&str]) -> Vec<String> {
+        let mut flags: Vec<String> = task.iter().map(|flag| flag.to_string()).collect();
+        flags.extend([
+            "--backend".to_string(),
+            format!("{:?}", self.backend).to_lowercase(),
+        ]);
+        if let Some(dir) = &self.data_dir {
+            flags.extend(["--data-dir".to_string(), dir.display().to_string()]);
+        }
+        flags
+    }
+
     /// The output directory of experiment `name`, created (and emptied first with `--fresh`).
     ///
     /// # Errors
