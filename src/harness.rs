@@ -245,14 +245,18 @@ impl Session {
         let settings = RunSettings {
             task: defaults.name.to_string(),
             backend: args.backend,
-            optimizer: OptimizerSettings {
-                beta_2: args.beta_2.unwrap_or(defaults.beta_2),
-                epsilon: args.epsilon.unwrap_or(1e-8),
-                frozen_steps: args.frozen_steps,
-                ..OptimizerSettings::new(
+            optimizer: {
+                // PyTorch's ε unless set: one default, in `OptimizerSettings::new`.
+                let base = OptimizerSettings::new(
                     args.optimizer,
                     args.weight_decay.unwrap_or(defaults.weight_decay),
-                )
+                );
+                OptimizerSettings {
+                    beta_2: args.beta_2.unwrap_or(defaults.beta_2),
+                    epsilon: args.epsilon.unwrap_or(base.epsilon),
+                    frozen_steps: args.frozen_steps,
+                    ..base
+                }
             },
             lr,
             warmup: args.warmup,
