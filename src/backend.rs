@@ -79,3 +79,42 @@ pub fn wgpu_adapter() -> Result<WgpuAdapter, WgpuUnavailable> {
 pub fn wgpu_device() -> Result<WgpuDevice, WgpuUnavailable> {
     wgpu_adapter().map(|_| WgpuDevice::DefaultDevice)
 }
+
+/// Discrete GPUs with a Vulkan driver on this machine.
+pub fn discrete_gpus() -> usize {
+    static COUNT: OnceLock<usize> = OnceLock::new();
+    *COUNT.get_or_init(|| {
+        let instance = wgpu::Instance::new(&wgpu::InstanceDescriptor {
+            backends: wgpu::Backends::VULKAN,
+            ..Default::default()
+        });
+        instance
+            .enumerate_adapters(wgpu::Backends::VULKAN)
+            .iter()
+            .filter(|adapter| adapter.get_info().device_type == wgpu::DeviceType::DiscreteGpu)
+            .count()
+    })
+}
+
+/// `count` wgpu devices starting at GPU number `first`: the default adapter for one device on
+/// a machine without enough discrete GPUs (processes of a multi-node run then share it),
+/// otherwise discrete GPUs `first..first + count`.
+///
+/// # Errors
+/// No Vulkan adapter at all, or several devices asked for and fewer discrete GPUs present.
+pub fn wgpu_devices(count: usize, first: usize) -> Result<Vec<WgpuDevice>, String> {
+    wgpu_adapter().map_err(|e| e.to_string())?;
+    let gpus = discrete_gpus();
+    if first + count <= gpus {
+        return Ok((first..first + count)
+            .map(WgpuDevice::DiscreteGpu)
+            .collect());
+    }
+    if count == 1 {
+        return Ok(vec![WgpuDevice::DefaultDevice]);
+    }
+    Err(format!(
+        "--devices {count} needs {count} GPUs, and this machine has {gpus} discrete GPU(s) with \
+         a Vulkan driver"
+    ))
+}

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use burn::data::dataloader::DataLoader;
+use burn::data::dataset::Dataset;
 use burn::module::AutodiffModule;
 use burn::record::DefaultRecorder;
 use burn::tensor::backend::AutodiffBackend;
@@ -17,12 +18,16 @@ use burn::train::renderer::tui::TuiMetricsRenderer;
 use burn::train::{LearnerBuilder, LearningStrategy, TrainStep, ValidStep};
 use serde::{Deserialize, Serialize};
 
+use crate::distributed::{
+    Collective, DataParallel, ReplicaLayout, ReplicaShards, broadcast_model, fingerprint_bytes,
+    launched_processes,
+};
 use crate::gradient_histogram::GradientLog;
 use crate::history::{History, RecordingRenderer};
 use crate::optimizer::{AnyOptimizer, OptimizerKind, OptimizerSettings};
 use crate::plot::plot_history;
 use crate::rectification_metric::RectificationMetric;
-use crate::renderer::PlainRenderer;
+use crate::renderer::{PlainRenderer, QuietRenderer};
 use crate::schedule::{Decay, Schedule};
 
 /// Where a run trains.
@@ -123,6 +128,14 @@ pub struct TrainArgs {
     /// Record a histogram of |gradient| over the first N updates into grad_histogram.csv.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub gradient_histogram: usize,
+    /// Train data-parallel on this many devices of this machine (Burn's DDP): GPUs 0..N with
+    /// wgpu, the CPU N times with ndarray. `--batch-size` is per device.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub devices: usize,
+    /// Train data-parallel in N processes, usually one per machine or GPU, started together by
+    /// `mpirun -np N` (needs the `mpi` cargo feature). `--batch-size` is per process.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub nodes: usize,
 }
 
 /// A task's defaults for the flags a user may leave out.
@@ -172,6 +185,24 @@ pub struct RunSettings {
     pub size: SizePreset,
     /// The data directory, if not built-in.
     pub data_dir: Option<PathBuf>,
+    /// Local devices (data-parallel).
+    #[serde(default = "one")]
+    pub devices: usize,
+    /// Processes of a multi-node run.
+    #[serde(default = "one")]
+    pub nodes: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+impl RunSettings {
+    /// Replicas of the model that train together: `devices · nodes`. Every step sees
+    /// `replicas · batch_size` items.
+    pub fn replicas(&self) -> usize {
+        self.devices * self.nodes
+    }
 }
 
 /// Why a run could not start or finish.
@@ -228,6 +259,89 @@ pub struct Session {
     plain: bool,
     gradient_histogram: usize,
     title: String,
+    node: Node,
+}
+
+/// This process's place in a multi-node run.
+#[derive(Clone, Debug, Default)]
+struct Node {
+    rank: usize,
+    local_rank: usize,
+    collective: Option<Arc<dyn Collective>>,
+    /// Keeps MPI running while the session lives.
+    #[cfg(feature = "mpi")]
+    _mpi: Option<Arc<crate::distributed::mpi::MpiNode>>,
+}
+
+impl fmt::Debug for dyn Collective {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Collective {{ rank: {}, size: {} }}",
+            self.rank(),
+            self.size()
+        )
+    }
+}
+
+impl Node {
+    /// Joins the multi-node run `--nodes` asks for, checking that the launcher agrees.
+    fn join(nodes: usize, devices: usize) -> Result<Self, HarnessError> {
+        if nodes == 0 || devices == 0 {
+            return Err(HarnessError::Invalid(
+                "--nodes and --devices must be at least 1".to_string(),
+            ));
+        }
+        let launched = launched_processes().unwrap_or(1);
+        if nodes == 1 {
+            if launched > 1 {
+                return Err(HarnessError::Invalid(format!(
+                    "this process is one of {launched} started by mpirun, but --nodes is 1: pass \
+                     --nodes {launched} (otherwise each process would train alone)"
+                )));
+            }
+            return Ok(Self::default());
+        }
+        if devices > 1 {
+            return Err(HarnessError::Invalid(format!(
+                "--nodes {nodes} with --devices {devices}: start one process per device instead \
+                 (mpirun -np {total} … --nodes {total}); each process uses its machine's GPU \
+                 number <local rank>",
+                total = nodes * devices
+            )));
+        }
+        Self::join_mpi(nodes, launched)
+    }
+
+    #[cfg(feature = "mpi")]
+    fn join_mpi(nodes: usize, launched: usize) -> Result<Self, HarnessError> {
+        if launched != nodes {
+            return Err(HarnessError::Invalid(if launched == 1 {
+                format!(
+                    "--nodes {nodes}: start the processes with MPI, e.g. `mpirun -np {nodes} \
+                     <this command>` (see README, \"Several devices and machines\")"
+                )
+            } else {
+                format!("mpirun started {launched} processes, but --nodes is {nodes}")
+            }));
+        }
+        let mpi = crate::distributed::mpi::MpiNode::join().map_err(HarnessError::Invalid)?;
+        Ok(Self {
+            rank: mpi.rank(),
+            local_rank: mpi.local_rank(),
+            collective: Some(Arc::new(mpi.collective())),
+            _mpi: Some(Arc::new(mpi)),
+        })
+    }
+
+    #[cfg(not(feature = "mpi"))]
+    fn join_mpi(nodes: usize, _launched: usize) -> Result<Self, HarnessError> {
+        Err(HarnessError::Invalid(format!(
+            "--nodes {nodes} needs MPI, and this program was built without it: build with \
+             `--features mpi` (Debian/Ubuntu: apt-get install libopenmpi-dev openmpi-bin \
+             libclang-dev)"
+        )))
+    }
 }
 
 impl Session {
@@ -266,7 +380,16 @@ impl Session {
             seed: args.seed,
             size: args.size,
             data_dir: args.data_dir.clone(),
+            devices: args.devices,
+            nodes: args.nodes,
         };
+        let node = Node::join(args.nodes, args.devices)?;
+        if args.gradient_histogram > 0 && args.devices > 1 {
+            return Err(HarnessError::Invalid(
+                "--gradient-histogram records one replica's updates: use it with --devices 1"
+                    .to_string(),
+            ));
+        }
         if settings.epochs == 0 || settings.batch_size == 0 {
             return Err(HarnessError::Invalid(
                 "--epochs and --batch-size must be at least 1".to_string(),
@@ -287,13 +410,17 @@ impl Session {
                 dir.display()
             )));
         }
-        let dir = args.artifact_dir.clone().unwrap_or_else(|| {
+        let mut dir = args.artifact_dir.clone().unwrap_or_else(|| {
             PathBuf::from("artifacts").join(format!(
                 "{}-{}",
                 defaults.name,
                 format!("{:?}", args.optimizer).to_lowercase()
             ))
         });
+        // Every node keeps its own checkpoints; node 0's are the run's.
+        if node.rank > 0 {
+            dir = dir.join(format!("node-{}", node.rank));
+        }
         if args.stop_after == Some(0) {
             return Err(HarnessError::Invalid(
                 "--stop-after must be at least 1".to_string(),
@@ -313,8 +440,13 @@ impl Session {
         let json = serde_json::to_string_pretty(&settings).expect("settings serialise");
         std::fs::write(dir.join(SETTINGS), json)
             .map_err(|e| io_error("write", &dir.join(SETTINGS), e))?;
+        let replicas = if settings.replicas() > 1 {
+            format!(" × {}", settings.replicas())
+        } else {
+            String::new()
+        };
         let title = format!(
-            "{} · {} lr {} · {}",
+            "{} · {} lr {} · {}{replicas}",
             defaults.name,
             settings.optimizer.kind,
             settings.lr,
@@ -328,6 +460,7 @@ impl Session {
             plain: args.plain || !std::io::stdout().is_terminal(),
             gradient_histogram: args.gradient_histogram,
             title,
+            node,
         })
     }
 
@@ -436,9 +569,69 @@ impl Session {
         self.dir.join(format!("{MODEL}.mpk"))
     }
 
-    /// Prints a line of progress outside the Learner (data preparation, evaluation).
+    /// Prints a line of progress outside the Learner (data preparation, evaluation); in a
+    /// multi-node run only node 0 speaks.
     pub fn say(&self, text: impl fmt::Display) {
-        println!("{text}");
+        if self.node.rank == 0 {
+            println!("{text}");
+        }
+    }
+
+    /// Where this process trains: backend, local devices, and which GPU of the machine.
+    pub fn placement(&self) -> Placement {
+        Placement {
+            backend: self.settings.backend,
+            devices: self.settings.devices,
+            first_device: self.node.local_rank,
+        }
+    }
+
+    /// This process's rank in a multi-node run (0 otherwise).
+    pub fn node_rank(&self) -> usize {
+        self.node.rank
+    }
+
+    /// Where this process's replicas sit among all of the run.
+    pub fn layout(&self) -> ReplicaLayout {
+        ReplicaLayout {
+            nodes: self.settings.nodes,
+            node_rank: self.node.rank,
+            devices: self.settings.devices,
+        }
+    }
+
+    /// This process's share of a training set ([`ReplicaShards`]): all of it for a single
+    /// replica.
+    ///
+    /// # Errors
+    /// If the set has fewer items than there are replicas.
+    pub fn shard<I: Send + Sync + 'static>(
+        &self,
+        data: Arc<dyn Dataset<I>>,
+    ) -> Result<Arc<dyn Dataset<I>>, HarnessError> {
+        let replicas = self.settings.replicas();
+        if replicas == 1 {
+            return Ok(data);
+        }
+        let shards = ReplicaShards::new(data, self.layout());
+        if shards.per_replica() == 0 {
+            return Err(HarnessError::Invalid(format!(
+                "the training set is too small for {replicas} replicas"
+            )));
+        }
+        let dropped = if shards.dropped() > 0 {
+            format!(
+                " ({} left out so that all take the same number of steps)",
+                shards.dropped()
+            )
+        } else {
+            String::new()
+        };
+        self.say(format!(
+            "{replicas} replicas, each training on {} items per epoch{dropped}",
+            shards.per_replica()
+        ));
+        Ok(Arc::new(shards))
     }
 
     /// Trains `model` with the run's optimizer and schedule through Burn's `LearnerBuilder`:
@@ -448,18 +641,31 @@ impl Session {
     ///
     /// A resumed run continues the data order exactly when `train` shuffles with a seed: the
     /// loader is advanced past the epochs already trained.
+    ///
+    /// With several `devices` it trains one replica per device through Burn's DDP (the
+    /// training loader is cut into one contiguous slice per device: build it from
+    /// [`shard`](Self::shard)); in a multi-node run every node starts from node 0's weights
+    /// and averages its gradients with the other nodes' before every step.
     #[allow(clippy::too_many_arguments, clippy::type_complexity)]
     pub fn fit<B, M, TI, VI, TO, VO>(
         &self,
-        device: B::Device,
+        devices: Vec<B::Device>,
         model: M,
         train: Arc<dyn DataLoader<B, TI>>,
         valid: Arc<dyn DataLoader<B::InnerBackend, VI>>,
         steps_per_epoch: usize,
         metrics: impl FnOnce(
-            LearnerBuilder<B, M, AnyOptimizer<M, B>, Schedule, TI, VI, TO, VO>,
-        )
-            -> LearnerBuilder<B, M, AnyOptimizer<M, B>, Schedule, TI, VI, TO, VO>,
+            LearnerBuilder<B, M, DataParallel<AnyOptimizer<M, B>>, Schedule, TI, VI, TO, VO>,
+        ) -> LearnerBuilder<
+            B,
+            M,
+            DataParallel<AnyOptimizer<M, B>>,
+            Schedule,
+            TI,
+            VI,
+            TO,
+            VO,
+        >,
     ) -> Result<TrainedRun<M::InnerModule>, HarnessError>
     where
         B: AutodiffBackend,
@@ -492,8 +698,34 @@ impl Session {
                 total_steps: total_steps.max(1),
             },
         };
-        let schedule =
-            Schedule::new(settings.lr, settings.warmup, decay).map_err(HarnessError::Invalid)?;
+        let local_devices = devices.len();
+        if local_devices == 0 {
+            return Err(HarnessError::Invalid("no device to train on".to_string()));
+        }
+        // Burn's DDP asks for the rate once per local device per step.
+        let schedule = Schedule::new(settings.lr, settings.warmup, decay)
+            .map_err(HarnessError::Invalid)?
+            .with_calls_per_step(local_devices);
+        let optimizer = DataParallel::new(optimizer, self.node.collective.clone());
+        let model = match &self.node.collective {
+            Some(collective) => {
+                let mut comparable = settings.clone();
+                comparable.data_dir = None;
+                let json = serde_json::to_string(&comparable).expect("settings serialise");
+                broadcast_model(
+                    model,
+                    fingerprint_bytes(json.as_bytes()),
+                    collective.as_ref(),
+                )
+                .map_err(|e| HarnessError::Invalid(e.to_string()))?
+            }
+            None => model,
+        };
+        let strategy = if local_devices > 1 {
+            burn::train::ddp(devices, burn::collective::CollectiveConfig::default())
+        } else {
+            LearningStrategy::SingleDevice(devices.into_iter().next().expect("one device"))
+        };
 
         // Epochs already trained drew their shuffles from the loader's generator.
         for _ in 0..self.start_epoch {
@@ -512,19 +744,21 @@ impl Session {
 
         let mut builder = LearnerBuilder::new(&self.dir)
             .with_file_checkpointer(DefaultRecorder::new())
-            .learning_strategy(LearningStrategy::SingleDevice(device))
+            .learning_strategy(strategy)
             .num_epochs(self.stop_after)
             .with_application_logger(None)
             .metric_train_numeric(LearningRateMetric::new());
         if settings.optimizer.kind == OptimizerKind::Radam {
             let steps_before = self.start_epoch * steps_per_epoch;
-            builder = builder.metric_train_numeric(RectificationMetric::new(
-                &settings.optimizer.radam_config(),
-                steps_before,
-            ));
+            builder = builder.metric_train_numeric(
+                RectificationMetric::new(&settings.optimizer.radam_config(), steps_before)
+                    .with_updates_per_step(local_devices),
+            );
         }
         builder = metrics(builder);
-        let inner: Box<dyn MetricsRenderer> = if self.plain {
+        let inner: Box<dyn MetricsRenderer> = if self.node.rank > 0 {
+            Box::new(QuietRenderer)
+        } else if self.plain {
             Box::new(PlainRenderer::new())
         } else {
             Box::new(TuiMetricsRenderer::new(
@@ -580,6 +814,17 @@ impl Session {
     }
 }
 
+/// Where a process trains, for [`on_backend`](crate::tasks::on_backend).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Placement {
+    /// The backend.
+    pub backend: BackendKind,
+    /// How many local devices.
+    pub devices: usize,
+    /// The first GPU's number on this machine (a multi-node process's local rank).
+    pub first_device: usize,
+}
+
 impl RunSettings {
     fn backend_name(&self) -> &'static str {
         match self.backend {
@@ -621,6 +866,8 @@ pub struct RunReport {
     pub artifact_dir: PathBuf,
     /// Task-specific results, e.g. `("test BLEU", 12.3)`.
     pub results: Vec<(String, f64)>,
+    /// The process's rank in a multi-node run (only node 0 prints).
+    pub node_rank: usize,
 }
 
 impl RunReport {
@@ -631,12 +878,16 @@ impl RunReport {
             wall_time: run.wall_time,
             artifact_dir: session.dir().to_path_buf(),
             results,
+            node_rank: session.node_rank(),
         }
     }
 
     /// Prints the closing lines: the last epoch's validation metrics, the task's results, the
     /// time and where the artifacts are.
     pub fn print(&self) {
+        if self.node_rank > 0 {
+            return;
+        }
         print!("{}", self.history.summary_table());
         if let Some(last) = self.history.last() {
             let valid: Vec<String> = last

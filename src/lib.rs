@@ -6,7 +6,8 @@
 //! the baselines), learning-rate [schedule]s, the [r_t metric](rectification_metric), metric
 //! [renderer]s, the per-epoch [history] with its CSV and [plot], [BLEU](bleu), and the paper's
 //! [tasks] run through the [harness]; the paper's [experiments] on top of them, drawn as
-//! [figure]s, with [gradient histograms](gradient_histogram) and the [variance] analysis.
+//! [figure]s, with [gradient histograms](gradient_histogram) and the [variance] analysis;
+//! [distributed] (data-parallel) training on several devices and machines.
 //!
 //! Everything model- and optimizer-side is generic over `B: Backend`; only this crate names the
 //! concrete backends.
@@ -19,6 +20,7 @@ pub use radam_models as models;
 
 pub mod backend;
 pub mod bleu;
+pub mod distributed;
 pub mod experiments;
 pub mod figure;
 pub mod gradient_histogram;

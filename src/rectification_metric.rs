@@ -17,6 +17,8 @@ pub struct RectificationMetric {
     threshold: f64,
     skips_below_threshold: bool,
     step: usize,
+    updates_per_step: usize,
+    updates: usize,
     current: f64,
 }
 
@@ -30,8 +32,21 @@ impl RectificationMetric {
             threshold: config.threshold,
             skips_below_threshold: !config.degenerated_to_sgd,
             step: steps_before,
+            updates_per_step: 1,
+            updates: 0,
             current: f64::NAN,
         }
+    }
+
+    /// The same metric for a learner that reports each step `updates` times: Burn's DDP does,
+    /// once per local device.
+    ///
+    /// # Panics
+    /// If `updates` is zero.
+    pub fn with_updates_per_step(mut self, updates: usize) -> Self {
+        assert!(updates > 0, "a learner reports each step at least once");
+        self.updates_per_step = updates;
+        self
     }
 
     /// The text shown for step `t`: `r_t 0.02582` or `momentum phase (ρ_t 4.996)`.
@@ -58,7 +73,10 @@ impl Metric for RectificationMetric {
     }
 
     fn update(&mut self, _item: &(), _metadata: &MetricMetadata) -> MetricEntry {
-        self.step += 1;
+        self.updates += 1;
+        if (self.updates - 1).is_multiple_of(self.updates_per_step) {
+            self.step += 1;
+        }
         let (value, formatted) = self.describe(self.step);
         self.current = value;
         MetricEntry::new(self.name.clone(), formatted, value.to_string())
@@ -106,6 +124,28 @@ mod tests {
         assert!((metric.value().current() - 0.025821).abs() < 1e-5);
         metric.update(&(), &metadata);
         // β2 is an f32 in the config; the optimizer and the metric widen the same value.
+        let r_7 = rectification(f64::from(0.999f32), 7, 5.0).unwrap();
+        assert_eq!(metric.value().current(), r_7);
+    }
+
+    #[test]
+    fn several_reports_per_step_count_once() {
+        let mut metric = RectificationMetric::new(&RAdamConfig::new(), 0).with_updates_per_step(2);
+        let metadata = MetricMetadata {
+            progress: burn::data::dataloader::Progress::new(1, 1),
+            epoch: 1,
+            epoch_total: 1,
+            iteration: 1,
+            lr: None,
+        };
+        for _ in 0..11 {
+            metric.update(&(), &metadata);
+        }
+        // Reports 11 and 12 belong to step 6, the first rectified step.
+        assert!((metric.value().current() - 0.025821).abs() < 1e-5);
+        for _ in 0..2 {
+            metric.update(&(), &metadata);
+        }
         let r_7 = rectification(f64::from(0.999f32), 7, 5.0).unwrap();
         assert_eq!(metric.value().current(), r_7);
     }

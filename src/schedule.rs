@@ -32,6 +32,8 @@ pub struct Schedule {
     warmup_steps: usize,
     decay: Decay,
     step: usize,
+    calls_per_step: usize,
+    calls: usize,
 }
 
 impl Schedule {
@@ -66,7 +68,25 @@ impl Schedule {
             warmup_steps,
             decay,
             step: 0,
+            calls_per_step: 1,
+            calls: 0,
         })
+    }
+
+    /// The same schedule for a learner that asks for the rate `calls` times per optimizer step:
+    /// Burn's DDP does, once per local device. The rate then advances every `calls` calls, so
+    /// that it still follows optimizer steps.
+    ///
+    /// # Panics
+    /// If `calls` is zero.
+    pub fn with_calls_per_step(mut self, calls: usize) -> Self {
+        assert!(
+            calls > 0,
+            "a learner asks for the rate at least once per step"
+        );
+        self.calls_per_step = calls;
+        self.calls = self.step * calls;
+        self
     }
 
     /// The learning rate at step `t` (1-based), without changing the schedule.
@@ -104,7 +124,8 @@ impl LrScheduler for Schedule {
     type Record<B: Backend> = usize;
 
     fn step(&mut self) -> f64 {
-        self.step += 1;
+        self.calls += 1;
+        self.step = self.calls.div_ceil(self.calls_per_step);
         self.rate_at(self.step)
     }
 
@@ -114,6 +135,7 @@ impl LrScheduler for Schedule {
 
     fn load_record<B: Backend>(mut self, record: Self::Record<B>) -> Self {
         self.step = record;
+        self.calls = record * self.calls_per_step;
         self
     }
 }
@@ -161,6 +183,28 @@ mod tests {
             .unwrap()
             .load_record::<burn::backend::NdArray>(record);
         assert_eq!(resumed.step(), 0.3);
+    }
+
+    #[test]
+    fn several_calls_per_step_follow_optimizer_steps() {
+        let schedule = Schedule::new(1.0, 2, Decay::Constant)
+            .unwrap()
+            .with_calls_per_step(2);
+        assert_eq!(rates(schedule, 6), vec![0.5, 0.5, 1.0, 1.0, 1.0, 1.0]);
+        // A checkpoint records optimizer steps, whatever the number of devices.
+        let mut schedule = Schedule::new(1.0, 4, Decay::Constant)
+            .unwrap()
+            .with_calls_per_step(3);
+        for _ in 0..3 {
+            schedule.step();
+        }
+        assert_eq!(schedule.steps_taken(), 1);
+        let record = schedule.to_record::<burn::backend::NdArray>();
+        let resumed = Schedule::new(1.0, 4, Decay::Constant)
+            .unwrap()
+            .with_calls_per_step(2)
+            .load_record::<burn::backend::NdArray>(record);
+        assert_eq!(rates(resumed, 2), vec![0.5, 0.5]);
     }
 
     #[test]

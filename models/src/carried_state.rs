@@ -8,11 +8,12 @@ use std::sync::{Arc, Mutex};
 
 use burn::tensor::backend::Backend;
 
-/// A shared slot per (backend type, device) holding the last batch's final recurrent state,
+/// A shared slot per (backend type, device, thread) holding the last batch's final recurrent state,
 /// detached from the autodiff graph.
 ///
 /// Clones of a model (`valid()`, `fork`) share the slots, and the key keeps the training model,
-/// the validation model and each device apart. The state is dropped whenever a batch starts a
+/// the validation model and each device apart — and each thread, since Burn's DDP trains one
+/// replica per thread, possibly on the same device (the CPU) several times. The state is dropped whenever a batch starts a
 /// stream or its batch size differs from the stored state's.
 #[derive(Clone, Default)]
 pub struct CarriedState {
@@ -27,7 +28,11 @@ impl fmt::Debug for CarriedState {
 }
 
 fn key<B: Backend>(device: &B::Device) -> String {
-    format!("{}@{device:?}", std::any::type_name::<B>())
+    format!(
+        "{}@{device:?}#{:?}",
+        std::any::type_name::<B>(),
+        std::thread::current().id()
+    )
 }
 
 impl CarriedState {
@@ -50,5 +55,29 @@ impl CarriedState {
             .lock()
             .expect("carried-state lock poisoned")
             .clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::NdArray;
+
+    #[test]
+    fn replicas_on_one_device_keep_their_own_state() {
+        let carried = CarriedState::default();
+        let device = Default::default();
+        carried.store::<NdArray, u32>(&device, 1);
+        let other = carried.clone();
+        let seen_elsewhere = std::thread::spawn(move || {
+            let seen = other.take::<NdArray, u32>(&device);
+            other.store::<NdArray, u32>(&device, 2);
+            seen
+        })
+        .join()
+        .unwrap();
+        assert_eq!(seen_elsewhere, None);
+        assert_eq!(carried.take::<NdArray, u32>(&device), Some(1));
+        assert_eq!(carried.take::<NdArray, u32>(&device), None);
     }
 }

@@ -72,7 +72,7 @@ pub fn run(args: CifarArgs) -> Result<RunReport, HarnessError> {
         )));
     }
     on_backend(
-        args.train.backend,
+        session.placement(),
         CifarTask {
             args,
             session,
@@ -143,10 +143,12 @@ impl CifarTask {
 impl OnBackend for CifarTask {
     type Output = RunReport;
 
-    fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<RunReport, HarnessError> {
+    fn run<B: AutodiffBackend>(self, devices: Vec<B::Device>) -> Result<RunReport, HarnessError> {
         let settings = self.session.settings().clone();
+        let device = devices[0].clone();
         let (train, valid, normalization, classes) = self.data()?;
-        let steps_per_epoch = train.len().div_ceil(settings.batch_size);
+        let train = self.session.shard(train)?;
+        let steps_per_epoch = (train.len() / devices.len()).div_ceil(settings.batch_size);
         let skipped = (self.session.start_epoch() * steps_per_epoch) as u64;
         let train_loader: Arc<dyn DataLoader<B, ImageBatch<B>>> = DataLoaderBuilder::new(
             ImageBatcher::train(normalization, settings.seed).skip_batches(skipped),
@@ -171,7 +173,7 @@ impl OnBackend for CifarTask {
             settings.epochs
         ));
         let trained = self.session.fit(
-            device,
+            devices,
             model,
             train_loader,
             valid_loader,

@@ -66,7 +66,7 @@ pub fn run(args: LmArgs) -> Result<RunReport, HarnessError> {
             "--bptt must be at least 1".to_string(),
         ));
     }
-    on_backend(args.train.backend, LmTask { args, session })
+    on_backend(session.placement(), LmTask { args, session })
 }
 
 struct LmTask {
@@ -115,8 +115,9 @@ impl LmTask {
 impl OnBackend for LmTask {
     type Output = RunReport;
 
-    fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<RunReport, HarnessError> {
+    fn run<B: AutodiffBackend>(self, devices: Vec<B::Device>) -> Result<RunReport, HarnessError> {
         let settings = self.session.settings().clone();
+        let device = devices[0].clone();
         let corpus = self.corpus()?;
         let vocab = corpus.vocab.len();
         let (config, bptt) = match settings.size {
@@ -130,10 +131,14 @@ impl OnBackend for LmTask {
             SizePreset::Paper => (LstmLmConfig::paper(vocab), self.args.bptt.unwrap_or(20)),
         };
         config.validate().map_err(HarnessError::Invalid)?;
-        // Rows continue each other from batch to batch: no shuffling (state is carried).
-        let train = BpttDataset::new(corpus.train.clone(), settings.batch_size, bptt)?;
+        // Rows continue each other from batch to batch: no shuffling (state is carried). With
+        // several replicas the rows of the whole step's batch are dealt out among them, so
+        // each replica keeps continuing its own rows.
+        let replicas = settings.replicas();
+        let train = BpttDataset::new(corpus.train.clone(), settings.batch_size * replicas, bptt)?;
         let valid = BpttDataset::new(corpus.valid.clone(), settings.batch_size, bptt)?;
         let steps_per_epoch = train.batches();
+        let train = self.session.shard(Arc::new(train))?;
         let train_loader: Arc<dyn DataLoader<B, LmBatch<B>>> = DataLoaderBuilder::new(LmBatcher)
             .batch_size(settings.batch_size)
             .build(train);
@@ -153,7 +158,7 @@ impl OnBackend for LmTask {
             settings.epochs
         ));
         let trained = self.session.fit(
-            device,
+            devices,
             model,
             train_loader,
             valid_loader,

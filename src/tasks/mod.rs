@@ -8,24 +8,29 @@ pub mod nmt;
 
 use burn::tensor::backend::AutodiffBackend;
 
-use crate::backend::{NdArrayBackend, WgpuBackend, wgpu_device};
-use crate::harness::{BackendKind, HarnessError};
+use crate::backend::{NdArrayBackend, WgpuBackend, wgpu_devices};
+use crate::harness::{BackendKind, HarnessError, Placement};
 
 /// A task body that runs on any backend.
 pub trait OnBackend {
     /// What the task returns.
     type Output;
-    /// Runs on backend `B`.
-    fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<Self::Output, HarnessError>;
+    /// Runs on backend `B`, on `devices` (one replica each; the first is the main device).
+    fn run<B: AutodiffBackend>(self, devices: Vec<B::Device>)
+    -> Result<Self::Output, HarnessError>;
 }
 
-/// Runs `task` on the backend the user picked (checking first that wgpu has an adapter).
-pub fn on_backend<T: OnBackend>(kind: BackendKind, task: T) -> Result<T::Output, HarnessError> {
-    match kind {
-        BackendKind::Ndarray => task.run::<NdArrayBackend>(Default::default()),
+/// Runs `task` where `placement` says: the backend the user picked (checking first that wgpu
+/// has an adapter), on as many devices as asked for — the CPU repeated with ndarray.
+pub fn on_backend<T: OnBackend>(placement: Placement, task: T) -> Result<T::Output, HarnessError> {
+    match placement.backend {
+        BackendKind::Ndarray => {
+            task.run::<NdArrayBackend>(vec![Default::default(); placement.devices])
+        }
         BackendKind::Wgpu => {
-            let device = wgpu_device().map_err(|e| HarnessError::Invalid(e.to_string()))?;
-            task.run::<WgpuBackend>(device)
+            let devices = wgpu_devices(placement.devices, placement.first_device)
+                .map_err(HarnessError::Invalid)?;
+            task.run::<WgpuBackend>(devices)
         }
     }
 }

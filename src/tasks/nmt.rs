@@ -94,7 +94,7 @@ pub fn run(args: NmtArgs) -> Result<RunReport, HarnessError> {
             "--beam and --max-length must be at least 1".to_string(),
         ));
     }
-    on_backend(args.train.backend, NmtTask { args, session })
+    on_backend(session.placement(), NmtTask { args, session })
 }
 
 struct NmtTask {
@@ -205,8 +205,9 @@ impl NmtTask {
 impl OnBackend for NmtTask {
     type Output = RunReport;
 
-    fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<RunReport, HarnessError> {
+    fn run<B: AutodiffBackend>(self, devices: Vec<B::Device>) -> Result<RunReport, HarnessError> {
         let settings = self.session.settings().clone();
+        let device = devices[0].clone();
         let (corpus, bpe) = self.corpus()?;
         let vocab = bpe.vocab_size();
         let pad = PAD_ID as usize;
@@ -235,7 +236,9 @@ impl OnBackend for NmtTask {
                 train.skipped
             ));
         }
-        let steps_per_epoch = burn::data::dataset::Dataset::len(&train);
+        // Items are whole batches (a token budget each): replicas share them out.
+        let train = self.session.shard(Arc::new(train))?;
+        let steps_per_epoch = train.len() / devices.len();
         let train_loader: Arc<dyn DataLoader<B, TranslationBatch<B>>> =
             DataLoaderBuilder::new(TranslationBatcher)
                 .batch_size(1)
@@ -259,7 +262,7 @@ impl OnBackend for NmtTask {
         ));
         let inner_device = device.clone();
         let trained = self.session.fit(
-            device,
+            devices,
             model,
             train_loader,
             valid_loader,
