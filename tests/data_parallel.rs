@@ -1,7 +1,12 @@
 //! Data-parallel RAdam on two local ndarray devices through Burn's DDP and `LearnerBuilder`:
 //! after every step both replicas hold identical θ, m_t and v_t, and the run equals
-//! single-device training with the doubled batch.
+//! single-device training with the doubled batch. With the `mpi` feature, also two processes
+//! under `mpirun` ([`multi_node`]).
 #![recursion_limit = "256"]
+
+mod common;
+#[cfg(feature = "mpi")]
+mod multi_node;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};

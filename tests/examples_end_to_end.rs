@@ -306,3 +306,40 @@ fn translation_trains_and_reports_test_bleu() {
     assert_eq!(name, "test BLEU");
     assert!((0.0..=100.0).contains(bleu), "{bleu}");
 }
+
+#[test]
+fn two_local_devices_train_the_example_through_burns_ddp() {
+    let _serial = serial();
+    let dir = common::temp_dir();
+    let report = cifar::run(cifar_args(dir.path(), &["--devices", "2", "--epochs", "2"])).unwrap();
+    assert_artifacts(&report, 2, "Accuracy");
+    let settings = std::fs::read_to_string(dir.path().join("run.json")).unwrap();
+    assert!(settings.contains("\"devices\": 2"), "{settings}");
+    // The schedule counts optimizer steps, not DDP's one call per device: 128 images over 2
+    // replicas of batch 16 are 4 steps per epoch, 8 in all (the checkpoint records steps).
+    let steps: usize = burn::record::Recorder::<NdArray>::load(
+        &DefaultRecorder::new(),
+        dir.path().join("checkpoint/scheduler-2"),
+        &Default::default(),
+    )
+    .unwrap();
+    assert_eq!(steps, 8);
+}
+
+#[test]
+fn data_parallel_flags_are_checked() {
+    let _serial = serial();
+    let dir = common::temp_dir();
+    let error = |extra: &[&str]| -> String {
+        match cifar::run(cifar_args(dir.path(), extra)) {
+            Err(error) => error.to_string(),
+            Ok(_) => panic!("{extra:?} should be refused"),
+        }
+    };
+    assert!(error(&["--devices", "0"]).contains("at least 1"));
+    // Not started by mpirun (or built without MPI): told how to start it.
+    let nodes = error(&["--nodes", "2"]);
+    assert!(nodes.contains("MPI"), "{nodes}");
+    assert!(error(&["--nodes", "2", "--devices", "2"]).contains("one process per device"));
+    assert!(error(&["--devices", "2", "--gradient-histogram", "5"]).contains("--devices 1"));
+}

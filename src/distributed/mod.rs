@@ -173,6 +173,9 @@ where
         let grads = unflatten_gradients(&module, grads, &buffer[tensors..], &present);
         let module = self.inner.step(lr, module, grads);
 
+        // Running statistics keep this step's update pending per thread until something syncs
+        // them; turning a clone into a record does (clones share the statistics).
+        drop(module.clone().into_record());
         let without_gradient = |index: usize| !present[index];
         let mut buffers = flatten_module(&module, without_gradient).values;
         if buffers.is_empty() {
