@@ -787,6 +787,11 @@ impl Session {
         let learner = builder.build(model, optimizer, schedule);
         let model = learner.fit(train, valid).model;
         let wall_time = started.elapsed();
+        if local_devices > 1 {
+            // Burn's DDP leaves its replicas registered with the process-wide collective
+            // server; a second DDP run in this process would be refused (`MultipleRegister`).
+            burn::collective::reset_collective::<B::InnerBackend>();
+        }
 
         let path = self.dir.join(MODEL);
         burn::module::Module::save_file(model.clone(), &path, &DefaultRecorder::new())

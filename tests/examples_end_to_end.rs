@@ -343,3 +343,42 @@ fn data_parallel_flags_are_checked() {
     assert!(error(&["--nodes", "2", "--devices", "2"]).contains("one process per device"));
     assert!(error(&["--devices", "2", "--gradient-histogram", "5"]).contains("--devices 1"));
 }
+
+#[test]
+fn language_model_and_translation_train_on_two_local_devices() {
+    let _serial = serial();
+    // Rows of the LM's step batch and the token-budget batches of NMT are dealt out to the
+    // replicas; both must give every replica the same number of steps (DDP hangs otherwise).
+    let dir = common::temp_dir();
+    let args = lm::LmArgs::try_parse_from([
+        "lm_lstm",
+        "--size",
+        "tiny",
+        "--plain",
+        "--devices",
+        "2",
+        "--artifact-dir",
+        dir.path().to_str().unwrap(),
+    ])
+    .unwrap();
+    let report = lm::run(args).unwrap();
+    assert_artifacts(&report, 1, "Perplexity");
+    let dir = common::temp_dir();
+    let args = nmt::NmtArgs::try_parse_from([
+        "nmt_transformer",
+        "--size",
+        "tiny",
+        "--plain",
+        "--beam",
+        "1",
+        "--test-sentences",
+        "5",
+        "--devices",
+        "2",
+        "--artifact-dir",
+        dir.path().to_str().unwrap(),
+    ])
+    .unwrap();
+    let report = nmt::run(args).unwrap();
+    assert_artifacts(&report, report.history.epochs.len(), "Loss");
+}
