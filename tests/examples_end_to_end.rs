@@ -6,14 +6,10 @@ mod common;
 use std::path::Path;
 
 use burn::backend::NdArray;
-use burn::module::{Module, ModuleVisitor, Param};
 use burn::record::DefaultRecorder;
-use burn::tensor::Tensor;
-use burn::tensor::backend::Backend;
 use clap::Parser;
 use radam_train::harness::{HarnessError, RunReport};
 use radam_train::history::Split;
-use radam_train::models::resnet::{CifarResNetConfig, ResNet};
 use radam_train::tasks::{cifar, lm, nmt};
 
 /// ndarray's random generator is global: runs in parallel would interleave their seeded
@@ -108,37 +104,6 @@ fn baselines_train_without_the_rectification_metric() {
     assert!((lr - expected).abs() < 1e-9, "{lr} != {expected}");
 }
 
-/// Every float parameter of a model, flattened, in visiting order.
-struct Weights(Vec<f32>);
-
-impl<B: Backend> ModuleVisitor<B> for Weights {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-        self.0.extend(
-            param
-                .val()
-                .into_data()
-                .convert::<f32>()
-                .to_vec::<f32>()
-                .unwrap(),
-        );
-    }
-}
-
-fn saved_weights(dir: &Path) -> Vec<f32> {
-    type B = NdArray<f32>;
-    let model: ResNet<B> = CifarResNetConfig::new(8).init(&Default::default());
-    let model = model
-        .load_file(
-            dir.join("model"),
-            &DefaultRecorder::new(),
-            &Default::default(),
-        )
-        .unwrap();
-    let mut weights = Weights(Vec::new());
-    model.visit(&mut weights);
-    weights.0
-}
-
 #[test]
 fn resuming_after_an_interruption_gives_the_uninterrupted_weights() {
     let _serial = serial();
@@ -161,8 +126,8 @@ fn resuming_after_an_interruption_gives_the_uninterrupted_weights() {
     let report = cifar::run(cifar_args(resumed.path(), &["--epochs", "3", "--resume"])).unwrap();
 
     let (expected, actual) = (
-        saved_weights(straight.path()),
-        saved_weights(resumed.path()),
+        common::saved_resnet8_weights(straight.path()),
+        common::saved_resnet8_weights(resumed.path()),
     );
     assert_eq!(expected.len(), actual.len());
     let differing = expected.iter().zip(&actual).filter(|(a, b)| a != b).count();

@@ -1,7 +1,13 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+use std::path::Path;
+
+use burn::backend::NdArray;
 use burn::backend::wgpu::WgpuDevice;
+use burn::module::Module;
+use burn::record::DefaultRecorder;
+use radam_train::models::resnet::{CifarResNetConfig, ResNet};
 
 /// The wgpu device, or `None` (with a printed notice) when this machine has no Vulkan adapter.
 ///
@@ -29,4 +35,18 @@ pub fn temp_dir() -> tempfile::TempDir {
         .prefix("radam-test-")
         .tempdir()
         .expect("a temporary directory")
+}
+
+/// Every float tensor (weights and batch-norm statistics, visiting order) of the ResNet-8 that
+/// a tiny CIFAR run saved as `model.mpk` in `dir`.
+pub fn saved_resnet8_weights(dir: &Path) -> Vec<f32> {
+    let model: ResNet<NdArray<f32>> = CifarResNetConfig::new(8).init(&Default::default());
+    let model = model
+        .load_file(
+            dir.join("model"),
+            &DefaultRecorder::new(),
+            &Default::default(),
+        )
+        .unwrap_or_else(|e| panic!("no model in {}: {e}", dir.display()));
+    radam_train::distributed::flatten_module(&model, |_| true).values
 }

@@ -7,14 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use burn::backend::NdArray;
-use burn::module::{Module, ModuleVisitor, Param};
-use burn::record::DefaultRecorder;
-use burn::tensor::Tensor;
-use burn::tensor::backend::Backend;
 use clap::Parser;
 use radam_train::history::{History, Split};
-use radam_train::models::resnet::{CifarResNetConfig, ResNet};
 use radam_train::tasks::cifar;
 
 /// Set by the test for the processes it starts: where they write their artifacts.
@@ -53,36 +47,6 @@ fn worker_process() {
         report.node_rank,
         report.wall_time.as_secs_f64()
     );
-}
-
-struct Weights(Vec<f32>);
-
-impl<B: Backend> ModuleVisitor<B> for Weights {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-        self.0.extend(
-            param
-                .val()
-                .into_data()
-                .convert::<f32>()
-                .to_vec::<f32>()
-                .unwrap(),
-        );
-    }
-}
-
-fn saved_weights(dir: &Path) -> Vec<f32> {
-    type B = NdArray<f32>;
-    let model: ResNet<B> = CifarResNetConfig::new(8).init(&Default::default());
-    let model = model
-        .load_file(
-            dir.join("model"),
-            &DefaultRecorder::new(),
-            &Default::default(),
-        )
-        .unwrap_or_else(|e| panic!("no model in {}: {e}", dir.display()));
-    let mut weights = Weights(Vec::new());
-    model.visit(&mut weights);
-    weights.0
 }
 
 fn history(dir: &Path) -> History {
@@ -163,7 +127,10 @@ fn two_processes_on_loopback_train_identical_models() {
 
     // Node 0 writes the run's artifacts, node 1 its own beside them.
     let node_1 = artifacts.join("node-1");
-    let (weights_0, weights_1) = (saved_weights(&artifacts), saved_weights(&node_1));
+    let (weights_0, weights_1) = (
+        crate::common::saved_resnet8_weights(&artifacts),
+        crate::common::saved_resnet8_weights(&node_1),
+    );
     assert_eq!(weights_0.len(), weights_1.len());
     let differing: Vec<(usize, f32)> = weights_0
         .iter()
