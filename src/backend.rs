@@ -96,14 +96,17 @@ pub fn discrete_gpus() -> usize {
     })
 }
 
-/// `count` wgpu devices starting at GPU number `first`: the default adapter for one device on
-/// a machine without enough discrete GPUs (processes of a multi-node run then share it),
-/// otherwise discrete GPUs `first..first + count`.
+/// `count` wgpu devices starting at GPU number `first`: the default adapter for a single device
+/// (and for one device on a machine without enough discrete GPUs: processes of a multi-node run
+/// then share it), otherwise discrete GPUs `first..first + count`.
 ///
 /// # Errors
 /// No Vulkan adapter at all, or several devices asked for and fewer discrete GPUs present.
 pub fn wgpu_devices(count: usize, first: usize) -> Result<Vec<WgpuDevice>, String> {
     wgpu_adapter().map_err(|e| e.to_string())?;
+    if count == 1 && first == 0 {
+        return Ok(vec![WgpuDevice::DefaultDevice]);
+    }
     let gpus = discrete_gpus();
     if first + count <= gpus {
         return Ok((first..first + count)

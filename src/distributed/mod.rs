@@ -7,8 +7,8 @@
 //!   because Burn 0.19.1's multi-node collective cannot be used (its global all-reduce hangs from
 //!   the second step on: `burn-collective` `global/node/sync.rs` clears a copy of its list of
 //!   synced nodes). [`DataParallel`] wraps any Burn optimizer: before each step it averages every
-//!   gradient across processes through a [`Collective`] (MPI in [`mpi`], with the `mpi` cargo
-//!   feature), pairing tensors by the module's visiting order rather than by their random ids;
+//!   gradient across processes through a [`Collective`] (MPI in the `mpi` module, with the
+//!   `mpi` cargo feature), pairing tensors by the module's visiting order rather than by their random ids;
 //!   [`broadcast_model`] gives every process node 0's initial weights; [`ReplicaShards`] gives
 //!   each replica its share of the data.
 //!
