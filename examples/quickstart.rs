@@ -3,27 +3,31 @@
 //! ```text
 //! cargo run --release --example quickstart              # CPU (ndarray)
 //! cargo run --release --example quickstart -- wgpu      # GPU (wgpu)
+//! cargo run --release --example quickstart -- wgpu 2    # two GPUs, data-parallel
 //! ```
 #![recursion_limit = "256"]
 
+use burn::collective::CollectiveConfig;
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::record::DefaultRecorder;
 use burn::tensor::backend::AutodiffBackend;
 use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::{LearnerBuilder, LearningStrategy};
 use radam_burn::RAdamConfig;
-use radam_train::backend::{NdArrayBackend, WgpuBackend, wgpu_device};
+use radam_train::backend::{NdArrayBackend, WgpuBackend, wgpu_devices};
 use radam_train::datasets::spirals::{PointBatcher, SpiralsDataset};
 use radam_train::models::mlp::{MlpClassifier, MlpClassifierConfig};
 use radam_train::renderer::PlainRenderer;
 
-/// Trains the classifier for `epochs` epochs and returns it; checkpoints and metric logs go to
-/// `artifact_dir`.
+/// Trains the classifier for `epochs` epochs on `devices` (several: data-parallel, one replica
+/// per device, each with its half of every epoch) and returns it; checkpoints and metric logs go
+/// to `artifact_dir`.
 pub fn train<B: AutodiffBackend>(
-    device: B::Device,
+    devices: Vec<B::Device>,
     artifact_dir: &str,
     epochs: usize,
 ) -> MlpClassifier<B::InnerBackend> {
+    let device = devices[0].clone();
     B::seed(&device, 0);
     // Three interleaved spirals: a linear model gets about 1/3 right, a small MLP nearly all.
     let train = DataLoaderBuilder::new(PointBatcher)
@@ -41,7 +45,12 @@ pub fn train<B: AutodiffBackend>(
         .metric_valid_numeric(AccuracyMetric::new())
         // Full precision: f16 checkpoints would lose RAdam's small second moments.
         .with_file_checkpointer(DefaultRecorder::new())
-        .learning_strategy(LearningStrategy::SingleDevice(device.clone()))
+        .learning_strategy(if devices.len() > 1 {
+            // Burn's DDP: gradients averaged over the replicas after every step.
+            burn::train::ddp(devices, CollectiveConfig::default())
+        } else {
+            LearningStrategy::SingleDevice(device.clone())
+        })
         .num_epochs(epochs)
         .renderer(PlainRenderer::new())
         .summary()
@@ -55,21 +64,35 @@ pub fn train<B: AutodiffBackend>(
     learner.fit(train, valid).model
 }
 
+/// `quickstart [ndarray|wgpu] [DEVICES]`.
 #[allow(dead_code)] // tests/quickstart.rs includes this file and calls `train` only
 fn main() {
+    let fail = |message: String| -> ! {
+        eprintln!("error: {message}");
+        std::process::exit(2)
+    };
     let (dir, epochs) = ("artifacts/quickstart", 8);
-    match std::env::args().nth(1).as_deref() {
-        None | Some("ndarray") => drop(train::<NdArrayBackend>(Default::default(), dir, epochs)),
-        Some("wgpu") => match wgpu_device() {
-            Ok(device) => drop(train::<WgpuBackend>(device, dir, epochs)),
-            Err(error) => {
-                eprintln!("error: {error}");
-                std::process::exit(2);
-            }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let count = match args.get(1).map(|n| n.parse::<usize>()) {
+        None => 1,
+        Some(Ok(count)) if count > 0 => count,
+        Some(_) => fail(format!(
+            "`{}`: the device count must be a positive number",
+            args[1]
+        )),
+    };
+    match args.first().map(String::as_str) {
+        None | Some("ndarray") => drop(train::<NdArrayBackend>(
+            vec![Default::default(); count],
+            dir,
+            epochs,
+        )),
+        Some("wgpu") => match wgpu_devices(count, 0) {
+            Ok(devices) => drop(train::<WgpuBackend>(devices, dir, epochs)),
+            Err(error) => fail(error),
         },
-        Some(other) => {
-            eprintln!("error: unknown backend `{other}`; expected `ndarray` or `wgpu`");
-            std::process::exit(2);
-        }
+        Some(other) => fail(format!(
+            "unknown backend `{other}`; expected `ndarray` or `wgpu`"
+        )),
     }
 }

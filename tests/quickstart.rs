@@ -13,20 +13,31 @@ use burn::data::dataset::Dataset;
 use radam_train::backend::NdArrayBackend;
 use radam_train::datasets::spirals::{PointBatcher, SpiralsDataset};
 
-#[test]
-fn quickstart_learns_the_spirals_and_checkpoints() {
-    let dir = tempfile::tempdir().unwrap();
-    let artifacts = dir.path().join("quickstart");
-    let model =
-        quickstart::train::<NdArrayBackend>(Default::default(), artifacts.to_str().unwrap(), 8);
-
-    // A fresh validation draw the model never saw (the example validates on seed 1).
+/// The accuracy of `model` on a fresh validation draw the model never saw (the example
+/// validates on seed 1).
+fn accuracy(model: &radam_train::models::mlp::MlpClassifier<burn::backend::NdArray>) -> f64 {
     let test = SpiralsDataset::new(3, 300, 0.05, 7);
     let items: Vec<_> = (0..test.len()).map(|i| test.get(i).unwrap()).collect();
     let batch = PointBatcher.batch(items, &Default::default());
     let predicted = model.forward(batch.inputs).argmax(1).flatten::<1>(0, 1);
     let correct: i64 = predicted.equal(batch.targets).int().sum().into_scalar();
-    let accuracy = correct as f64 / test.len() as f64;
+    correct as f64 / test.len() as f64
+}
+
+/// ndarray's random generator is global: the two runs take turns.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+#[test]
+fn quickstart_learns_the_spirals_and_checkpoints() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let artifacts = dir.path().join("quickstart");
+    let model = quickstart::train::<NdArrayBackend>(
+        vec![Default::default()],
+        artifacts.to_str().unwrap(),
+        8,
+    );
+    let accuracy = accuracy(&model);
     // Chance is 1/3 and a linear classifier stays near it; RAdam's MLP gets nearly all.
     assert!(
         accuracy > 0.9,
@@ -40,4 +51,21 @@ fn quickstart_learns_the_spirals_and_checkpoints() {
             "missing checkpoint {file}"
         );
     }
+}
+
+#[test]
+fn quickstart_learns_on_two_devices() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let artifacts = dir.path().join("quickstart");
+    let model = quickstart::train::<NdArrayBackend>(
+        vec![Default::default(); 2],
+        artifacts.to_str().unwrap(),
+        8,
+    );
+    let accuracy = accuracy(&model);
+    assert!(
+        accuracy > 0.9,
+        "quickstart on two devices reached only {accuracy:.3} accuracy"
+    );
 }

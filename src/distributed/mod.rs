@@ -359,4 +359,68 @@ mod tests {
             assert!(message.contains("node 1 was started with different settings"));
         }
     }
+
+    #[test]
+    fn radam_state_stays_identical_across_processes() {
+        use burn::module::{Module, ModuleVisitor, Param};
+        use burn::optim::adaptor::OptimizerAdaptor;
+        use radam_burn::{RAdam, RAdamConfig, RAdamState};
+
+        type Inner = <B as AutodiffBackend>::InnerBackend;
+        type Adaptor = OptimizerAdaptor<RAdam, Linear<B>, B>;
+
+        /// m_t then v_t of every parameter, in visiting order.
+        struct Moments<'a> {
+            record: &'a <Adaptor as Optimizer<Linear<B>, B>>::Record,
+            values: Vec<f32>,
+        }
+
+        impl ModuleVisitor<B> for Moments<'_> {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+                let state: RAdamState<Inner, D> = self.record[&param.id].clone().into_state();
+                self.values
+                    .extend(state.m.into_data().to_vec::<f32>().unwrap());
+                self.values
+                    .extend(state.v.into_data().to_vec::<f32>().unwrap());
+            }
+        }
+
+        let run = |collective: ThreadCollective| -> (Vec<f32>, Vec<f32>) {
+            let device = Default::default();
+            let rank = collective.rank() as f32;
+            // Each process draws its own weights (and parameter ids); node 0's win.
+            let model: Linear<B> = LinearConfig::new(3, 2).init(&device);
+            let collective: Arc<dyn Collective> = Arc::new(collective);
+            let mut model = broadcast_model(model, 0, collective.as_ref()).unwrap();
+            let adaptor: Adaptor = RAdamConfig::new().init();
+            let mut optimizer = DataParallel::new(adaptor, Some(collective));
+            // Eight steps: the momentum phase (t ≤ 5), then rectified steps.
+            for step in 0..8 {
+                let x = Tensor::<B, 2>::from_floats([[rank + 1.0, -(step as f32), 0.5]], &device);
+                let loss = model.forward(x).powf_scalar(2.0).sum();
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                model = optimizer.step(1e-2, model, grads);
+            }
+            let record = optimizer.to_record();
+            let mut moments = Moments {
+                record: &record,
+                values: Vec::new(),
+            };
+            model.visit(&mut moments);
+            (flatten_module(&model, |_| true).values, moments.values)
+        };
+        let results: Vec<(Vec<f32>, Vec<f32>)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = ThreadCollective::group(2)
+                .into_iter()
+                .map(|collective| scope.spawn(move || run(collective)))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(results[0].0, results[1].0, "θ differs between processes");
+        assert_eq!(
+            results[0].1, results[1].1,
+            "m_t or v_t differs between processes"
+        );
+        assert!(results[0].1.iter().any(|&value| value != 0.0));
+    }
 }
