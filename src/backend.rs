@@ -52,27 +52,33 @@ impl fmt::Display for WgpuUnavailable {
 
 impl std::error::Error for WgpuUnavailable {}
 
+/// Every Vulkan adapter on this machine, as wgpu enumerates them, looked up once per process.
+fn vulkan_adapters() -> &'static [wgpu::AdapterInfo] {
+    static ADAPTERS: OnceLock<Vec<wgpu::AdapterInfo>> = OnceLock::new();
+    ADAPTERS.get_or_init(|| {
+        let instance = wgpu::Instance::new(&wgpu::InstanceDescriptor {
+            backends: wgpu::Backends::VULKAN,
+            ..Default::default()
+        });
+        instance
+            .enumerate_adapters(wgpu::Backends::VULKAN)
+            .iter()
+            .map(wgpu::Adapter::get_info)
+            .collect()
+    })
+}
+
 /// Looks for a Vulkan adapter (the graphics API wgpu uses on Linux) without initialising Burn's
 /// runtime, so that a missing driver is an error value instead of a panic deep inside wgpu.
 ///
 /// The answer is computed once per process.
 pub fn wgpu_adapter() -> Result<WgpuAdapter, WgpuUnavailable> {
-    static PROBE: OnceLock<Result<WgpuAdapter, WgpuUnavailable>> = OnceLock::new();
-    PROBE
-        .get_or_init(|| {
-            let instance = wgpu::Instance::new(&wgpu::InstanceDescriptor {
-                backends: wgpu::Backends::VULKAN,
-                ..Default::default()
-            });
-            let adapters = instance.enumerate_adapters(wgpu::Backends::VULKAN);
-            let info = adapters.first().ok_or(WgpuUnavailable)?.get_info();
-            Ok(WgpuAdapter {
-                name: info.name,
-                driver: info.driver,
-                device_type: format!("{:?}", info.device_type),
-            })
-        })
-        .clone()
+    let info = vulkan_adapters().first().ok_or(WgpuUnavailable)?;
+    Ok(WgpuAdapter {
+        name: info.name.clone(),
+        driver: info.driver.clone(),
+        device_type: format!("{:?}", info.device_type),
+    })
 }
 
 /// The device to train on with wgpu: the default adapter, after checking that one exists.
@@ -82,18 +88,10 @@ pub fn wgpu_device() -> Result<WgpuDevice, WgpuUnavailable> {
 
 /// Discrete GPUs with a Vulkan driver on this machine.
 pub fn discrete_gpus() -> usize {
-    static COUNT: OnceLock<usize> = OnceLock::new();
-    *COUNT.get_or_init(|| {
-        let instance = wgpu::Instance::new(&wgpu::InstanceDescriptor {
-            backends: wgpu::Backends::VULKAN,
-            ..Default::default()
-        });
-        instance
-            .enumerate_adapters(wgpu::Backends::VULKAN)
-            .iter()
-            .filter(|adapter| adapter.get_info().device_type == wgpu::DeviceType::DiscreteGpu)
-            .count()
-    })
+    vulkan_adapters()
+        .iter()
+        .filter(|info| info.device_type == wgpu::DeviceType::DiscreteGpu)
+        .count()
 }
 
 /// `count` wgpu devices starting at GPU number `first`: the default adapter for a single device
@@ -104,17 +102,14 @@ pub fn discrete_gpus() -> usize {
 /// No Vulkan adapter at all, or several devices asked for and fewer discrete GPUs present.
 pub fn wgpu_devices(count: usize, first: usize) -> Result<Vec<WgpuDevice>, String> {
     wgpu_adapter().map_err(|e| e.to_string())?;
-    if count == 1 && first == 0 {
+    let gpus = discrete_gpus();
+    if count == 1 && (first == 0 || first >= gpus) {
         return Ok(vec![WgpuDevice::DefaultDevice]);
     }
-    let gpus = discrete_gpus();
     if first + count <= gpus {
         return Ok((first..first + count)
             .map(WgpuDevice::DiscreteGpu)
             .collect());
-    }
-    if count == 1 {
-        return Ok(vec![WgpuDevice::DefaultDevice]);
     }
     Err(format!(
         "--devices {count} needs {count} GPUs, and this machine has {gpus} discrete GPU(s) with \
