@@ -273,17 +273,6 @@ struct Node {
     _mpi: Option<Arc<crate::distributed::mpi::MpiNode>>,
 }
 
-impl fmt::Debug for dyn Collective {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "Collective {{ rank: {}, size: {} }}",
-            self.rank(),
-            self.size()
-        )
-    }
-}
-
 impl Node {
     /// Joins the multi-node run `--nodes` asks for, checking that the launcher agrees.
     fn join(nodes: usize, devices: usize) -> Result<Self, HarnessError> {

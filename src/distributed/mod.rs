@@ -49,6 +49,17 @@ pub trait Collective: Send + Sync {
     fn all_gather(&self, value: u64) -> Vec<u64>;
 }
 
+impl fmt::Debug for dyn Collective {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Collective {{ rank: {}, size: {} }}",
+            self.rank(),
+            self.size()
+        )
+    }
+}
+
 /// Why processes cannot train together.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Incoherent(pub String);
