@@ -16,7 +16,7 @@ pub struct RectificationMetric {
     beta_2: f64,
     threshold: f64,
     skips_below_threshold: bool,
-    step: usize,
+    steps_before: usize,
     updates_per_step: usize,
     updates: usize,
     current: f64,
@@ -31,7 +31,7 @@ impl RectificationMetric {
             beta_2: f64::from(config.beta_2),
             threshold: config.threshold,
             skips_below_threshold: !config.degenerated_to_sgd,
-            step: steps_before,
+            steps_before,
             updates_per_step: 1,
             updates: 0,
             current: f64::NAN,
@@ -74,10 +74,8 @@ impl Metric for RectificationMetric {
 
     fn update(&mut self, _item: &(), _metadata: &MetricMetadata) -> MetricEntry {
         self.updates += 1;
-        if (self.updates - 1).is_multiple_of(self.updates_per_step) {
-            self.step += 1;
-        }
-        let (value, formatted) = self.describe(self.step);
+        let step = self.steps_before + self.updates.div_ceil(self.updates_per_step);
+        let (value, formatted) = self.describe(step);
         self.current = value;
         MetricEntry::new(self.name.clone(), formatted, value.to_string())
     }

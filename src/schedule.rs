@@ -31,9 +31,9 @@ pub struct Schedule {
     base: f64,
     warmup_steps: usize,
     decay: Decay,
-    step: usize,
-    calls_per_step: usize,
+    /// Times the learner asked for the rate; `calls_per_step` of them make an optimizer step.
     calls: usize,
+    calls_per_step: usize,
 }
 
 impl Schedule {
@@ -67,9 +67,8 @@ impl Schedule {
             base,
             warmup_steps,
             decay,
-            step: 0,
-            calls_per_step: 1,
             calls: 0,
+            calls_per_step: 1,
         })
     }
 
@@ -84,8 +83,8 @@ impl Schedule {
             calls > 0,
             "a learner asks for the rate at least once per step"
         );
+        self.calls = self.steps_taken() * calls;
         self.calls_per_step = calls;
-        self.calls = self.step * calls;
         self
     }
 
@@ -116,7 +115,7 @@ impl Schedule {
 
     /// Steps taken so far.
     pub fn steps_taken(&self) -> usize {
-        self.step
+        self.calls.div_ceil(self.calls_per_step)
     }
 }
 
@@ -125,16 +124,14 @@ impl LrScheduler for Schedule {
 
     fn step(&mut self) -> f64 {
         self.calls += 1;
-        self.step = self.calls.div_ceil(self.calls_per_step);
-        self.rate_at(self.step)
+        self.rate_at(self.steps_taken())
     }
 
     fn to_record<B: Backend>(&self) -> Self::Record<B> {
-        self.step
+        self.steps_taken()
     }
 
     fn load_record<B: Backend>(mut self, record: Self::Record<B>) -> Self {
-        self.step = record;
         self.calls = record * self.calls_per_step;
         self
     }
