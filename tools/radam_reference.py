@@ -7,7 +7,9 @@ Writes radam-burn/testdata/radam_reference.json. Run from the repository root:
     python3 tools/radam_reference.py
 
 Each case gives a parameter tensor, a sequence of gradients and learning rates, and the parameters
-after every step. The "torch" cases come from torch.optim.RAdam (single-tensor CPU path). The
+and both moments after every step. The "large" cases use a parameter of 200,003 elements (the
+fused step's parallel chunks) built from an integer hash both sides compute exactly, and record
+a sample of the elements after the last step. The "torch" cases come from torch.optim.RAdam (single-tensor CPU path). The
 "paper" and "official" presets have no PyTorch switch, so they come from the small float32
 re-implementations below, written from the paper's Algorithm 2 and from the semantics of the
 official repository (github.com/LiyuanLucasLiu/RAdam): rectify when rho_t >= 5, skip the update
@@ -53,15 +55,17 @@ def run_torch(theta0, grads, lrs, beta_1, beta_2, eps, weight_decay, decoupled):
         decoupled_weight_decay=decoupled,
         foreach=False,
     )
-    thetas = []
+    thetas, ms, vs = [], [], []
     for g, lr in zip(grads, lrs):
         for group in opt.param_groups:
             group["lr"] = lr
         param.grad = g.clone()
         opt.step()
         thetas.append(f32_list(param))
-    state = opt.state[param]
-    return thetas, f32_list(state["exp_avg"]), f32_list(state["exp_avg_sq"])
+        state = opt.state[param]
+        ms.append(f32_list(state["exp_avg"]))
+        vs.append(f32_list(state["exp_avg_sq"]))
+    return thetas, ms, vs
 
 
 def rho_t(beta_2, step):
@@ -75,7 +79,7 @@ def run_reimplementation(theta0, grads, lrs, beta_1, beta_2, eps, weight_decay, 
     theta = theta0.clone()
     m = torch.zeros_like(theta)
     v = torch.zeros_like(theta)
-    thetas = []
+    thetas, ms, vs = [], [], []
     for step, (g, lr) in enumerate(zip(grads, lrs), start=1):
         m = beta_1 * m + (1 - beta_1) * g
         v = beta_2 * v + (1 - beta_2) * g * g
@@ -91,7 +95,9 @@ def run_reimplementation(theta0, grads, lrs, beta_1, beta_2, eps, weight_decay, 
             theta = theta * (1 - lr * weight_decay)
             theta = theta - (lr / bc1) * m
         thetas.append(f32_list(theta))
-    return thetas, f32_list(m), f32_list(v)
+        ms.append(f32_list(m))
+        vs.append(f32_list(v))
+    return thetas, ms, vs
 
 
 def case(name, preset, steps, *, seed, lr=1e-3, lrs=None, beta_1=0.9, beta_2=0.999, eps=1e-8,
@@ -101,9 +107,9 @@ def case(name, preset, steps, *, seed, lr=1e-3, lrs=None, beta_1=0.9, beta_2=0.9
     grads = gradients(gen, steps, *grad_exponents)
     lrs = lrs if lrs is not None else [lr] * steps
     if preset == "torch":
-        thetas, m, v = run_torch(theta0, grads, lrs, beta_1, beta_2, eps, weight_decay, decoupled)
+        thetas, ms, vs = run_torch(theta0, grads, lrs, beta_1, beta_2, eps, weight_decay, decoupled)
     else:
-        thetas, m, v = run_reimplementation(theta0, grads, lrs, beta_1, beta_2, eps, weight_decay, preset)
+        thetas, ms, vs = run_reimplementation(theta0, grads, lrs, beta_1, beta_2, eps, weight_decay, preset)
     return {
         "name": name,
         "preset": preset,
@@ -117,8 +123,56 @@ def case(name, preset, steps, *, seed, lr=1e-3, lrs=None, beta_1=0.9, beta_2=0.9
         "theta0": f32_list(theta0),
         "grads": [f32_list(g) for g in grads],
         "thetas": thetas,
-        "m": m,
-        "v": v,
+        "ms": ms,
+        "vs": vs,
+    }
+
+
+def mix(i, t):
+    """An integer hash of (element, step), the same in Rust (u64 arithmetic modulo 2^32)."""
+    h = (i * 2654435761 + t * 97531 + 12345) % 2**32
+    h ^= h >> 13
+    return (h * 1274126177) % 2**32
+
+
+def large_case(name, n, steps, *, weight_decay, decoupled, sample_every):
+    """A parameter large enough for the fused step's parallel chunks. Values come from `mix`
+    times powers of two, so both sides build exactly the same float32 tensors."""
+    index = torch.arange(n, dtype=torch.int64)
+
+    def hashed(t):
+        h = (index * 2654435761 + t * 97531 + 12345) % 2**32
+        h = h ^ (h >> 13)
+        h = (h * 1274126177) % 2**32
+        return ((h % 2001) - 1000).to(torch.float32)
+
+    theta0 = hashed(0) * 2.0**-9
+    scales = [1.0, 2.0**-20, 2.0**10]
+    grads = [hashed(t) * (2.0**-10 * scales[t % 3]) for t in range(1, steps + 1)]
+    lrs = [1e-2 * (1.0 + t / 10.0) for t in range(steps)]
+    param = torch.nn.Parameter(theta0.clone())
+    opt = torch.optim.RAdam([param], lr=lrs[0], weight_decay=weight_decay,
+                            decoupled_weight_decay=decoupled, foreach=False)
+    for g, lr in zip(grads, lrs):
+        opt.param_groups[0]["lr"] = lr
+        param.grad = g.clone()
+        opt.step()
+    sample = [i for i in range(n) if i % sample_every == 0] + [n - 1]
+    state = opt.state[param]
+    pick = lambda t: [float(t.detach()[i]) for i in sample]
+    for i in (0, 7, n - 1):  # the tensor hash is the scalar one
+        assert float(hashed(3)[i]) == float(mix(i, 3) % 2001 - 1000)
+    return {
+        "name": name,
+        "n": n,
+        "steps": steps,
+        "weight_decay": weight_decay,
+        "decoupled_weight_decay": decoupled,
+        "lrs": lrs,
+        "sample": sample,
+        "theta": pick(param),
+        "m": pick(state["exp_avg"]),
+        "v": pick(state["exp_avg_sq"]),
     }
 
 
@@ -160,11 +214,24 @@ def main():
         case("long_run", "torch", 400, seed=10, lr=3e-4),
         case("paper_preset", "paper", 40, seed=11, weight_decay=0.05, lr=1e-2),
         case("official_preset", "official", 40, seed=12, weight_decay=0.05, lr=1e-2),
+        # A stale learning rate in the decoupled factor, or scalars computed in f32, show here.
+        case("changing_lr_l2_decay", "torch", 60, seed=13, lrs=[10 * lr for lr in schedule],
+             weight_decay=0.1),
+        case("changing_lr_decoupled_decay", "torch", 60, seed=14, lrs=[10 * lr for lr in schedule],
+             weight_decay=0.1, decoupled=True),
+        case("long_run_beta_2_0.9999", "torch", 600, seed=15, lr=3e-4, beta_2=0.9999),
+    ]
+    large = [
+        large_case("parallel_chunks_l2", 200_003, 12, weight_decay=0.01, decoupled=False,
+                   sample_every=997),
+        large_case("parallel_chunks_decoupled", 200_003, 12, weight_decay=0.01, decoupled=True,
+                   sample_every=997),
     ]
     data = {
         "generator": "tools/radam_reference.py",
         "torch_version": torch.__version__,
         "cases": cases,
+        "large_cases": large,
         "linear_regression": [
             linear_regression(0.0, False),
             linear_regression(0.4, False),

@@ -4,7 +4,8 @@
 //! first moment `m_t` stay frozen. After that it is Adam. If Adam's early trouble comes from the
 //! large variance of the adaptive learning rate while `v_t` has seen few gradients, giving `v_t` a
 //! head start should cure it as warmup does — which is what the paper observes. Burn has no such
-//! optimizer; this is it.
+//! optimizer; this is it, following the code behind the paper's figure (`Adam2` in
+//! `nmt/my_module/adam2.py` of github.com/LiyuanLucasLiu/RAdam, with `adam_1k` in its name).
 
 use burn::config::Config;
 use burn::grad_clipping::GradientClippingConfig;
@@ -15,6 +16,9 @@ use burn::record::Record;
 use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 
+use crate::config::{check_non_negative, check_unit_interval, widen};
+use crate::error::RAdamConfigError;
+
 /// Configuration of [`Adam2k`]: Adam whose first `frozen_steps` steps only update `v_t`.
 ///
 /// ```
@@ -23,20 +27,21 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 /// // The paper's Adam-2k: v_t alone for the first 2000 steps, then Adam.
 /// let config = Adam2kConfig::new().with_frozen_steps(2000);
 /// assert_eq!(config.epsilon, 1e-8);
+/// assert!(config.validate().is_ok());
 /// ```
 #[derive(Config, Debug)]
 pub struct Adam2kConfig {
-    /// Exponential decay rate of the first moment `m_t`.
+    /// Exponential decay rate of the first moment `m_t`. Must lie in `[0, 1)`.
     #[config(default = 0.9)]
     pub beta_1: f32,
-    /// Exponential decay rate of the second moment `v_t`.
+    /// Exponential decay rate of the second moment `v_t`. Must lie in `[0, 1)`.
     #[config(default = 0.999)]
     pub beta_2: f32,
-    /// Added to `sqrt(v̂_t)` in the denominator (PyTorch's Adam default).
+    /// Added to `sqrt(v_t)` (un-corrected, as the reference and PyTorch's Adam do). Must be `≥ 0`.
     #[config(default = 1e-8)]
     pub epsilon: f32,
-    /// L2 weight decay `λ`: `g_t ← g_t + λ·θ` (as `torch.optim.Adam`), also during the frozen
-    /// steps, so that `v_t` sees the same gradients Adam would.
+    /// Decoupled weight decay `λ`: `θ ← θ − α·λ·θ` on every step that updates θ (none during the
+    /// frozen steps), as the reference does. Must be `≥ 0`.
     #[config(default = 0.0)]
     pub weight_decay: f32,
     /// `k`: the number of first steps that update `v_t` only. `0` is plain Adam.
@@ -47,49 +52,55 @@ pub struct Adam2kConfig {
 }
 
 impl Adam2kConfig {
+    /// Checks every hyper-parameter, naming the first field that is unusable.
+    pub fn validate(&self) -> Result<(), RAdamConfigError> {
+        const NAME: &str = "Adam2kConfig";
+        check_unit_interval(NAME, "beta_1", self.beta_1)?;
+        check_unit_interval(NAME, "beta_2", self.beta_2)?;
+        check_non_negative(NAME, "epsilon", self.epsilon)?;
+        check_non_negative(NAME, "weight_decay", self.weight_decay)
+    }
+
     /// Builds the optimizer, wrapped for Burn's `LearnerBuilder` like `AdamConfig::init`.
     ///
     /// # Panics
-    /// If a β is outside `[0, 1)` or `ε`, `λ` is negative (the message names the field).
+    /// If the config is invalid, with the message of [`validate`](Self::validate); use
+    /// [`try_init`](Self::try_init) to get it as a value.
     pub fn init<B: AutodiffBackend, M: AutodiffModule<B>>(&self) -> OptimizerAdaptor<Adam2k, M, B> {
-        for (name, beta) in [("beta_1", self.beta_1), ("beta_2", self.beta_2)] {
-            assert!(
-                (0.0..1.0).contains(&beta),
-                "invalid Adam2kConfig: {name} = {beta} must lie in [0, 1)"
-            );
-        }
-        for (name, value) in [
-            ("epsilon", self.epsilon),
-            ("weight_decay", self.weight_decay),
-        ] {
-            assert!(
-                value >= 0.0,
-                "invalid Adam2kConfig: {name} = {value} must be >= 0"
-            );
-        }
+        self.try_init().unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    /// Like [`init`](Self::init), but returns an invalid config as an error.
+    pub fn try_init<B: AutodiffBackend, M: AutodiffModule<B>>(
+        &self,
+    ) -> Result<OptimizerAdaptor<Adam2k, M, B>, RAdamConfigError> {
+        self.validate()?;
         let optimizer = Adam2k {
-            beta_1: self.beta_1 as f64,
-            beta_2: self.beta_2 as f64,
-            epsilon: self.epsilon as f64,
-            weight_decay: self.weight_decay as f64,
+            beta_1: widen(self.beta_1),
+            beta_2: widen(self.beta_2),
+            epsilon: widen(self.epsilon),
+            weight_decay: widen(self.weight_decay),
             frozen_steps: self.frozen_steps,
         };
-        let mut adaptor = OptimizerAdaptor::from(optimizer);
-        if let Some(clipping) = &self.grad_clipping {
-            adaptor = adaptor.with_grad_clipping(clipping.init());
-        }
-        adaptor
+        let adaptor = OptimizerAdaptor::from(optimizer);
+        Ok(match &self.grad_clipping {
+            Some(clipping) => adaptor.with_grad_clipping(clipping.init()),
+            None => adaptor,
+        })
     }
 }
 
 /// Adam that spends its first `k` steps estimating `v_t` with θ and `m_t` frozen (the paper's
 /// "Adam-2k" for `k = 2000`). Build it with [`Adam2kConfig::init`].
 ///
-/// Step `t` (counting every step, frozen ones included):
-/// - `t ≤ k`: `v_t ← β2·v_{t−1} + (1 − β2)·g_t²`; θ and `m` unchanged.
-/// - `t > k`: Adam with `s = t − k` momentum steps: `m_s ← β1·m_{s−1} + (1 − β1)·g_t`,
-///   `θ ← θ − α·(m_s / (1 − β1^s)) / (sqrt(v_t / (1 − β2^t)) + ε)`. Each moment is bias-corrected
-///   by the number of gradients it has averaged, so both estimates stay unbiased.
+/// Step `t` (counting every step, frozen ones included), as the reference code computes it:
+/// - every step: `v_t ← β2·v_{t−1} + (1 − β2)·g_t²`;
+/// - `t ≤ k`: θ and `m` unchanged;
+/// - `t > k`: `θ ← θ − α·λ·θ`, `m ← β1·m + (1 − β1)·g_t`,
+///   `θ ← θ − α·sqrt(1 − β2^t)/(1 − β1^t) · m / (sqrt(v_t) + ε)`.
+///
+/// Both bias corrections use the total step `t`, although `m` has averaged only `t − k`
+/// gradients: the reference does so, and this follows it.
 #[derive(Clone, Debug)]
 pub struct Adam2k {
     beta_1: f64,
@@ -118,22 +129,18 @@ impl<B: Backend> SimpleOptimizer<B> for Adam2k {
         &self,
         lr: LearningRate,
         theta: Tensor<B, D>,
-        grad: Tensor<B, D>,
+        g_t: Tensor<B, D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<B, D>, Option<Self::State<D>>) {
         let time = state.as_ref().map_or(0, |state| state.time) + 1;
-        // g_t ← ∇f(θ_{t−1}) + λ·θ_{t−1}   (L2 weight decay)
-        let g_t = if self.weight_decay != 0.0 {
-            grad + theta.clone().mul_scalar(self.weight_decay)
-        } else {
-            grad
-        };
         let (m_prev, v_prev) = match state {
-            Some(state) => (state.m, state.v.mul_scalar(self.beta_2)),
+            Some(state) => (state.m, state.v),
             None => (theta.zeros_like(), theta.zeros_like()),
         };
-        // v_t ← β2·v_{t−1} + (1 − β2)·g_t²   (Adam's second moment, updated on every step)
-        let v_t = v_prev.add(g_t.clone().powi_scalar(2).mul_scalar(1.0 - self.beta_2));
+        // v_t ← β2·v_{t−1} + (1 − β2)·g_t²   (every step, the frozen ones included)
+        let v_t = v_prev
+            .mul_scalar(self.beta_2)
+            .add(g_t.clone().mul_scalar(1.0 - self.beta_2).mul(g_t.clone()));
         if time <= self.frozen_steps {
             // θ and m frozen while v_t gathers its first k gradients (Adam-2k, §3.2)
             let state = Adam2kState {
@@ -143,20 +150,21 @@ impl<B: Backend> SimpleOptimizer<B> for Adam2k {
             };
             return (theta, Some(state));
         }
-        let momentum_steps = (time - self.frozen_steps) as i32;
-        // m_s ← β1·m_{s−1} + (1 − β1)·g_t
+        // θ ← θ − α·λ·θ   (decoupled weight decay, only on updating steps)
+        let theta = if self.weight_decay != 0.0 {
+            theta.clone() - theta.mul_scalar(lr * self.weight_decay)
+        } else {
+            theta
+        };
+        // m_t ← β1·m_{t−1} + (1 − β1)·g_t
         let m_t = m_prev
             .mul_scalar(self.beta_1)
             .add(g_t.mul_scalar(1.0 - self.beta_1));
-        // θ_t ← θ_{t−1} − α·m̂_t / (sqrt(v̂_t) + ε)   (Adam, Kingma & Ba 2015, Algorithm 1)
-        let m_correction = 1.0 - self.beta_1.powi(momentum_steps);
-        let v_correction = 1.0 - self.beta_2.powi(time as i32);
-        let denominator = v_t
-            .clone()
-            .div_scalar(v_correction)
-            .sqrt()
-            .add_scalar(self.epsilon);
-        let theta = theta - m_t.clone().mul_scalar(lr / m_correction).div(denominator);
+        // θ_t ← θ − α·sqrt(1 − β2^t)/(1 − β1^t) · m_t / (sqrt(v_t) + ε)   (Kingma & Ba, §2)
+        let step = time as f64;
+        let step_size = lr * (1.0 - self.beta_2.powf(step)).sqrt() / (1.0 - self.beta_1.powf(step));
+        let denominator = v_t.clone().sqrt().add_scalar(self.epsilon);
+        let theta = theta - m_t.clone().mul_scalar(step_size).div(denominator);
         let state = Adam2kState {
             time,
             m: m_t,
@@ -229,6 +237,7 @@ mod tests {
     fn frozen_steps_leave_the_parameters_unchanged_and_accumulate_v() {
         let mut model = model();
         let start = weights(&model);
+        // Decoupled decay, too, waits for the end of the frozen steps.
         let mut optimizer = Adam2kConfig::new()
             .with_frozen_steps(5)
             .with_weight_decay(0.1)
@@ -271,42 +280,70 @@ mod tests {
     }
 
     #[test]
-    fn first_update_after_the_frozen_steps_matches_hand_computation() {
-        // A single scalar parameter with gradients 1, 2, 3 (loss = g·θ with a changing g):
-        // k = 2, so step 3 is the first update, with m_1 = 0.1·3 (s = 1) and
-        // v_3 = 0.001·(0.999²·1 + 0.999·4 + 9).
+    fn first_updates_after_the_frozen_steps_match_the_reference_formula() {
+        // One scalar parameter, gradients 1, 2, 3, 4, k = 2, decoupled decay 0.1 at lr 0.5:
+        // steps 3 and 4 update, each bias-corrected with the total step t.
         let device = Default::default();
         let adam_2k = Adam2k {
             beta_1: 0.9,
             beta_2: 0.999,
             epsilon: 1e-8,
-            weight_decay: 0.0,
+            weight_decay: 0.1,
             frozen_steps: 2,
         };
         let mut theta = Tensor::<NdArray, 1>::from_floats([1.0], &device);
         let mut state = None;
-        for g in [1.0f32, 2.0, 3.0] {
-            let grad = Tensor::<NdArray, 1>::from_floats([g], &device);
+        let (mut m, mut v, mut expected) = (0.0f64, 0.0f64, 1.0f64);
+        for (t, g) in [1.0f64, 2.0, 3.0, 4.0].into_iter().enumerate() {
+            let t = t as i32 + 1;
+            v = 0.999 * v + 0.001 * g * g;
+            if t > 2 {
+                expected -= 0.5 * 0.1 * expected;
+                m = 0.9 * m + 0.1 * g;
+                let step_size = 0.5 * (1.0 - 0.999f64.powi(t)).sqrt() / (1.0 - 0.9f64.powi(t));
+                expected -= step_size * m / (v.sqrt() + 1e-8);
+            }
+            let grad = Tensor::<NdArray, 1>::from_floats([g as f32], &device);
             let (next, next_state) =
                 SimpleOptimizer::<NdArray>::step(&adam_2k, 0.5, theta, grad, state);
             theta = next;
             state = next_state;
+            let got = theta.to_data().to_vec::<f32>().unwrap()[0] as f64;
+            assert!(
+                (got - expected).abs() < 1e-6,
+                "step {t}: {got} vs {expected}"
+            );
         }
-        let v_3: f64 = 0.001 * (0.999f64.powi(2) + 0.999 * 4.0 + 9.0);
-        let v_hat = v_3 / (1.0 - 0.999f64.powi(3));
-        let m_hat = (0.1 * 3.0) / (1.0 - 0.9);
-        let expected = 1.0 - 0.5 * m_hat / (v_hat.sqrt() + 1e-8);
-        let got = theta.into_data().to_vec::<f32>().unwrap()[0] as f64;
-        assert!((got - expected).abs() < 1e-6, "{got} vs {expected}");
         let state = state.unwrap();
-        assert_eq!(state.time, 3);
-        let v = state.v.into_data().to_vec::<f32>().unwrap()[0] as f64;
-        assert!((v - v_3).abs() < 1e-9, "{v} vs {v_3}");
+        assert_eq!(state.time, 4);
+        let v_4 = state.v.into_data().to_vec::<f32>().unwrap()[0] as f64;
+        assert!((v_4 - v).abs() < 1e-7 * v, "{v_4} vs {v}");
     }
 
     #[test]
-    #[should_panic(expected = "invalid Adam2kConfig: beta_2 = 1 must lie in [0, 1)")]
-    fn invalid_beta_is_rejected_with_the_field_name() {
+    fn invalid_configs_are_errors_naming_the_field() {
+        let error = Adam2kConfig::new()
+            .with_beta_2(1.0)
+            .try_init::<B, Linear<B>>()
+            .err()
+            .unwrap();
+        assert_eq!(
+            error.to_string(),
+            "invalid Adam2kConfig: beta_2 = 1.0 must lie in [0, 1)"
+        );
+        assert_eq!(
+            Adam2kConfig::new()
+                .with_weight_decay(f32::NAN)
+                .validate()
+                .unwrap_err()
+                .to_string(),
+            "invalid Adam2kConfig: weight_decay = NaN must be finite and ≥ 0"
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "invalid Adam2kConfig: beta_2 = 1.0 must lie in [0, 1)")]
+    fn init_panics_with_the_validation_message() {
         let _ = Adam2kConfig::new().with_beta_2(1.0).init::<B, Linear<B>>();
     }
 }

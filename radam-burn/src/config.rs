@@ -53,7 +53,8 @@ pub struct RAdamConfig {
     pub decoupled_weight_decay: bool,
     /// The step is rectified when `ρ_t > threshold`. PyTorch uses 5 (first adaptive step: 6 with
     /// `β2 = 0.999`); the paper's Algorithm 2 uses 4 (first adaptive step: 5). Must be `≥ 4`:
-    /// `r_t` is not a real number for `2 < ρ_t < 4`. `f64::INFINITY` never rectifies.
+    /// `r_t` is not a real number for `2 < ρ_t < 4`. `f64::MAX` never rectifies (an infinite
+    /// threshold is refused: JSON, in which configs are saved, has no infinity).
     #[config(default = 5.0)]
     pub threshold: f64,
     /// What happens while `ρ_t ≤ threshold`. `true` (default): an un-adapted momentum step
@@ -91,15 +92,23 @@ impl RAdamConfig {
 
     /// Checks that every hyper-parameter makes sense, naming the first field that does not.
     pub fn validate(&self) -> Result<(), RAdamConfigError> {
-        check_unit_interval("beta_1", self.beta_1)?;
-        check_unit_interval("beta_2", self.beta_2)?;
-        check_non_negative("epsilon", self.epsilon)?;
-        check_non_negative("weight_decay", self.weight_decay)?;
+        const NAME: &str = "RAdamConfig";
+        check_unit_interval(NAME, "beta_1", self.beta_1)?;
+        check_unit_interval(NAME, "beta_2", self.beta_2)?;
+        check_non_negative(NAME, "epsilon", self.epsilon)?;
+        check_non_negative(NAME, "weight_decay", self.weight_decay)?;
         if self.threshold.is_nan() || self.threshold < 4.0 {
             return Err(RAdamConfigError::new(
                 "threshold",
                 self.threshold,
                 "must be at least 4: the rectification term r_t is undefined for 2 < ρ_t < 4",
+            ));
+        }
+        if self.threshold.is_infinite() {
+            return Err(RAdamConfigError::new(
+                "threshold",
+                self.threshold,
+                "must be finite (a saved config could not hold it): f64::MAX never rectifies",
             ));
         }
         match &self.grad_clipping {
@@ -140,9 +149,8 @@ impl RAdamConfig {
         Ok(RAdam::new(self.hyper()))
     }
 
-    /// The hyper-parameters in `f64`. Each `f32` field is widened through its shortest decimal
-    /// form, so `0.999_f32` becomes the `f64` `0.999`, exactly the Python float PyTorch uses,
-    /// rather than `0.99900001287…`.
+    /// The hyper-parameters in `f64`, each `f32` field [widened](widen) through its decimal
+    /// form.
     pub(crate) fn hyper(&self) -> Hyper {
         Hyper {
             beta_1: widen(self.beta_1),
@@ -156,27 +164,51 @@ impl RAdamConfig {
     }
 }
 
-/// Widens an `f32` to the `f64` with the same shortest decimal representation.
-pub(crate) fn widen(value: f32) -> f64 {
+/// Widens an `f32` hyper-parameter to the `f64` with the same shortest decimal representation:
+/// `0.999_f32` becomes the `f64` `0.999`, exactly the Python float PyTorch uses, rather than
+/// `f64::from(0.999_f32)` = `0.99900001287…`. Every scalar of RAdam, of Adam-2k and of the r_t
+/// shown during training is computed from values widened this way.
+///
+/// ```
+/// assert_eq!(radam_burn::widen(0.999), 0.999_f64);
+/// assert_ne!(f64::from(0.999_f32), 0.999_f64);
+/// ```
+pub fn widen(value: f32) -> f64 {
     value
         .to_string()
         .parse()
         .expect("an f32's Display output always parses as f64")
 }
 
-fn check_unit_interval(field: &'static str, value: f32) -> Result<(), RAdamConfigError> {
+/// `value` of `config`'s `field` must lie in `[0, 1)`.
+pub(crate) fn check_unit_interval(
+    config: &'static str,
+    field: &'static str,
+    value: f32,
+) -> Result<(), RAdamConfigError> {
     if (0.0..1.0).contains(&value) {
         Ok(())
     } else {
-        Err(RAdamConfigError::new(field, value, "must lie in [0, 1)"))
+        Err(RAdamConfigError::of(
+            config,
+            field,
+            value,
+            "must lie in [0, 1)",
+        ))
     }
 }
 
-fn check_non_negative(field: &'static str, value: f32) -> Result<(), RAdamConfigError> {
+/// `value` of `config`'s `field` must be finite and `≥ 0`.
+pub(crate) fn check_non_negative(
+    config: &'static str,
+    field: &'static str,
+    value: f32,
+) -> Result<(), RAdamConfigError> {
     if value.is_finite() && value >= 0.0 {
         Ok(())
     } else {
-        Err(RAdamConfigError::new(
+        Err(RAdamConfigError::of(
+            config,
             field,
             value,
             "must be finite and ≥ 0",
@@ -300,15 +332,19 @@ mod tests {
     }
 
     #[test]
-    fn small_beta_2_and_infinite_threshold_are_valid() {
+    fn small_beta_2_and_a_never_rectifying_threshold_are_valid() {
         assert!(RAdamConfig::new().with_beta_2(0.5).validate().is_ok());
         assert!(RAdamConfig::new().with_beta_2(0.0).validate().is_ok());
-        assert!(
-            RAdamConfig::new()
-                .with_threshold(f64::INFINITY)
-                .validate()
-                .is_ok()
-        );
         assert!(RAdamConfig::new().with_epsilon(0.0).validate().is_ok());
+        let never = RAdamConfig::new().with_threshold(f64::MAX);
+        assert!(never.validate().is_ok());
+        let json = serde_json::to_string(&never).unwrap();
+        let back: RAdamConfig = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.threshold, f64::MAX);
+        assert_eq!(
+            error_text(RAdamConfig::new().with_threshold(f64::INFINITY)),
+            "invalid RAdamConfig: threshold = inf must be finite (a saved config could not hold \
+             it): f64::MAX never rectifies"
+        );
     }
 }

@@ -2,12 +2,15 @@
 
 use core::fmt;
 
-/// An [`RAdamConfig`](crate::RAdamConfig) field holds a value the optimizer cannot use.
+/// A field of a config of this crate ([`RAdamConfig`](crate::RAdamConfig),
+/// [`Adam2kConfig`](crate::Adam2kConfig)) holds a value the optimizer cannot use.
 ///
-/// Its message names the field, the value and the rule, e.g.
+/// Its message names the config, the field, the value and the rule, e.g.
 /// `invalid RAdamConfig: beta_2 = 1.0 must lie in [0, 1)`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RAdamConfigError {
+    /// The config's type name (`RAdamConfig`, `Adam2kConfig`).
+    pub config: &'static str,
     /// The name of the offending field, as spelled in [`RAdamConfig`](crate::RAdamConfig).
     pub field: &'static str,
     /// The offending value, formatted.
@@ -18,7 +21,17 @@ pub struct RAdamConfigError {
 
 impl RAdamConfigError {
     pub(crate) fn new(field: &'static str, value: impl fmt::Debug, rule: &'static str) -> Self {
+        Self::of("RAdamConfig", field, value, rule)
+    }
+
+    pub(crate) fn of(
+        config: &'static str,
+        field: &'static str,
+        value: impl fmt::Debug,
+        rule: &'static str,
+    ) -> Self {
         Self {
+            config,
             field,
             value: format!("{value:?}"),
             rule,
@@ -30,8 +43,8 @@ impl fmt::Display for RAdamConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "invalid RAdamConfig: {} = {} {}",
-            self.field, self.value, self.rule
+            "invalid {}: {} = {} {}",
+            self.config, self.field, self.value, self.rule
         )
     }
 }

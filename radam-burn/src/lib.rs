@@ -45,7 +45,7 @@ mod step_plan;
 mod parity_tests;
 
 pub use adam_2k::{Adam2k, Adam2kConfig, Adam2kState};
-pub use config::RAdamConfig;
+pub use config::{RAdamConfig, widen};
 pub use error::RAdamConfigError;
 pub use fused::fused_kernel_for;
 pub use optimizer::{RAdam, RAdamState};

@@ -127,6 +127,24 @@ pub(crate) fn tensor_op_step<B: Backend, const D: usize>(
     (theta, state)
 }
 
+/// Whether saved moments `m` and `v` belong to a parameter of shape `theta`: a record from
+/// another model (or a damaged one) is refused with a message instead of being stepped with.
+pub(crate) fn state_fits<B: Backend, const D: usize>(
+    theta: &[usize],
+    m: &Tensor<B, D>,
+    v: &Tensor<B, D>,
+) -> Result<(), String> {
+    let (m, v) = (m.shape().dims, v.shape().dims);
+    if m == theta && v == theta {
+        Ok(())
+    } else {
+        Err(format!(
+            "RAdam's saved state does not fit the parameter: θ has shape {theta:?}, m_t {m:?} \
+             and v_t {v:?} (is the optimizer record from another model?)"
+        ))
+    }
+}
+
 impl<B: Backend> SimpleOptimizer<B> for RAdam {
     type State<const D: usize> = RAdamState<B, D>;
 
@@ -137,6 +155,11 @@ impl<B: Backend> SimpleOptimizer<B> for RAdam {
         grad: Tensor<B, D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<B, D>, Option<Self::State<D>>) {
+        if let Some(state) = &state
+            && let Err(problem) = state_fits(&tensor.shape().dims, &state.m, &state.v)
+        {
+            panic!("{problem}");
+        }
         let plan = self.plan(lr, state.as_ref());
         let fused = if self.fused {
             crate::fused::try_fused_step(&plan, tensor, grad, state)
@@ -152,5 +175,49 @@ impl<B: Backend> SimpleOptimizer<B> for RAdam {
 
     fn to_device<const D: usize>(state: Self::State<D>, device: &B::Device) -> Self::State<D> {
         state.to_device(device)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::NdArray;
+
+    type B = NdArray;
+
+    fn state(shape: [usize; 2]) -> RAdamState<B, 2> {
+        let device = Default::default();
+        RAdamState {
+            time: 3,
+            m: Tensor::zeros(shape, &device),
+            v: Tensor::zeros(shape, &device),
+        }
+    }
+
+    #[test]
+    fn a_state_of_another_shape_is_refused_on_both_paths() {
+        let device = Default::default();
+        let theta = Tensor::<B, 2>::ones([3, 4], &device);
+        // Same element count, other shape: the fused path alone would not notice.
+        let wrong = state([4, 3]);
+        assert_eq!(
+            state_fits(&[3, 4], &wrong.m, &wrong.v).unwrap_err(),
+            "RAdam's saved state does not fit the parameter: θ has shape [3, 4], m_t [4, 3] and \
+             v_t [4, 3] (is the optimizer record from another model?)"
+        );
+        assert!(state_fits(&[3, 4], &state([3, 4]).m, &state([3, 4]).v).is_ok());
+        for fused in [true, false] {
+            let mut optimizer = crate::RAdamConfig::new().build().unwrap();
+            if !fused {
+                optimizer = optimizer.tensor_ops_only();
+            }
+            let (theta, wrong) = (theta.clone(), state([4, 3]));
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                SimpleOptimizer::<B>::step(&optimizer, 1e-3, theta.clone(), theta, Some(wrong))
+            }));
+            let message = outcome.expect_err("refused");
+            let message = message.downcast_ref::<String>().unwrap();
+            assert!(message.contains("does not fit the parameter"), "{message}");
+        }
     }
 }

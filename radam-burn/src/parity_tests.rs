@@ -24,6 +24,7 @@ const REFERENCE_JSON: &str = include_str!("../testdata/radam_reference.json");
 #[derive(Deserialize)]
 struct Reference {
     cases: Vec<Case>,
+    large_cases: Vec<LargeCase>,
     linear_regression: Vec<LinearRegression>,
 }
 
@@ -41,6 +42,24 @@ struct Case {
     theta0: Vec<f32>,
     grads: Vec<Vec<f32>>,
     thetas: Vec<Vec<f32>>,
+    /// `m_t` after every step.
+    ms: Vec<Vec<f32>>,
+    /// `v_t` after every step.
+    vs: Vec<Vec<f32>>,
+}
+
+/// A parameter of 200,003 elements (several parallel chunks of the fused step) whose values
+/// both sides build from [`mix`]; a sample of the elements after the last step.
+#[derive(Deserialize)]
+struct LargeCase {
+    name: String,
+    n: usize,
+    steps: usize,
+    weight_decay: f32,
+    decoupled_weight_decay: bool,
+    lrs: Vec<f64>,
+    sample: Vec<usize>,
+    theta: Vec<f32>,
     m: Vec<f32>,
     v: Vec<f32>,
 }
@@ -115,7 +134,32 @@ fn assert_close(actual: &[f32], expected: &[f32], tolerance: f32, what: &str) ->
     worst
 }
 
+/// `|actual − expected| ≤ tolerance · |expected|` (plus the smallest normal float), for values
+/// such as `v_t` that span 1e-19..1e6.
+fn assert_relative(actual: &[f32], expected: &[f32], tolerance: f32, what: &str) {
+    assert_eq!(actual.len(), expected.len(), "{what}: length");
+    for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
+        assert!(
+            (a - e).abs() <= tolerance * e.abs() + f32::MIN_POSITIVE,
+            "{what}, element {i}: got {a}, expected {e}"
+        );
+    }
+}
+
 type Adaptor = OptimizerAdaptor<RAdam, Weights<TestBackend>, TestBackend>;
+
+/// `m_t` against PyTorch's `lerp_` form of the same average: within 5e-6 scaled, or within a
+/// few float32 roundings (4e-7) of the largest gradient averaged so far, whose terms cancel.
+fn assert_moment(actual: &[f32], expected: &[f32], largest_gradient: f32, what: &str) {
+    assert_eq!(actual.len(), expected.len(), "{what}: length");
+    for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
+        let error = (a - e).abs();
+        assert!(
+            error <= 5e-6 * e.abs().max(1.0) || error <= 4e-7 * largest_gradient,
+            "{what}, element {i}: got {a}, expected {e} (largest gradient {largest_gradient})"
+        );
+    }
+}
 
 fn state_of(optimizer: &Adaptor) -> RAdamState<NdArray<f32>, 2> {
     let record = optimizer.to_record();
@@ -146,6 +190,7 @@ fn trajectories_match_the_references_on(fused: bool) {
         let device = Default::default();
         let mut model = Weights::<TestBackend>::new(&case.theta0, case.shape, &device);
         let mut optimizer = optimizer(&case.config(), fused);
+        let mut largest_gradient = 0.0_f32;
         for (step, ((grad, lr), expected)) in case
             .grads
             .iter()
@@ -157,19 +202,15 @@ fn trajectories_match_the_references_on(fused: bool) {
             model = optimizer.step(*lr, model, grads);
             let what = format!("case {}, step {}", case.name, step + 1);
             worst_overall = worst_overall.max(assert_close(&model.values(), expected, 5e-6, &what));
-        }
-        let state = state_of(&optimizer);
-        assert_eq!(state.time, case.grads.len());
-        let m: Vec<f32> = state.m.into_data().to_vec().unwrap();
-        let v: Vec<f32> = state.v.into_data().to_vec().unwrap();
-        assert_close(&m, &case.m, 5e-6, &format!("case {}, m", case.name));
-        // v spans 1e-19..1e6: compare relative to its own magnitude.
-        for (i, (a, e)) in v.iter().zip(&case.v).enumerate() {
-            assert!(
-                (a - e).abs() <= 5e-6 * e.abs() + f32::MIN_POSITIVE,
-                "case {}, v element {i}: got {a}, expected {e}",
-                case.name
-            );
+            let state = state_of(&optimizer);
+            assert_eq!(state.time, step + 1);
+            let m: Vec<f32> = state.m.into_data().to_vec().unwrap();
+            let v: Vec<f32> = state.v.into_data().to_vec().unwrap();
+            // PyTorch updates m_t as m + (1 − β1)·(g − m) (`lerp_`), which rounds differently
+            // from β1·m + (1 − β1)·g: an f32 rounding of the gradients being averaged.
+            largest_gradient = grad.iter().fold(largest_gradient, |a, g| a.max(g.abs()));
+            assert_moment(&m, &case.ms[step], largest_gradient, &format!("{what}, m"));
+            assert_relative(&v, &case.vs[step], 5e-6, &format!("{what}, v"));
         }
     }
     println!(
@@ -362,4 +403,101 @@ fn try_init_returns_the_error() {
         .err()
         .expect("NaN epsilon is rejected");
     assert_eq!(error.field, "epsilon");
+}
+
+/// The integer hash of `tools/radam_reference.py` (`mix`), modulo 2^32.
+fn mix(i: u64, t: u64) -> u64 {
+    const MASK: u64 = (1 << 32) - 1;
+    let mut h = (i.wrapping_mul(2_654_435_761) + t * 97_531 + 12_345) & MASK;
+    h ^= h >> 13;
+    h.wrapping_mul(1_274_126_177) & MASK
+}
+
+/// `(mix(i, t) mod 2001) − 1000` for every element, times `scale` (a power of two: exact).
+fn hashed(n: usize, t: u64, scale: f32) -> Vec<f32> {
+    (0..n as u64)
+        .map(|i| ((mix(i, t) % 2001) as f32 - 1000.0) * scale)
+        .collect()
+}
+
+#[test]
+fn parallel_fused_chunks_match_pytorch() {
+    for case in reference().large_cases {
+        let device = Default::default();
+        let shape = [1, case.n];
+        let mut model =
+            Weights::<TestBackend>::new(&hashed(case.n, 0, 2f32.powi(-9)), shape, &device);
+        let config = RAdamConfig::new()
+            .with_weight_decay(case.weight_decay)
+            .with_decoupled_weight_decay(case.decoupled_weight_decay);
+        // On ndarray this is the fused step, split over threads in chunks of 65,536 elements.
+        let mut optimizer = optimizer(&config, true);
+        let scales = [1.0, 2f32.powi(-20), 2f32.powi(10)];
+        for t in 1..=case.steps {
+            let grad = hashed(case.n, t as u64, 2f32.powi(-10) * scales[t % 3]);
+            let grads = gradients_of(&model, &grad, shape);
+            model = optimizer.step(case.lrs[t - 1], model, grads);
+        }
+        let pick =
+            |values: Vec<f32>| -> Vec<f32> { case.sample.iter().map(|&i| values[i]).collect() };
+        let state = state_of(&optimizer);
+        let what = |part: &str| format!("{}, {part} after {} steps", case.name, case.steps);
+        let worst = assert_close(&pick(model.values()), &case.theta, 5e-6, &what("θ"));
+        assert_moment(
+            &pick(state.m.into_data().to_vec().unwrap()),
+            &case.m,
+            1000.0,
+            &what("m"),
+        );
+        assert_relative(
+            &pick(state.v.into_data().to_vec().unwrap()),
+            &case.v,
+            5e-6,
+            &what("v"),
+        );
+        println!(
+            "{}: worst scaled θ error {worst:e} over {} sampled elements",
+            case.name,
+            case.sample.len()
+        );
+    }
+}
+
+#[test]
+fn a_non_contiguous_parameter_follows_the_same_trajectory() {
+    // The "defaults" case with θ held as the transpose of a [4, 3] tensor: the fused step must
+    // read it in logical order (it copies it to a standard layout first).
+    let case = reference()
+        .cases
+        .into_iter()
+        .find(|case| case.name == "defaults")
+        .expect("the defaults case");
+    let device = Default::default();
+    let [rows, columns] = case.shape;
+    let transposed: Vec<f32> = (0..columns * rows)
+        .map(|k| case.theta0[(k % rows) * columns + k / rows])
+        .collect();
+    let stored =
+        Tensor::<TestBackend, 2>::from_data(TensorData::new(transposed, [columns, rows]), &device);
+    let theta = stored.transpose();
+    assert_eq!(theta.dims(), case.shape);
+    let model = Weights {
+        w: Param::from_tensor(theta),
+    };
+    assert_eq!(
+        model.values(),
+        case.theta0,
+        "the logical values are the case's θ0"
+    );
+    for fused in [true, false] {
+        let mut model_run = model.clone();
+        let mut optimizer = optimizer(&case.config(), fused);
+        for (step, (grad, expected)) in case.grads.iter().zip(&case.thetas).enumerate() {
+            let grads = gradients_of(&model_run, grad, case.shape);
+            model_run = optimizer.step(case.lrs[step], model_run, grads);
+            let what = format!("non-contiguous θ (fused: {fused}), step {}", step + 1);
+            assert_close(&model_run.values(), expected, 5e-6, &what);
+        }
+    }
+    drop(model);
 }

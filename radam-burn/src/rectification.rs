@@ -40,7 +40,8 @@ pub fn rho(beta_2: f64, t: usize) -> f64 {
 ///
 /// Returns `None` while `ρ_t ≤ threshold`: the variance of the adaptive learning rate is then
 /// intractable and RAdam takes an un-adapted momentum step (or no step) instead.
-/// `threshold` is 5 in PyTorch and 4 in the paper's Algorithm 2.
+/// `threshold` is 5 in PyTorch and 4 in the paper's Algorithm 2. Whatever the threshold, `r_t`
+/// is a real number only for `ρ_t > 4`, so below that the answer is always `None`, never NaN.
 ///
 /// # Panics
 /// If `t == 0` (see [`rho`]).
@@ -53,7 +54,7 @@ pub fn rho(beta_2: f64, t: usize) -> f64 {
 /// ```
 pub fn rectification(beta_2: f64, t: usize, threshold: f64) -> Option<f64> {
     let rho_t = rho(beta_2, t);
-    if rho_t > threshold {
+    if rho_t > threshold && rho_t > 4.0 {
         let rho_inf = rho_inf(beta_2);
         let ratio =
             (rho_t - 4.0) * (rho_t - 2.0) * rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t);
@@ -96,6 +97,17 @@ mod tests {
         assert_close(rectification(0.999, 5, 4.0).unwrap(), 0.017312, 5e-7);
         assert_close(rectification(0.999, 6, 5.0).unwrap(), 0.025821, 5e-7);
         assert_close(rectification(0.999, 7, 5.0).unwrap(), 0.032739, 5e-7);
+    }
+
+    #[test]
+    fn a_threshold_below_four_never_gives_nan() {
+        // ρ_4 = 3.9975 < 4: (ρ_t − 4) < 0 under the root.
+        for threshold in [f64::NEG_INFINITY, 0.0, 2.0, 3.0, 3.99] {
+            for t in 1..=4 {
+                assert_eq!(rectification(0.999, t, threshold), None, "t = {t}");
+            }
+            assert_close(rectification(0.999, 5, threshold).unwrap(), 0.017312, 5e-7);
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! differ in how they evaluate the element-wise maths, never in the maths itself. Nothing here is
 //! cached across steps: the learning rate may change on every call (schedulers, parameter groups).
 
-use crate::rectification::{rectification, rho};
+use crate::rectification::rectification;
 
 /// The hyper-parameters a plan is built from, already widened to `f64` and validated.
 #[derive(Clone, Debug, PartialEq)]
@@ -53,10 +53,8 @@ impl StepPlan {
         let bias_correction_1 = 1.0 - hyper.beta_1.powf(step);
         let bias_correction_2 = 1.0 - hyper.beta_2.powf(step);
 
-        let update = if rho(hyper.beta_2, time) > hyper.threshold {
-            // The threshold was passed, so the rectification term exists.
-            let r_t = rectification(hyper.beta_2, time, hyper.threshold)
-                .expect("ρ_t > threshold implies r_t is defined");
+        // r_t exists once ρ_t has passed the threshold (Algorithm 2, line 9).
+        let update = if let Some(r_t) = rectification(hyper.beta_2, time, hyper.threshold) {
             Update::Rectified {
                 step_size: lr * r_t * bias_correction_2.sqrt() / bias_correction_1,
                 epsilon: hyper.epsilon,

@@ -5,9 +5,9 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor, TensorPrimitive};
 use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::tensor::CubeTensor;
+use cubecl::CubeDim;
 use cubecl::prelude::*;
 use cubecl::wgpu::WgpuRuntime;
-use cubecl::{CubeDim, calculate_cube_count_elemwise};
 
 use super::{Mode, Scalars, StepInputs, cast, same_type};
 use crate::optimizer::RAdamState;
@@ -147,7 +147,7 @@ pub(super) fn step<B: Backend, const D: usize>(
     // Four elements per invocation (128-bit loads and stores) when the length allows it.
     let line_size: u8 = if len.is_multiple_of(4) { 4 } else { 1 };
     let cube_dim = CubeDim::default();
-    let cube_count = calculate_cube_count_elemwise(len / line_size as usize, cube_dim);
+    let cube_count = cube_count(len / line_size as usize, cube_dim);
     radam_step_kernel::launch::<WgpuRuntime>(
         &theta.client,
         cube_count,
@@ -167,6 +167,26 @@ pub(super) fn step<B: Backend, const D: usize>(
     Ok((tensor(theta), state))
 }
 
+/// Enough cubes of `cube_dim` for `invocations`, as a near-square grid (each side stays far
+/// below the 65 535 a dimension may hold). Integer arithmetic throughout: CubeCL's own
+/// `calculate_cube_count_elemwise` divides in `f32`, which rounds 2^24 + 1 down to 2^24 and
+/// leaves the last elements of such tensors without an invocation.
+fn cube_count(invocations: usize, cube_dim: CubeDim) -> CubeCount {
+    let (cubes_x, cubes_y) = grid(invocations, cube_dim.num_elems() as usize);
+    CubeCount::Static(cubes_x, cubes_y, 1)
+}
+
+/// `(x, y)` with `x · y · per_cube ≥ invocations`, `x = ⌈√cubes⌉`.
+fn grid(invocations: usize, per_cube: usize) -> (u32, u32) {
+    let cubes = invocations.div_ceil(per_cube).max(1);
+    let mut x = cubes.isqrt();
+    if x * x < cubes {
+        x += 1;
+    }
+    let y = cubes.div_ceil(x);
+    (x as u32, y as u32)
+}
+
 /// The gradient is only read: no ownership needed.
 fn primitive_ref<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Primitive {
     match tensor.into_primitive() {
@@ -174,5 +194,37 @@ fn primitive_ref<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Primitive 
             cast(primitive).unwrap_or_else(|_| unreachable!("checked: wgpu"))
         }
         TensorPrimitive::QFloat(_) => unreachable!("checked: not quantized"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::grid;
+
+    #[test]
+    fn the_grid_covers_every_invocation() {
+        for invocations in [
+            1,
+            255,
+            256,
+            257,
+            1 << 24,
+            (1 << 24) + 1,
+            100_000_001,
+            25_000_001,
+        ] {
+            let (x, y) = grid(invocations, 256);
+            let covered = x as usize * y as usize * 256;
+            assert!(covered >= invocations, "{invocations}: {x} × {y}");
+            // Not more than one row of cubes too many.
+            assert!(
+                covered - invocations < (x as usize + 1) * 256,
+                "{invocations}: {x} × {y}"
+            );
+            assert!(x <= 65_535 && y <= 65_535);
+        }
+        // CubeCL's f32 arithmetic for 2^24 + 1 single-element invocations in cubes of 256
+        // gives 256 × 256 cubes: one element short. This grid has one row more.
+        assert_eq!(grid((1 << 24) + 1, 256), (257, 256));
     }
 }
