@@ -19,6 +19,7 @@
 pub mod batch;
 pub mod cifar;
 pub mod error;
+pub mod files;
 pub mod image;
 pub mod lm;
 pub mod markov;

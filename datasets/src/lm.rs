@@ -21,6 +21,7 @@ use burn::tensor::{Tensor, TensorData};
 
 use crate::batch::LmBatch;
 use crate::error::{DataError, Result};
+use crate::files::Fingerprint;
 use crate::text::lines;
 use crate::tokens::{TokenFileWriter, TokenStream};
 use crate::vocab::{Vocabulary, WordCounter};
@@ -141,9 +142,11 @@ impl LmCorpus {
 
     /// Loads the One Billion Word benchmark from `dir` (the folder holding
     /// `training-monolingual.tokenized.shuffled/` and `heldout-monolingual.tokenized.shuffled/`),
-    /// streaming every shard into token files under `cache_dir` (reused on later runs when the
-    /// vocabulary file is unchanged). The paper's setting is `min_count = 4` (words seen ≤ 3 times
-    /// become `<unk>`).
+    /// streaming every shard into token files under `cache_dir/<fingerprint>/`, where the
+    /// fingerprint covers every shard's name, size and modification time and `min_count`: a
+    /// later run reuses the files only while the data is unchanged. Every cache file is written
+    /// atomically, so an interrupted tokenisation is redone, never trusted. The paper's setting
+    /// is `min_count = 4` (words seen ≤ 3 times become `<unk>`).
     pub fn one_billion_word(
         dir: impl AsRef<Path>,
         cache_dir: impl AsRef<Path>,
@@ -178,6 +181,13 @@ impl LmCorpus {
         };
         let train_shards = shards(&train_dir, "news.en-")?;
         let heldout = shards(&heldout_dir, "news.en.heldout-")?;
+        let mut fingerprint = Fingerprint::new().with(&min_count.to_le_bytes());
+        for shard in train_shards.iter().chain(&heldout) {
+            fingerprint = fingerprint
+                .with_file(shard)
+                .map_err(|e| DataError::io(shard, e))?;
+        }
+        let cache_dir = &cache_dir.join(fingerprint.hex());
         std::fs::create_dir_all(cache_dir).map_err(|e| DataError::io(cache_dir, e))?;
 
         let vocab_file = cache_dir.join(format!("vocab-min{min_count}.txt"));
@@ -428,10 +438,35 @@ mod tests {
         assert_eq!(read(&corpus.train), vec![2, 3, 1, 2, 4, 1, 2, 5, 1]);
         assert_eq!(read(&corpus.test), vec![2, 3, 0, 1]);
         assert_eq!(read(&corpus.valid), vec![0, 4, 1]);
-        assert!(cache.join("vocab-min1.txt").is_file() && cache.join("train-min1.u32").is_file());
-        // Second load reuses the cache.
+        let folders: Vec<_> = std::fs::read_dir(&cache)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(folders.len(), 1, "{folders:?}");
+        let keyed = &folders[0];
+        assert!(keyed.join("vocab-min1.txt").is_file() && keyed.join("train-min1.u32").is_file());
+        // Second load reuses the cache: a token file changed by hand is read as it is.
+        let token_file = keyed.join("train-min1.u32");
+        let mut bytes = std::fs::read(&token_file).unwrap();
+        bytes[0] = 5;
+        std::fs::write(&token_file, &bytes).unwrap();
         let again = LmCorpus::one_billion_word(dir.path(), &cache, 1).unwrap();
-        assert_eq!(read(&again.train), read(&corpus.train));
+        assert_eq!(read(&again.train)[0], 5);
+        // Changed data is never served from the old cache.
+        write(&train, "news.en-00002-of-00100", "the end of the cat\n");
+        let changed = LmCorpus::one_billion_word(dir.path(), &cache, 1).unwrap();
+        assert_eq!(
+            read(&changed.train),
+            vec![2, 3, 1, 2, 4, 1, 2, 5, 6, 2, 3, 1]
+        );
+        assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 2);
+        // No partial file is left behind.
+        for folder in std::fs::read_dir(&cache).unwrap() {
+            for file in std::fs::read_dir(folder.unwrap().path()).unwrap() {
+                let name = file.unwrap().file_name().into_string().unwrap();
+                assert!(!name.starts_with(".partial-"), "{name}");
+            }
+        }
         let error = LmCorpus::one_billion_word(dir.path().join("nowhere"), &cache, 1)
             .unwrap_err()
             .to_string();

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crate::error::{DataError, Result};
+use crate::files::partial_path;
 
 /// A sequence of token ids.
 #[derive(Clone, Debug)]
@@ -57,18 +58,23 @@ impl TokenFile {
     }
 }
 
-/// Writes token ids to a file, buffered.
+/// Writes token ids to a file, buffered. The ids go to a temporary file beside `path`, which
+/// becomes `path` only in [`finish`](Self::finish): an interrupted tokenisation never leaves a
+/// truncated token file that a later run would trust.
 pub struct TokenFileWriter {
     path: PathBuf,
+    partial: PathBuf,
     out: BufWriter<File>,
 }
 
 impl TokenFileWriter {
-    /// Creates (or truncates) `path`.
+    /// Starts writing `path` (an existing file stays until [`finish`](Self::finish)).
     pub fn create(path: &Path) -> Result<Self> {
-        let file = File::create(path).map_err(|e| DataError::io(path, e))?;
+        let partial = partial_path(path);
+        let file = File::create(&partial).map_err(|e| DataError::io(&partial, e))?;
         Ok(Self {
             path: path.to_path_buf(),
+            partial,
             out: BufWriter::with_capacity(1 << 20, file),
         })
     }
@@ -78,14 +84,21 @@ impl TokenFileWriter {
         for id in ids {
             self.out
                 .write_all(&id.to_le_bytes())
-                .map_err(|e| DataError::io(&self.path, e))?;
+                .map_err(|e| DataError::io(&self.partial, e))?;
         }
         Ok(())
     }
 
-    /// Flushes and opens the file for reading.
+    /// Flushes, puts the file in place and opens it for reading.
     pub fn finish(mut self) -> Result<TokenFile> {
-        self.out.flush().map_err(|e| DataError::io(&self.path, e))?;
+        self.out
+            .flush()
+            .map_err(|e| DataError::io(&self.partial, e))?;
+        self.out
+            .get_ref()
+            .sync_all()
+            .map_err(|e| DataError::io(&self.partial, e))?;
+        std::fs::rename(&self.partial, &self.path).map_err(|e| DataError::io(&self.path, e))?;
         TokenFile::open(&self.path)
     }
 }
@@ -121,11 +134,43 @@ impl TokenStream {
                 .unwrap_or_else(|error| panic!("{error}")),
         }
     }
+
+    /// How many tokens of the stream are `id` (read in chunks: a file stream stays on disk).
+    pub fn count(&self, id: u32) -> usize {
+        const CHUNK: usize = 1 << 20;
+        let mut buffer = vec![0; CHUNK.min(self.len())];
+        let mut found = 0;
+        let mut start = 0;
+        while start < self.len() {
+            let chunk = &mut buffer[..CHUNK.min(self.len() - start)];
+            self.read(start, chunk);
+            found += chunk.iter().filter(|&&token| token == id).count();
+            start += chunk.len();
+        }
+        found
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn count_finds_every_occurrence_in_memory_and_on_disk() {
+        let ids: Vec<u32> = (0..5000).map(|i| (i * 7 % 13) as u32).collect();
+        let expected = ids.iter().filter(|&&id| id == 0).count();
+        assert_eq!(expected, 385);
+        assert_eq!(
+            TokenStream::Memory(Arc::new(ids.clone())).count(0),
+            expected
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = TokenFileWriter::create(&dir.path().join("ids.u32")).unwrap();
+        writer.write(&ids).unwrap();
+        let file = TokenStream::File(Arc::new(writer.finish().unwrap()));
+        assert_eq!(file.count(0), expected);
+        assert_eq!(file.count(99), 0);
+    }
 
     #[test]
     fn file_and_memory_streams_read_the_same_windows() {

@@ -16,6 +16,7 @@ use tokenizers::{AddedToken, Tokenizer};
 
 use crate::batch::TranslationBatch;
 use crate::error::{DataError, Result};
+use crate::files::{Fingerprint, replace_atomic};
 use crate::text::read_lines;
 
 /// Padding id.
@@ -172,7 +173,13 @@ impl JointBpe {
 
     /// Saves the tokenizer as JSON (Hugging Face format).
     pub fn save(&self, path: &Path) -> Result<()> {
-        self.tokenizer.save(path, false).map_err(tokenizer_error)
+        // Atomically: an interrupted save leaves no half-written tokenizer to be trusted later.
+        replace_atomic(path, |partial| {
+            self.tokenizer
+                .save(partial, false)
+                .map_err(|e| std::io::Error::other(e.to_string()))
+        })
+        .map_err(|e| DataError::io(path, e))
     }
 
     /// Loads a tokenizer saved by [`save`](Self::save).
@@ -245,12 +252,15 @@ pub struct PairBatch {
 pub struct TokenBudgetDataset {
     batches: Vec<PairBatch>,
     /// Pairs left out because one side is longer than the maximum length.
-    pub skipped: usize,
+    pub too_long: usize,
+    /// Pairs left out because one side is empty.
+    pub empty: usize,
 }
 
 impl TokenBudgetDataset {
     /// Groups `pairs` (sorted by length, so each batch holds similar lengths). Pairs with a side
-    /// longer than `max_length` tokens are left out and counted in `skipped`.
+    /// longer than `max_length` tokens are left out and counted in `too_long`; pairs with an
+    /// empty side, in `empty`.
     pub fn new(
         pairs: Vec<(Vec<u32>, Vec<u32>)>,
         max_tokens: usize,
@@ -262,14 +272,21 @@ impl TokenBudgetDataset {
                  end-of-sentence token"
             )));
         }
-        let total = pairs.len();
+        let (mut empty, mut too_long) = (0, 0);
         let mut pairs: Vec<(Vec<u32>, Vec<u32>)> = pairs
             .into_iter()
             .filter(|(s, t)| {
-                s.len() <= max_length && t.len() <= max_length && !s.is_empty() && !t.is_empty()
+                if s.is_empty() || t.is_empty() {
+                    empty += 1;
+                    false
+                } else if s.len() > max_length || t.len() > max_length {
+                    too_long += 1;
+                    false
+                } else {
+                    true
+                }
             })
             .collect();
-        let skipped = total - pairs.len();
         pairs.sort_by_key(|(s, t)| (s.len().max(t.len()), s.len(), t.len()));
         let mut batches = Vec::new();
         let mut current: Vec<(Vec<u32>, Vec<u32>)> = Vec::new();
@@ -289,7 +306,11 @@ impl TokenBudgetDataset {
         if !current.is_empty() {
             batches.push(PairBatch { pairs: current });
         }
-        Ok(Self { batches, skipped })
+        Ok(Self {
+            batches,
+            too_long,
+            empty,
+        })
     }
 
     /// Total sentence pairs.
@@ -360,9 +381,15 @@ impl<B: Backend> Batcher<B, PairBatch, TranslationBatch<B>> for TranslationBatch
     }
 }
 
-/// Where a corpus directory's tokenizer is kept by default.
-pub fn default_bpe_path(dir: &Path, vocab_size: usize) -> PathBuf {
-    dir.join(format!("bpe-joint-{vocab_size}.json"))
+/// Where a corpus directory's tokenizer is kept by default: named by the vocabulary size and a
+/// fingerprint of the training text it is learned from, so a changed corpus never gets the BPE
+/// of the old one.
+pub fn default_bpe_path(dir: &Path, vocab_size: usize, train: &ParallelText) -> PathBuf {
+    let mut fingerprint = Fingerprint::new().with(&(vocab_size as u64).to_le_bytes());
+    for (source, target) in &train.pairs {
+        fingerprint = fingerprint.with(source.as_bytes()).with(target.as_bytes());
+    }
+    dir.join(format!("bpe-joint-{vocab_size}-{}.json", fingerprint.hex()))
 }
 
 #[cfg(test)]
@@ -479,10 +506,14 @@ mod tests {
     fn token_budget_batches_respect_the_budget_and_keep_every_pair() {
         let pairs: Vec<(Vec<u32>, Vec<u32>)> = (0..200)
             .map(|i| (vec![5; 1 + i % 17], vec![6; 1 + (i * 7) % 23]))
-            .chain([(vec![5; 40], vec![6; 3])])
+            .chain([
+                (vec![5; 40], vec![6; 3]),
+                (vec![], vec![6; 3]),
+                (vec![5], vec![]),
+            ])
             .collect();
         let data = TokenBudgetDataset::new(pairs, 100, 30).unwrap();
-        assert_eq!(data.skipped, 1);
+        assert_eq!((data.too_long, data.empty), (1, 2));
         assert_eq!(data.pairs(), 200);
         for index in 0..data.len() {
             let batch = data.get(index).unwrap();

@@ -1,10 +1,10 @@
 //! A word vocabulary built from training text, saved and loaded as a plain text file.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::Path;
 
 use crate::error::{DataError, Result};
+use crate::files::write_atomic;
 use crate::text::lines;
 
 /// The unknown-word token.
@@ -133,15 +133,13 @@ impl Vocabulary {
         out.push(self.eos());
     }
 
-    /// Writes one `word<TAB>count` line per id.
+    /// Writes one `word<TAB>count` line per id (atomically: the file is whole or absent).
     pub fn save(&self, path: &Path) -> Result<()> {
-        let mut file = std::io::BufWriter::new(
-            std::fs::File::create(path).map_err(|e| DataError::io(path, e))?,
-        );
+        let mut text = String::new();
         for (word, count) in self.words.iter().zip(&self.counts) {
-            writeln!(file, "{word}\t{count}").map_err(|e| DataError::io(path, e))?;
+            text.push_str(&format!("{word}\t{count}\n"));
         }
-        file.flush().map_err(|e| DataError::io(path, e))
+        write_atomic(path, text.as_bytes()).map_err(|e| DataError::io(path, e))
     }
 
     /// Reads a file written by [`save`](Self::save).
