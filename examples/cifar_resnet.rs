@@ -6,10 +6,9 @@
 //! cargo run --release --example cifar_resnet -- --help            # every flag
 //! ```
 
-use clap::Parser;
-use radam_train::harness::exit_on_error;
+use radam_train::harness::{exit_on_error, parse_args};
 use radam_train::tasks::cifar::{CifarArgs, run};
 
 fn main() -> std::process::ExitCode {
-    exit_on_error(|| run(CifarArgs::parse()).map(drop))
+    exit_on_error(|| run(parse_args::<CifarArgs>()).map(drop))
 }

@@ -6,10 +6,9 @@
 //! cargo run --release --example lm_lstm -- --help            # every flag
 //! ```
 
-use clap::Parser;
-use radam_train::harness::exit_on_error;
+use radam_train::harness::{exit_on_error, parse_args};
 use radam_train::tasks::lm::{LmArgs, run};
 
 fn main() -> std::process::ExitCode {
-    exit_on_error(|| run(LmArgs::parse()).map(drop))
+    exit_on_error(|| run(parse_args::<LmArgs>()).map(drop))
 }

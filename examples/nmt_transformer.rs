@@ -6,10 +6,9 @@
 //! cargo run --release --example nmt_transformer -- --help            # every flag
 //! ```
 
-use clap::Parser;
-use radam_train::harness::exit_on_error;
+use radam_train::harness::{exit_on_error, parse_args};
 use radam_train::tasks::nmt::{NmtArgs, run};
 
 fn main() -> std::process::ExitCode {
-    exit_on_error(|| run(NmtArgs::parse()).map(drop))
+    exit_on_error(|| run(parse_args::<NmtArgs>()).map(drop))
 }

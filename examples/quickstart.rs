@@ -8,14 +8,18 @@
 #![recursion_limit = "256"]
 
 use burn::collective::CollectiveConfig;
+use std::sync::Arc;
+
 use burn::data::dataloader::DataLoaderBuilder;
+use burn::data::dataset::Dataset;
 use burn::record::DefaultRecorder;
 use burn::tensor::backend::AutodiffBackend;
 use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::{LearnerBuilder, LearningStrategy};
 use radam_burn::RAdamConfig;
 use radam_train::backend::{NdArrayBackend, WgpuBackend, wgpu_devices};
-use radam_train::datasets::spirals::{PointBatcher, SpiralsDataset};
+use radam_train::datasets::spirals::{PointBatcher, PointItem, SpiralsDataset};
+use radam_train::distributed::{ReplicaLayout, ReplicaShards};
 use radam_train::models::mlp::{MlpClassifier, MlpClassifierConfig};
 use radam_train::renderer::PlainRenderer;
 
@@ -30,10 +34,17 @@ pub fn train<B: AutodiffBackend>(
     let device = devices[0].clone();
     B::seed(&device, 0);
     // Three interleaved spirals: a linear model gets about 1/3 right, a small MLP nearly all.
+    let points: Arc<dyn Dataset<PointItem>> = Arc::new(SpiralsDataset::new(3, 1000, 0.05, 0));
+    // Burn's DDP cuts the loader into one slice per device. Every slice must give the same
+    // number of steps, or the last all-reduce waits forever: deal the points out evenly.
+    let layout = ReplicaLayout {
+        devices: devices.len(),
+        ..ReplicaLayout::SINGLE
+    };
     let train = DataLoaderBuilder::new(PointBatcher)
         .batch_size(32)
         .shuffle(0)
-        .build(SpiralsDataset::new(3, 1000, 0.05, 0));
+        .build(ReplicaShards::new(points, layout));
     let valid = DataLoaderBuilder::new(PointBatcher)
         .batch_size(256)
         .build(SpiralsDataset::new(3, 300, 0.05, 1));
@@ -61,7 +72,12 @@ pub fn train<B: AutodiffBackend>(
             1e-2,
         );
 
-    learner.fit(train, valid).model
+    let model = learner.fit(train, valid).model;
+    if layout.devices > 1 {
+        // Burn's DDP leaves its replicas registered: reset, so that this process can run again.
+        burn::collective::reset_collective::<B::InnerBackend>();
+    }
+    model
 }
 
 /// `quickstart [ndarray|wgpu] [DEVICES]`.

@@ -1,6 +1,7 @@
 //! The training harness every example shares: command-line flags, the artifact directory
 //! (checkpoints, resume, CSV, plot, final model) and one `LearnerBuilder` set-up.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -10,7 +11,6 @@ use std::time::{Duration, Instant};
 use burn::data::dataloader::DataLoader;
 use burn::data::dataset::Dataset;
 use burn::module::AutodiffModule;
-use burn::record::DefaultRecorder;
 use burn::tensor::backend::AutodiffBackend;
 use burn::train::metric::{ItemLazy, LearningRateMetric};
 use burn::train::renderer::MetricsRenderer;
@@ -22,12 +22,17 @@ use crate::distributed::{
     Collective, DataParallel, ReplicaLayout, ReplicaShards, broadcast_model, fingerprint_bytes,
     launched_processes,
 };
+use crate::divergence::DivergenceGuard;
 use crate::gradient_histogram::GradientLog;
 use crate::history::{History, RecordingRenderer};
 use crate::optimizer::{AnyOptimizer, OptimizerKind, OptimizerSettings};
 use crate::plot::plot_history;
 use crate::rectification_metric::RectificationMetric;
 use crate::renderer::{PlainRenderer, QuietRenderer};
+pub use crate::run_dir::GRADIENT_HISTOGRAM;
+use crate::run_dir::{
+    CSV, MODEL, PLOT, RunDir, RunRecorder, replace_atomic, verify_checkpoint, write_atomic,
+};
 use crate::schedule::{Decay, Schedule};
 
 /// Where a run trains.
@@ -105,6 +110,10 @@ pub struct TrainArgs {
     /// Continue the run in the artifact directory from its last checkpoint.
     #[arg(long)]
     pub resume: bool,
+    /// Replace the earlier run in the artifact directory (without it, a new run there is
+    /// refused). Nothing is removed before the new run has checked its flags, data and backend.
+    #[arg(long)]
+    pub overwrite: bool,
     /// Stop after this epoch, as if interrupted (the schedule still spans `--epochs`);
     /// `--resume` continues exactly where it stopped.
     #[arg(long, value_name = "EPOCH")]
@@ -191,17 +200,107 @@ pub struct RunSettings {
     /// Processes of a multi-node run.
     #[serde(default = "one")]
     pub nodes: usize,
+    /// The task's own flags that shape the model or the data.
+    #[serde(default)]
+    pub task_options: TaskOptions,
 }
 
 fn one() -> usize {
     1
 }
 
+/// A task's own flags that shape its model or its data (`--depth`, `--bptt`, `--bpe-vocab`, …),
+/// by flag name, with their resolved values.
+pub type TaskOptions = BTreeMap<String, String>;
+
 impl RunSettings {
     /// Replicas of the model that train together: `devices · nodes`. Every step sees
     /// `replicas · batch_size` items.
     pub fn replicas(&self) -> usize {
         self.devices * self.nodes
+    }
+
+    /// `args` resolved against the task's `defaults`.
+    fn resolve(args: &TrainArgs, defaults: &TaskDefaults, task_options: TaskOptions) -> Self {
+        let lr = args.lr.unwrap_or(match args.optimizer {
+            OptimizerKind::Sgd => defaults.sgd_lr,
+            _ => defaults.adaptive_lr,
+        });
+        // PyTorch's ε unless set: one default, in `OptimizerSettings::new`.
+        let base = OptimizerSettings::new(
+            args.optimizer,
+            args.weight_decay.unwrap_or(defaults.weight_decay),
+        );
+        Self {
+            task: defaults.name.to_string(),
+            backend: args.backend,
+            optimizer: OptimizerSettings {
+                beta_2: args.beta_2.unwrap_or(defaults.beta_2),
+                epsilon: args.epsilon.unwrap_or(base.epsilon),
+                frozen_steps: args.frozen_steps,
+                ..base
+            },
+            lr,
+            warmup: args.warmup,
+            schedule: args.schedule.unwrap_or(defaults.schedule),
+            epochs: args.epochs.unwrap_or(defaults.epochs),
+            batch_size: args.batch_size.unwrap_or(defaults.batch_size),
+            seed: args.seed,
+            size: args.size,
+            data_dir: args.data_dir.clone(),
+            devices: args.devices,
+            nodes: args.nodes,
+            task_options,
+        }
+    }
+
+    /// The settings that differ between `self` and `other`, as `name: saved → requested`.
+    pub fn differences(&self, other: &Self) -> Vec<String> {
+        let (Ok(serde_json::Value::Object(ours)), Ok(serde_json::Value::Object(theirs))) =
+            (serde_json::to_value(self), serde_json::to_value(other))
+        else {
+            return vec!["unknown".to_string()];
+        };
+        let mut flat_ours = BTreeMap::new();
+        let mut flat_theirs = BTreeMap::new();
+        flatten_json("", &serde_json::Value::Object(ours), &mut flat_ours);
+        flatten_json("", &serde_json::Value::Object(theirs), &mut flat_theirs);
+        let names: std::collections::BTreeSet<&String> =
+            flat_ours.keys().chain(flat_theirs.keys()).collect();
+        let shown = |value: Option<&String>| value.cloned().unwrap_or_else(|| "-".to_string());
+        names
+            .into_iter()
+            .filter(|name| flat_ours.get(*name) != flat_theirs.get(*name))
+            .map(|name| {
+                format!(
+                    "{name}: {} → {}",
+                    shown(flat_ours.get(name)),
+                    shown(flat_theirs.get(name))
+                )
+            })
+            .collect()
+    }
+}
+
+/// `value`'s leaves by dotted path (`optimizer.beta_2`, `task_options.depth`).
+fn flatten_json(prefix: &str, value: &serde_json::Value, out: &mut BTreeMap<String, String>) {
+    match value {
+        serde_json::Value::Object(fields) => {
+            for (name, field) in fields {
+                let path = if prefix.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{prefix}.{name}")
+                };
+                flatten_json(&path, field, out);
+            }
+        }
+        serde_json::Value::String(text) => {
+            out.insert(prefix.to_string(), text.clone());
+        }
+        other => {
+            out.insert(prefix.to_string(), other.to_string());
+        }
     }
 }
 
@@ -216,14 +315,17 @@ pub enum HarnessError {
     Resume(String),
     /// The artifact directory could not be written.
     Io(String),
+    /// The training loss stopped being a finite number.
+    Diverged(String),
 }
 
 impl fmt::Display for HarnessError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Invalid(message) | Self::Resume(message) | Self::Io(message) => {
-                f.write_str(message)
-            }
+            Self::Invalid(message)
+            | Self::Resume(message)
+            | Self::Io(message)
+            | Self::Diverged(message) => f.write_str(message),
             Self::Data(error) => write!(f, "{error}"),
         }
     }
@@ -241,25 +343,36 @@ fn io_error(what: &str, path: &Path, error: impl fmt::Display) -> HarnessError {
     HarnessError::Io(format!("cannot {what} {}: {error}", path.display()))
 }
 
-/// Files a run writes into its artifact directory (besides Burn's `train/`, `valid/` logs).
-const CSV: &str = "metrics.csv";
-const PLOT: &str = "curves.png";
-const SETTINGS: &str = "run.json";
-const MODEL: &str = "model";
-/// The gradient histogram of `--gradient-histogram`.
-pub const GRADIENT_HISTOGRAM: &str = "grad_histogram.csv";
-
 /// One training run: its settings, its artifact directory, and where it starts.
 #[derive(Clone, Debug)]
 pub struct Session {
     settings: RunSettings,
-    dir: PathBuf,
-    start_epoch: usize,
+    run_dir: RunDir,
+    start: Start,
     stop_after: usize,
     plain: bool,
     gradient_histogram: usize,
     title: String,
     node: Node,
+}
+
+/// How a session begins in its artifact directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Start {
+    /// A new run; `clear`: an earlier run there is replaced (`--overwrite`).
+    Fresh { clear: bool },
+    /// `--resume` after the checkpoint of `epoch` (0: none was complete; the run starts over).
+    Resume { epoch: usize },
+}
+
+impl Start {
+    /// Epochs already trained.
+    fn epoch(self) -> usize {
+        match self {
+            Self::Fresh { .. } => 0,
+            Self::Resume { epoch } => epoch,
+        }
+    }
 }
 
 /// This process's place in a multi-node run.
@@ -334,44 +447,23 @@ impl Node {
 }
 
 impl Session {
-    /// Resolves `args` against the task's `defaults`, prepares the artifact directory and, with
-    /// `--resume`, finds the last complete checkpoint.
+    /// Resolves `args` against the task's `defaults` and `task_options` (the task's own flags
+    /// that shape its model or data, recorded in `run.json`), checks every flag, and decides
+    /// where the run starts: afresh, or with `--resume` after the last complete checkpoint.
+    ///
+    /// Nothing in the artifact directory is touched here: [`fit`](Self::fit) takes it over only
+    /// once the data, the backend and the model are ready.
     ///
     /// # Errors
-    /// Unusable flag values; `--resume` without a checkpoint, or with settings that differ from
-    /// the interrupted run's; an artifact directory that cannot be written.
-    pub fn open(args: &TrainArgs, defaults: &TaskDefaults) -> Result<Self, HarnessError> {
-        let lr = args.lr.unwrap_or(match args.optimizer {
-            OptimizerKind::Sgd => defaults.sgd_lr,
-            _ => defaults.adaptive_lr,
-        });
-        let settings = RunSettings {
-            task: defaults.name.to_string(),
-            backend: args.backend,
-            optimizer: {
-                // PyTorch's ε unless set: one default, in `OptimizerSettings::new`.
-                let base = OptimizerSettings::new(
-                    args.optimizer,
-                    args.weight_decay.unwrap_or(defaults.weight_decay),
-                );
-                OptimizerSettings {
-                    beta_2: args.beta_2.unwrap_or(defaults.beta_2),
-                    epsilon: args.epsilon.unwrap_or(base.epsilon),
-                    frozen_steps: args.frozen_steps,
-                    ..base
-                }
-            },
-            lr,
-            warmup: args.warmup,
-            schedule: args.schedule.unwrap_or(defaults.schedule),
-            epochs: args.epochs.unwrap_or(defaults.epochs),
-            batch_size: args.batch_size.unwrap_or(defaults.batch_size),
-            seed: args.seed,
-            size: args.size,
-            data_dir: args.data_dir.clone(),
-            devices: args.devices,
-            nodes: args.nodes,
-        };
+    /// Unusable flag values; a directory that holds an earlier run without `--resume` or
+    /// `--overwrite`; `--resume` without a run, or with settings that differ from the
+    /// interrupted run's.
+    pub fn open(
+        args: &TrainArgs,
+        defaults: &TaskDefaults,
+        task_options: TaskOptions,
+    ) -> Result<Self, HarnessError> {
+        let settings = RunSettings::resolve(args, defaults, task_options);
         let node = Node::join(args.nodes, args.devices)?;
         if args.gradient_histogram > 0 && args.devices > 1 {
             return Err(HarnessError::Invalid(
@@ -385,12 +477,12 @@ impl Session {
             ));
         }
         // Validates the learning rate and the optimizer's hyper-parameters up front.
-        Schedule::new(lr, settings.warmup, Decay::Constant).map_err(HarnessError::Invalid)?;
+        Schedule::new(settings.lr, settings.warmup, Decay::Constant)
+            .map_err(HarnessError::Invalid)?;
         settings
             .optimizer
-            .radam_config()
             .validate()
-            .map_err(|e| HarnessError::Invalid(e.to_string()))?;
+            .map_err(HarnessError::Invalid)?;
         if let Some(dir) = &settings.data_dir
             && !dir.is_dir()
         {
@@ -398,6 +490,28 @@ impl Session {
                 "--data-dir {}: no such directory",
                 dir.display()
             )));
+        }
+        let stop_after = match args.stop_after {
+            Some(0) => {
+                return Err(HarnessError::Invalid(
+                    "--stop-after must be at least 1".to_string(),
+                ));
+            }
+            Some(epoch) if epoch > settings.epochs => {
+                return Err(HarnessError::Invalid(format!(
+                    "--stop-after {epoch} is beyond the run's {} epochs (--epochs)",
+                    settings.epochs
+                )));
+            }
+            Some(epoch) => epoch,
+            None => settings.epochs,
+        };
+        if args.resume && args.overwrite {
+            return Err(HarnessError::Invalid(
+                "--resume continues the run in the artifact directory, --overwrite replaces it: \
+                 choose one"
+                    .to_string(),
+            ));
         }
         let mut dir = args.artifact_dir.clone().unwrap_or_else(|| {
             PathBuf::from("artifacts").join(format!(
@@ -410,25 +524,28 @@ impl Session {
         if node.rank > 0 {
             dir = dir.join(format!("node-{}", node.rank));
         }
-        if args.stop_after == Some(0) {
-            return Err(HarnessError::Invalid(
-                "--stop-after must be at least 1".to_string(),
-            ));
-        }
-        let stop_after = args
-            .stop_after
-            .unwrap_or(settings.epochs)
-            .min(settings.epochs);
-        let start_epoch = if args.resume {
-            Self::resume_point(&dir, &settings)?
+        let run_dir = RunDir::new(dir);
+        let start = if args.resume {
+            Self::resume_point(&run_dir, &settings)?
+        } else if run_dir.holds_run() && !args.overwrite {
+            return Err(HarnessError::Invalid(format!(
+                "{run_dir} holds an earlier run: continue it with --resume, replace it with \
+                 --overwrite, or choose another --artifact-dir"
+            )));
         } else {
-            Self::start_afresh(&dir)?;
-            0
+            Start::Fresh {
+                clear: run_dir.holds_run(),
+            }
         };
-        std::fs::create_dir_all(&dir).map_err(|e| io_error("create", &dir, e))?;
-        let json = serde_json::to_string_pretty(&settings).expect("settings serialise");
-        std::fs::write(dir.join(SETTINGS), json)
-            .map_err(|e| io_error("write", &dir.join(SETTINGS), e))?;
+        if let Start::Resume { epoch } = start
+            && epoch > 0
+            && epoch >= stop_after
+            && epoch < settings.epochs
+        {
+            return Err(HarnessError::Invalid(format!(
+                "--stop-after {stop_after} is not after the checkpoint of epoch {epoch}"
+            )));
+        }
         let replicas = if settings.replicas() > 1 {
             format!(" × {}", settings.replicas())
         } else {
@@ -443,8 +560,8 @@ impl Session {
         );
         Ok(Self {
             settings,
-            dir,
-            start_epoch,
+            run_dir,
+            start,
             stop_after,
             plain: args.plain || !std::io::stdout().is_terminal(),
             gradient_histogram: args.gradient_histogram,
@@ -453,89 +570,51 @@ impl Session {
         })
     }
 
-    /// Removes what a previous run left in `dir` (its checkpoints would otherwise be mixed
-    /// with this run's).
-    fn start_afresh(dir: &Path) -> Result<(), HarnessError> {
-        let checkpoints = dir.join("checkpoint");
-        if checkpoints.is_dir() {
-            println!(
-                "note: starting afresh in {} (replacing the previous run there; --resume continues it)",
-                dir.display()
-            );
+    /// Where `--resume` continues the run in `dir`: after its last complete checkpoint, or from
+    /// the start when it was interrupted before its first (there is nothing to lose).
+    fn resume_point(dir: &RunDir, settings: &RunSettings) -> Result<Start, HarnessError> {
+        if !dir.holds_run() {
+            return Err(HarnessError::Resume(format!(
+                "nothing to resume in {dir}: it holds no run"
+            )));
         }
-        for sub in ["checkpoint", "train", "valid"] {
-            let path = dir.join(sub);
-            if path.is_dir() {
-                std::fs::remove_dir_all(&path).map_err(|e| io_error("remove", &path, e))?;
-            }
-        }
-        for file in [CSV, PLOT, "model.mpk", "experiment.log", GRADIENT_HISTOGRAM] {
-            let path = dir.join(file);
-            if path.is_file() {
-                std::fs::remove_file(&path).map_err(|e| io_error("remove", &path, e))?;
-            }
-        }
-        Ok(())
-    }
-
-    /// The last epoch with a complete checkpoint (model, optimizer and scheduler) in `dir`.
-    fn resume_point(dir: &Path, settings: &RunSettings) -> Result<usize, HarnessError> {
-        let checkpoints = dir.join("checkpoint");
-        let saved: RunSettings = std::fs::read_to_string(dir.join(SETTINGS))
-            .ok()
-            .and_then(|text| serde_json::from_str(&text).ok())
-            .ok_or_else(|| {
-                HarnessError::Resume(format!(
-                    "nothing to resume in {}: it holds no run (no readable {SETTINGS})",
-                    dir.display()
-                ))
-            })?;
+        let saved: RunSettings = dir
+            .read_settings()
+            .map_err(|e| HarnessError::Resume(format!("cannot resume {dir}: {e}")))?;
         let mut comparable = saved.clone();
         comparable.epochs = settings.epochs;
+        if comparable != *settings {
+            return Err(HarnessError::Resume(format!(
+                "cannot resume {dir}: it was trained with different settings ({}); start a new \
+                 run with --overwrite or another --artifact-dir",
+                saved.differences(settings).join(", ")
+            )));
+        }
+        let last = dir.complete_checkpoints().last().copied().unwrap_or(0);
+        if last > settings.epochs {
+            return Err(HarnessError::Resume(format!(
+                "cannot resume {dir} with --epochs {}: it already trained {last} epochs",
+                settings.epochs
+            )));
+        }
+        if last == settings.epochs && dir.model_file().is_file() {
+            return Err(HarnessError::Resume(format!(
+                "the run in {dir} already finished {last} of {} epochs; ask for more with --epochs",
+                settings.epochs
+            )));
+        }
         if saved.epochs != settings.epochs && settings.schedule != ScheduleKind::Constant {
             println!(
                 "note: --epochs changed from {} to {}: the {:?} schedule is stretched to the new length",
                 saved.epochs, settings.epochs, settings.schedule
             );
         }
-        if comparable != *settings {
-            return Err(HarnessError::Resume(format!(
-                "cannot resume {}: it was trained with different settings.\n  saved:     {}\n  requested: {}",
-                dir.display(),
-                serde_json::to_string(&saved).unwrap_or_default(),
-                serde_json::to_string(settings).unwrap_or_default()
-            )));
+        if last == 0 {
+            println!(
+                "note: {dir} holds no complete checkpoint yet: its run starts over from the first epoch"
+            );
         }
-        let complete = |epoch: usize| {
-            ["model", "optim", "scheduler"]
-                .iter()
-                .all(|kind| checkpoints.join(format!("{kind}-{epoch}.mpk")).is_file())
-        };
-        let last = std::fs::read_dir(&checkpoints)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|entry| {
-                let name = entry.file_name().into_string().ok()?;
-                name.strip_prefix("model-")?.strip_suffix(".mpk")?.parse().ok()
-            })
-            .filter(|&epoch| complete(epoch))
-            .max()
-            .ok_or_else(|| {
-                HarnessError::Resume(format!(
-                    "nothing to resume in {}: no complete checkpoint (model, optim and scheduler) in {}",
-                    dir.display(),
-                    checkpoints.display()
-                ))
-            })?;
-        if last >= settings.epochs {
-            return Err(HarnessError::Resume(format!(
-                "the run in {} already finished {last} of {} epochs; ask for more with --epochs",
-                dir.display(),
-                settings.epochs
-            )));
-        }
-        Ok(last)
+        Ok(Start::Resume { epoch: last })
     }
 
     /// The resolved settings.
@@ -545,17 +624,17 @@ impl Session {
 
     /// The artifact directory.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.run_dir.path()
     }
 
     /// Epochs already trained (the checkpoint a resumed run starts from; 0 for a new run).
     pub fn start_epoch(&self) -> usize {
-        self.start_epoch
+        self.start.epoch()
     }
 
     /// The path of the final model (`model.mpk`).
     pub fn model_path(&self) -> PathBuf {
-        self.dir.join(format!("{MODEL}.mpk"))
+        self.run_dir.model_file()
     }
 
     /// Prints a line of progress outside the Learner (data preparation, evaluation); in a
@@ -666,17 +745,32 @@ impl Session {
         VO: ItemLazy + 'static,
     {
         let settings = &self.settings;
+        let start_epoch = self.start.epoch();
+        if steps_per_epoch == 0 {
+            return Err(HarnessError::Invalid(format!(
+                "the training data gives no step: no batch of {} fits in it (fewer items than \
+                 the batch size, or every item was left out)",
+                settings.batch_size
+            )));
+        }
+        let total_steps = settings.epochs * steps_per_epoch;
+        if settings.warmup > total_steps {
+            return Err(HarnessError::Invalid(format!(
+                "--warmup {} is longer than the whole run ({} epochs of {steps_per_epoch} steps = \
+                 {total_steps} steps): the learning rate would never reach {}",
+                settings.warmup, settings.epochs, settings.lr
+            )));
+        }
         let mut optimizer = settings
             .optimizer
             .init::<B, M>()
-            .map_err(|e| HarnessError::Invalid(e.to_string()))?;
+            .map_err(HarnessError::Invalid)?;
         // The histogram is of the first updates: a resumed run keeps the one it recorded.
-        if self.gradient_histogram > 0 && self.start_epoch == 0 {
-            let path = self.dir.join(GRADIENT_HISTOGRAM);
+        if self.gradient_histogram > 0 && start_epoch == 0 {
+            let path = self.run_dir.join(GRADIENT_HISTOGRAM);
             optimizer =
                 optimizer.with_gradient_log(GradientLog::new(self.gradient_histogram, &path));
         }
-        let total_steps = settings.epochs * steps_per_epoch;
         let decay = match settings.schedule {
             ScheduleKind::Constant => Decay::Constant,
             ScheduleKind::Step => Decay::Step {
@@ -696,6 +790,17 @@ impl Session {
             .map_err(HarnessError::Invalid)?
             .with_calls_per_step(local_devices);
         let optimizer = DataParallel::new(optimizer, self.node.collective.clone());
+        if start_epoch > 0 {
+            verify_checkpoint(
+                &self.run_dir,
+                start_epoch,
+                &model,
+                &optimizer,
+                &schedule,
+                &devices[0],
+            )
+            .map_err(HarnessError::Resume)?;
+        }
         let model = match &self.node.collective {
             Some(collective) => {
                 let mut comparable = settings.clone();
@@ -710,6 +815,14 @@ impl Session {
             }
             None => model,
         };
+        // Everything is checked: only now does the run take the directory over.
+        let clear = match self.start {
+            Start::Fresh { clear } => clear,
+            Start::Resume { epoch } => epoch == 0,
+        };
+        self.run_dir
+            .take_over(clear, settings)
+            .map_err(HarnessError::Io)?;
         let strategy = if local_devices > 1 {
             burn::train::ddp(devices, burn::collective::CollectiveConfig::default())
         } else {
@@ -717,28 +830,35 @@ impl Session {
         };
 
         // Epochs already trained drew their shuffles from the loader's generator.
-        for _ in 0..self.start_epoch {
+        for _ in 0..start_epoch {
             drop(train.iter());
         }
         let history = Arc::new(Mutex::new(self.earlier_history()?));
-        let (csv, png, title) = (self.dir.join(CSV), self.dir.join(PLOT), self.title.clone());
+        let (csv, png, title) = (
+            self.run_dir.join(CSV),
+            self.run_dir.join(PLOT),
+            self.title.clone(),
+        );
         let on_epoch = Box::new(move |history: &History| {
-            if let Err(error) = std::fs::write(&csv, history.to_csv()) {
+            if let Err(error) = write_atomic(&csv, history.to_csv().as_bytes()) {
                 eprintln!("warning: cannot write {}: {error}", csv.display());
             }
-            if let Err(error) = plot_history(history, &title, &png) {
+            let plotted = replace_atomic(&png, |partial| {
+                plot_history(history, &title, partial).map_err(std::io::Error::other)
+            });
+            if let Err(error) = plotted {
                 eprintln!("warning: no plot: {error}");
             }
         });
 
-        let mut builder = LearnerBuilder::new(&self.dir)
-            .with_file_checkpointer(DefaultRecorder::new())
+        let mut builder = LearnerBuilder::new(self.run_dir.path())
+            .with_file_checkpointer(RunRecorder::default())
             .learning_strategy(strategy)
             .num_epochs(self.stop_after)
             .with_application_logger(None)
             .metric_train_numeric(LearningRateMetric::new());
         if settings.optimizer.kind == OptimizerKind::Radam {
-            let steps_before = self.start_epoch * steps_per_epoch;
+            let steps_before = start_epoch * steps_per_epoch;
             builder = builder.metric_train_numeric(
                 RectificationMetric::new(&settings.optimizer.radam_config(), steps_before)
                     .with_updates_per_step(local_devices),
@@ -752,24 +872,19 @@ impl Session {
         } else {
             Box::new(TuiMetricsRenderer::new(
                 builder.interrupter(),
-                (self.start_epoch > 0).then_some(self.start_epoch),
+                (start_epoch > 0).then_some(start_epoch),
             ))
         };
-        builder = builder.renderer(RecordingRenderer::new(inner, history.clone(), on_epoch));
-        if self.start_epoch >= self.stop_after {
-            return Err(HarnessError::Invalid(format!(
-                "--stop-after {} is not after the checkpoint of epoch {}",
-                self.stop_after, self.start_epoch
-            )));
-        }
-        if self.start_epoch > 0 {
+        let guard = DivergenceGuard::new(builder.interrupter());
+        builder = builder.renderer(
+            RecordingRenderer::new(inner, history.clone(), on_epoch).with_guard(guard.clone()),
+        );
+        if start_epoch > 0 {
             self.say(format!(
-                "resuming {} from epoch {} of {}",
-                self.dir.display(),
-                self.start_epoch,
-                settings.epochs
+                "resuming {} from epoch {start_epoch} of {}",
+                self.run_dir, settings.epochs
             ));
-            builder = builder.checkpoint(self.start_epoch);
+            builder = builder.checkpoint(start_epoch);
         }
 
         let started = Instant::now();
@@ -781,9 +896,16 @@ impl Session {
             // server; a second DDP run in this process would be refused (`MultipleRegister`).
             burn::collective::reset_collective::<B::InnerBackend>();
         }
+        if let Some(divergence) = guard.divergence() {
+            return Err(HarnessError::Diverged(format!(
+                "{divergence} with {} at lr {}: the run was stopped and no model was saved \
+                 (try a smaller --lr, or --warmup)",
+                settings.optimizer.kind, settings.lr
+            )));
+        }
 
-        let path = self.dir.join(MODEL);
-        burn::module::Module::save_file(model.clone(), &path, &DefaultRecorder::new())
+        let path = self.run_dir.join(MODEL);
+        burn::module::Module::save_file(model.clone(), &path, &RunRecorder::default())
             .map_err(|e| io_error("save the model to", &path, e))?;
         let history = history.lock().expect("history lock poisoned").clone();
         Ok(TrainedRun {
@@ -795,15 +917,14 @@ impl Session {
 
     /// The epochs an interrupted run recorded before its last checkpoint.
     fn earlier_history(&self) -> Result<History, HarnessError> {
-        let path = self.dir.join(CSV);
-        if self.start_epoch == 0 || !path.is_file() {
+        let path = self.run_dir.join(CSV);
+        let start_epoch = self.start.epoch();
+        if start_epoch == 0 || !path.is_file() {
             return Ok(History::default());
         }
         let mut history =
             History::read_csv(&path).map_err(|e| HarnessError::Resume(e.to_string()))?;
-        history
-            .epochs
-            .retain(|record| record.epoch <= self.start_epoch);
+        history.epochs.retain(|record| record.epoch <= start_epoch);
         Ok(history)
     }
 }
@@ -836,6 +957,37 @@ pub struct TrainedRun<M> {
     pub history: History,
     /// Training time of this process (excluding data preparation).
     pub wall_time: Duration,
+}
+
+/// Parses the command line as `A`. `--help` and `--version` print as clap prints them; any
+/// other problem ends the process with one `error: …` line (clap's message, its tip and the
+/// possible values, without the usage block) and exit code 2.
+pub fn parse_args<A: clap::Parser>() -> A {
+    match A::try_parse() {
+        Ok(args) => args,
+        Err(error) if !error.use_stderr() => error.exit(),
+        Err(error) => {
+            eprintln!("{}", usage_error_line(&error));
+            std::process::exit(2)
+        }
+    }
+}
+
+/// A clap error as one line: `error: unexpected argument '--foo' found; tip: … (see --help)`.
+pub fn usage_error_line(error: &clap::Error) -> String {
+    let rendered = error.render().to_string();
+    let parts: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|line| !line.starts_with("Usage:") && !line.starts_with("For more information"))
+        .filter(|line| !line.is_empty())
+        .collect();
+    let text = parts.join("; ");
+    let text = text.strip_prefix("error: ").unwrap_or(&text);
+    format!(
+        "error: {} (see --help)",
+        text.replace("; [possible", " [possible")
+    )
 }
 
 /// Runs `main` and turns its error into a message on standard error and exit code 2.

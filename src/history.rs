@@ -14,6 +14,8 @@ use burn::train::renderer::{
     MetricsRendererTraining, TrainingProgress,
 };
 
+use crate::divergence::DivergenceGuard;
+
 /// Which split a value belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Split {
@@ -227,6 +229,7 @@ pub struct RecordingRenderer {
     on_epoch: EpochCallback,
     pending_train: Vec<(String, f64)>,
     current: Option<EpochRecord>,
+    guard: Option<DivergenceGuard>,
 }
 
 impl RecordingRenderer {
@@ -243,7 +246,15 @@ impl RecordingRenderer {
             on_epoch,
             pending_train: Vec::new(),
             current: None,
+            guard: None,
         }
+    }
+
+    /// The same renderer, showing every step's training loss (the metric named `Loss`) to
+    /// `guard`.
+    pub fn with_guard(mut self, guard: DivergenceGuard) -> Self {
+        self.guard = Some(guard);
+        self
     }
 
     fn numeric(state: &MetricState) -> Option<(String, f64)> {
@@ -291,6 +302,11 @@ impl MetricsRendererTraining for RecordingRenderer {
     }
 
     fn render_train(&mut self, item: TrainingProgress) {
+        if let Some(guard) = &self.guard
+            && let Some((_, loss)) = self.pending_train.iter().find(|(name, _)| name == "Loss")
+        {
+            guard.observe(item.epoch, item.iteration, *loss);
+        }
         if self.current.as_ref().is_some_and(|c| c.epoch != item.epoch) {
             self.finish_epoch();
         }

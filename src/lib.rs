@@ -4,7 +4,8 @@
 //! [datasets] of the paper's experiments, and the training harness every example shares —
 //! [backend] selection (`ndarray` or `wgpu`, picked at run time), [optimizer] choice (RAdam and
 //! the baselines), learning-rate [schedule]s, the [r_t metric](rectification_metric), metric
-//! [renderer]s, the per-epoch [history] with its CSV and [plot], [BLEU](bleu), and the paper's
+//! [renderer]s, the [run directory](run_dir) (atomic files, checkpoints, resume), a
+//! [divergence] guard, the per-epoch [history] with its CSV and [plot], [BLEU](bleu), and the paper's
 //! [tasks] run through the [harness]; the paper's [experiments] on top of them, drawn as
 //! [figure]s, with [gradient histograms](gradient_histogram) and the [variance] analysis;
 //! [distributed] (data-parallel) training on several devices and machines.
@@ -21,6 +22,7 @@ pub use radam_models as models;
 pub mod backend;
 pub mod bleu;
 pub mod distributed;
+pub mod divergence;
 pub mod experiments;
 pub mod figure;
 pub mod gradient_histogram;
@@ -30,6 +32,7 @@ pub mod optimizer;
 pub mod plot;
 pub mod rectification_metric;
 pub mod renderer;
+pub mod run_dir;
 pub mod schedule;
 pub mod tasks;
 pub mod variance;

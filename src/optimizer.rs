@@ -56,7 +56,8 @@ pub struct OptimizerSettings {
     pub kind: OptimizerKind,
     /// β2 of the adaptive optimizers.
     pub beta_2: f32,
-    /// Weight decay: L2 for RAdam, Adam, Adam-2k and SGD, decoupled for AdamW.
+    /// Weight decay: L2 for RAdam, Adam and SGD; decoupled for AdamW and Adam-2k (as the
+    /// paper's Adam-2k code).
     pub weight_decay: f32,
     /// ε of the adaptive optimizers (the paper's Adam-eps control uses 1e-4).
     #[serde(default = "default_epsilon")]
@@ -94,15 +95,47 @@ impl OptimizerSettings {
             .with_epsilon(self.epsilon)
     }
 
+    /// Checks the hyper-parameters (every baseline shares RAdam's checks of β2, ε and the
+    /// weight decay).
+    ///
+    /// # Errors
+    /// A message naming the optimizer, the flag and the value:
+    /// `invalid Adam settings: --beta-2 1.0 must lie in [0, 1)`.
+    pub fn validate(&self) -> Result<(), String> {
+        self.radam_config()
+            .validate()
+            .map_err(|error| self.describe(&error))
+    }
+
+    /// `error` in the words of the command line.
+    fn describe(&self, error: &RAdamConfigError) -> String {
+        let flag = match error.field {
+            "beta_2" => "--beta-2",
+            "epsilon" => "--epsilon",
+            "weight_decay" => "--weight-decay",
+            other => other,
+        };
+        format!(
+            "invalid {} settings: {flag} {} {}",
+            self.kind, error.value, error.rule
+        )
+    }
+
     /// Builds the optimizer for a model `M` on backend `B`, rejecting invalid hyper-parameters.
+    ///
+    /// # Errors
+    /// The message of [`validate`](Self::validate).
     pub fn init<B: AutodiffBackend, M: AutodiffModule<B>>(
         &self,
-    ) -> Result<AnyOptimizer<M, B>, RAdamConfigError> {
+    ) -> Result<AnyOptimizer<M, B>, String> {
         let l2 = (self.weight_decay > 0.0).then(|| WeightDecayConfig::new(self.weight_decay));
-        // Every baseline shares RAdam's validation of β2 and the weight decay.
-        self.radam_config().validate()?;
+        self.validate()?;
         let choice = match self.kind {
-            OptimizerKind::Radam => Choice::RAdam(self.radam_config().try_init()?),
+            OptimizerKind::Radam => Choice::RAdam(
+                self.radam_config()
+                    .try_init()
+                    .map_err(|error| self.describe(&error))?,
+            ),
             OptimizerKind::Adam => Choice::Adam(
                 AdamConfig::new()
                     .with_beta_2(self.beta_2)
@@ -129,7 +162,8 @@ impl OptimizerSettings {
                     .with_epsilon(self.epsilon)
                     .with_weight_decay(self.weight_decay)
                     .with_frozen_steps(self.frozen_steps)
-                    .init(),
+                    .try_init()
+                    .map_err(|error| self.describe(&error))?,
             ),
         };
         Ok(AnyOptimizer {
@@ -280,7 +314,16 @@ mod tests {
     fn invalid_settings_name_the_field() {
         let mut settings = OptimizerSettings::new(OptimizerKind::Sgd, 0.0);
         settings.weight_decay = -1.0;
-        let error = settings.init::<B, Linear<B>>().err().unwrap().to_string();
-        assert!(error.contains("weight_decay"), "{error}");
+        let error = settings.init::<B, Linear<B>>().err().unwrap();
+        assert_eq!(
+            error,
+            "invalid SGD settings: --weight-decay -1.0 must be finite and ≥ 0"
+        );
+        let mut settings = OptimizerSettings::new(OptimizerKind::Adam, 0.0);
+        settings.beta_2 = 1.0;
+        assert_eq!(
+            settings.validate().unwrap_err(),
+            "invalid Adam settings: --beta-2 1.0 must lie in [0, 1)"
+        );
     }
 }

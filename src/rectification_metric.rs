@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use burn::train::metric::{Metric, MetricEntry, MetricMetadata, MetricName, Numeric, NumericEntry};
-use radam_burn::{RAdamConfig, rectification, rho};
+use radam_burn::{RAdamConfig, rectification, rho, widen};
 
 /// r_t (Eq. 6 of the paper) of the step just taken; 0 while RAdam is in its momentum phase.
 ///
@@ -28,7 +28,7 @@ impl RectificationMetric {
     pub fn new(config: &RAdamConfig, steps_before: usize) -> Self {
         Self {
             name: Arc::new("RAdam r_t".to_string()),
-            beta_2: f64::from(config.beta_2),
+            beta_2: widen(config.beta_2),
             threshold: config.threshold,
             skips_below_threshold: !config.degenerated_to_sgd,
             steps_before,
@@ -122,7 +122,7 @@ mod tests {
         assert!((metric.value().current() - 0.025821).abs() < 1e-5);
         metric.update(&(), &metadata);
         // β2 is an f32 in the config; the optimizer and the metric widen the same value.
-        let r_7 = rectification(f64::from(0.999f32), 7, 5.0).unwrap();
+        let r_7 = rectification(0.999, 7, 5.0).unwrap();
         assert_eq!(metric.value().current(), r_7);
     }
 
@@ -144,7 +144,7 @@ mod tests {
         for _ in 0..2 {
             metric.update(&(), &metadata);
         }
-        let r_7 = rectification(f64::from(0.999f32), 7, 5.0).unwrap();
+        let r_7 = rectification(0.999, 7, 5.0).unwrap();
         assert_eq!(metric.value().current(), r_7);
     }
 }

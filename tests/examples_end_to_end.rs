@@ -78,12 +78,17 @@ fn cifar_trains_and_writes_its_artifacts() {
     let accuracy = report.history.epochs[0]
         .get(Split::Valid, "Accuracy")
         .unwrap();
-    assert!((0.0..=100.0).contains(&accuracy));
+    // A share of the 25 validation images (128 / 5), in percent: k · 4 %.
+    let correct = accuracy / 4.0;
+    assert!(
+        (correct - correct.round()).abs() < 1e-9 && (0.0..=25.0).contains(&correct),
+        "validation accuracy {accuracy} % is not a share of 25 images"
+    );
     // RAdam's r_t is recorded: 8 steps in, it is rectifying (ρ_8 > 5).
     let r_t = report.history.epochs[0]
         .get(Split::Train, "RAdam r_t")
         .unwrap();
-    let expected = radam_train::optim::rectification(f64::from(0.999f32), 8, 5.0).unwrap();
+    let expected = radam_train::optim::rectification(0.999, 8, 5.0).unwrap();
     assert!((r_t - expected).abs() < 1e-12, "{r_t} != {expected}");
 }
 
@@ -125,18 +130,7 @@ fn resuming_after_an_interruption_gives_the_uninterrupted_weights() {
     .unwrap();
     let report = cifar::run(cifar_args(resumed.path(), &["--epochs", "3", "--resume"])).unwrap();
 
-    let (expected, actual) = (
-        common::saved_resnet8_weights(straight.path()),
-        common::saved_resnet8_weights(resumed.path()),
-    );
-    assert_eq!(expected.len(), actual.len());
-    let differing = expected.iter().zip(&actual).filter(|(a, b)| a != b).count();
-    assert_eq!(
-        differing,
-        0,
-        "{differing} of {} weights differ",
-        expected.len()
-    );
+    common::assert_same_resnet8_weights(straight.path(), resumed.path());
     // The history spans all three epochs, one CSV row each.
     assert_eq!(report.history.epochs.len(), 3);
     assert_artifacts(&report, 3, "Accuracy");
@@ -346,4 +340,259 @@ fn language_model_and_translation_train_on_two_local_devices() {
     .unwrap();
     let report = nmt::run(args).unwrap();
     assert_artifacts(&report, report.history.epochs.len(), "Loss");
+}
+
+/// The bytes of every file of a finished run, by path relative to its directory.
+fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut std::collections::BTreeMap<String, Vec<u8>>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                let name = path.strip_prefix(root).unwrap().display().to_string();
+                out.insert(name, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    let mut files = std::collections::BTreeMap::new();
+    walk(dir, dir, &mut files);
+    files
+}
+
+fn refused(result: Result<RunReport, HarnessError>) -> String {
+    match result {
+        Err(error) => error.to_string(),
+        Ok(_) => panic!("the run should have been refused"),
+    }
+}
+
+#[test]
+fn a_failed_rerun_never_touches_a_finished_run() {
+    let _serial = serial();
+    let dir = common::temp_dir();
+    cifar::run(cifar_args(dir.path(), &[])).unwrap();
+    let before = snapshot(dir.path());
+    for name in [
+        "model.mpk",
+        "metrics.csv",
+        "curves.png",
+        "run.json",
+        "checkpoint/model-1.mpk",
+    ] {
+        assert!(
+            before.contains_key(name),
+            "{name} missing: {:?}",
+            before.keys()
+        );
+    }
+
+    // A plain re-run is refused, naming both ways on.
+    let error = refused(cifar::run(cifar_args(dir.path(), &[])));
+    assert_eq!(
+        error,
+        format!(
+            "{} holds an earlier run: continue it with --resume, replace it with --overwrite, \
+             or choose another --artifact-dir",
+            dir.path().display()
+        )
+    );
+    // --overwrite with a bad task flag, bad data or no training step fails before anything is
+    // removed.
+    let malformed = dir.path().join("malformed");
+    std::fs::create_dir(&malformed).unwrap();
+    std::fs::write(malformed.join("data_batch_1.bin"), [7u8; 100]).unwrap();
+    for extra in [
+        vec!["--overwrite", "--depth", "21"],
+        vec!["--overwrite", "--images", "0"],
+        vec!["--overwrite", "--data-dir", malformed.to_str().unwrap()],
+        vec!["--overwrite", "--stop-after", "5"],
+        vec!["--overwrite", "--warmup", "1000000"],
+        vec!["--overwrite", "--resume"],
+    ] {
+        let error = refused(cifar::run(cifar_args(dir.path(), &extra)));
+        assert!(!error.is_empty(), "{extra:?}");
+        let after = snapshot(dir.path());
+        assert_eq!(
+            before.keys().collect::<Vec<_>>(),
+            after
+                .keys()
+                .filter(|name| !name.starts_with("malformed"))
+                .collect::<Vec<_>>(),
+            "{extra:?} changed the run's files ({error})"
+        );
+        for (name, bytes) in &before {
+            assert!(after[name] == *bytes, "{extra:?} changed {name} ({error})");
+        }
+    }
+    // With --overwrite and everything in order, the new run replaces the old one.
+    cifar::run(cifar_args(dir.path(), &["--overwrite", "--epochs", "2"])).unwrap();
+    assert!(dir.path().join("checkpoint/model-2.mpk").is_file());
+    assert!(
+        std::fs::read_to_string(dir.path().join("run.json"))
+            .unwrap()
+            .contains("\"epochs\": 2")
+    );
+}
+
+#[test]
+fn unusable_settings_are_one_clear_error_naming_the_optimizer() {
+    let _serial = serial();
+    let dir = common::temp_dir();
+    let run = |extra: &[&str]| refused(cifar::run(cifar_args(dir.path(), extra)));
+    assert_eq!(
+        run(&["--epochs", "2", "--stop-after", "5"]),
+        "--stop-after 5 is beyond the run's 2 epochs (--epochs)"
+    );
+    assert_eq!(
+        run(&["--optimizer", "adam", "--beta-2", "1"]),
+        "invalid Adam settings: --beta-2 1.0 must lie in [0, 1)"
+    );
+    assert_eq!(
+        run(&["--optimizer", "adam-2k", "--epsilon=-1"]),
+        "invalid Adam-2k settings: --epsilon -1.0 must be finite and ≥ 0"
+    );
+    // 128 images in batches of 16: 8 steps per epoch.
+    assert_eq!(
+        run(&["--warmup", "9"]),
+        "--warmup 9 is longer than the whole run (1 epochs of 8 steps = 8 steps): the learning \
+         rate would never reach 0.003"
+    );
+    let error = run(&["--images", "0"]);
+    assert_eq!(error, "--images must be at least 1");
+    // Nothing was written for any of them.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+
+    // A flag clap refuses is one line.
+    let error =
+        cifar::CifarArgs::try_parse_from(["cifar_resnet", "--backend", "cuda"]).unwrap_err();
+    let line = radam_train::harness::usage_error_line(&error);
+    assert_eq!(
+        line,
+        "error: invalid value 'cuda' for '--backend <BACKEND>' [possible values: ndarray, wgpu] \
+         (see --help)"
+    );
+    let error = cifar::CifarArgs::try_parse_from(["cifar_resnet", "--epoch", "3"]).unwrap_err();
+    let line = radam_train::harness::usage_error_line(&error);
+    assert!(
+        !line.contains('\n') && line.starts_with("error: unexpected argument '--epoch'"),
+        "{line}"
+    );
+    assert!(line.contains("tip:"), "{line}");
+}
+
+#[test]
+fn a_diverging_run_stops_with_an_error_and_saves_no_model() {
+    let _serial = serial();
+    let dir = common::temp_dir();
+    let error = cifar::run(cifar_args(dir.path(), &["--lr", "1e30", "--epochs", "3"]))
+        .err()
+        .unwrap();
+    assert!(matches!(error, HarnessError::Diverged(_)), "{error}");
+    let error = error.to_string();
+    assert!(
+        error.starts_with("the training loss became NaN at epoch 1, step ")
+            || error.starts_with("the training loss became inf at epoch 1, step "),
+        "{error}"
+    );
+    assert!(
+        error.contains("with RAdam at lr 1000000000000000000000000000000"),
+        "{error}"
+    );
+    assert!(!dir.path().join("model.mpk").exists());
+    // It stopped in its first epoch: no checkpoint of a later one.
+    assert!(!dir.path().join("checkpoint/model-2.mpk").exists());
+}
+
+#[test]
+fn resume_refuses_changed_task_flags_and_unreadable_checkpoints() {
+    let _serial = serial();
+    let dir = common::temp_dir();
+    cifar::run(cifar_args(
+        dir.path(),
+        &["--epochs", "3", "--stop-after", "2"],
+    ))
+    .unwrap();
+    let resume = |extra: &[&str]| {
+        let mut flags = vec!["--epochs", "3", "--resume"];
+        flags.extend_from_slice(extra);
+        cifar::run(cifar_args(dir.path(), &flags))
+    };
+    let error = refused(resume(&["--depth", "14"]));
+    assert!(
+        error.contains("different settings (task_options.depth: 8 → 14)"),
+        "{error}"
+    );
+    let error = refused(resume(&["--images", "64"]));
+    assert!(error.contains("task_options.images: 128 → 64"), "{error}");
+
+    let model_2 = dir.path().join("checkpoint/model-2.mpk");
+    let good = std::fs::read(&model_2).unwrap();
+    for (what, bytes) in [
+        ("truncated", good[..good.len() / 2].to_vec()),
+        ("empty", Vec::new()),
+        (
+            "random",
+            (0..4096u32)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+                .collect(),
+        ),
+    ] {
+        std::fs::write(&model_2, &bytes).unwrap();
+        let error = refused(resume(&[]));
+        assert!(
+            error.starts_with(&format!("checkpoint {} is unreadable (", model_2.display())),
+            "{what}: {error}"
+        );
+        // The checkpoint of epoch 1 is intact and named as the way on.
+        assert!(
+            error.contains("the checkpoint of epoch 1 is complete"),
+            "{what}: {error}"
+        );
+    }
+    // A record of another model (the optimizer's, in the model's place) does not fit.
+    std::fs::copy(dir.path().join("checkpoint/scheduler-2.mpk"), &model_2).unwrap();
+    let error = refused(resume(&[]));
+    assert!(error.starts_with("checkpoint "), "{error}");
+    // Restored, the run resumes and finishes.
+    std::fs::write(&model_2, &good).unwrap();
+    let report = resume(&[]).unwrap();
+    assert_eq!(report.history.epochs.len(), 3);
+}
+
+#[test]
+fn translation_refuses_an_unaffordable_beam_before_training() {
+    let _serial = serial();
+    let dir = common::temp_dir();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "nmt_transformer",
+            "--size",
+            "tiny",
+            "--plain",
+            "--artifact-dir",
+            dir.path().to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        refused(nmt::run(nmt::NmtArgs::try_parse_from(args).unwrap()))
+    };
+    let error = run(&["--beam", "100000"]);
+    assert!(
+        error.starts_with("--beam 100000 is larger than the vocabulary ("),
+        "{error}"
+    );
+    assert!(
+        !dir.path().join("checkpoint").exists(),
+        "it trained before refusing"
+    );
+    assert_eq!(
+        run(&["--pairs", "0"]),
+        "--beam, --max-length and --pairs must be at least 1"
+    );
+    // Every pair is longer than one token: nothing to train on.
+    let error = run(&["--max-length", "1"]);
+    assert!(
+        error.contains("no step") || error.contains("max_length"),
+        "{error}"
+    );
 }

@@ -69,3 +69,22 @@ fn quickstart_learns_on_two_devices() {
         "quickstart on two devices reached only {accuracy:.3} accuracy"
     );
 }
+
+#[test]
+fn quickstart_finishes_on_sixteen_devices() {
+    // 3000 points over 16 replicas do not divide evenly: without an even deal one replica took
+    // one step more, and the run hung after its last epoch.
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let artifacts = dir.path().join("quickstart");
+    let path = artifacts.to_str().unwrap().to_string();
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        quickstart::train::<NdArrayBackend>(vec![Default::default(); 16], &path, 2);
+        done.send(()).ok();
+    });
+    finished
+        .recv_timeout(std::time::Duration::from_secs(300))
+        .expect("two epochs on 16 devices did not finish within 5 minutes");
+    assert!(artifacts.join("checkpoint/model-2.mpk").is_file());
+}

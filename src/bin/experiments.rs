@@ -13,7 +13,7 @@
 
 use clap::{Parser, Subcommand};
 use radam_train::experiments::{ExperimentArgs, lr_robustness, variance_analysis, warmup};
-use radam_train::harness::exit_on_error;
+use radam_train::harness::{exit_on_error, parse_args};
 
 /// Reproduce the analyses of "On the Variance of the Adaptive Learning Rate and Beyond".
 #[derive(Parser)]
@@ -37,7 +37,7 @@ enum Experiment {
 
 fn main() -> std::process::ExitCode {
     exit_on_error(|| {
-        match Cli::parse().experiment {
+        match parse_args::<Cli>().experiment {
             Experiment::Variance(args) => variance_analysis::run(&args)?,
             Experiment::Warmup(args) => warmup::run(&args)?,
             Experiment::LrRobustness(args) => lr_robustness::run(&args)?,

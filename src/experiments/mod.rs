@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::harness::{BackendKind, HarnessError, RunReport};
 use crate::history::History;
+use crate::run_dir::RunDir;
 
 /// How big an experiment is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
@@ -202,7 +203,8 @@ pub fn run_all(
             "--artifact-dir".to_string(),
             run_dir.display().to_string(),
         ]);
-        if has_checkpoint(&run_dir) {
+        // An interrupted run continues (or starts over if it saved no checkpoint yet).
+        if RunDir::new(&run_dir).holds_run() {
             flags.push("--resume".to_string());
         }
         let report = train(flags).map_err(|error| match error {
@@ -220,18 +222,12 @@ pub fn run_all(
     Ok(outcomes)
 }
 
-fn has_checkpoint(dir: &Path) -> bool {
-    std::fs::read_dir(dir.join("checkpoint"))
-        .map(|mut entries| entries.next().is_some())
-        .unwrap_or(false)
-}
-
-/// Writes `text` to `path`.
+/// Writes `text` to `path` (atomically).
 ///
 /// # Errors
 /// If the file cannot be written.
 pub fn write_file(path: &Path, text: &str) -> Result<(), HarnessError> {
-    std::fs::write(path, text)
+    crate::run_dir::write_atomic(path, text.as_bytes())
         .map_err(|e| HarnessError::Io(format!("cannot write {}: {e}", path.display())))
 }
 

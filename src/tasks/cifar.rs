@@ -14,7 +14,8 @@ use radam_models::resnet::CifarResNetConfig;
 
 use super::{OnBackend, on_backend};
 use crate::harness::{
-    HarnessError, RunReport, ScheduleKind, Session, SizePreset, TaskDefaults, TrainArgs,
+    HarnessError, RunReport, ScheduleKind, Session, SizePreset, TaskDefaults, TaskOptions,
+    TrainArgs,
 };
 
 /// Command-line arguments of the CIFAR example.
@@ -61,7 +62,6 @@ pub fn defaults(size: SizePreset) -> TaskDefaults {
 /// # Errors
 /// Bad flags, missing or malformed data, an unusable artifact directory.
 pub fn run(args: CifarArgs) -> Result<RunReport, HarnessError> {
-    let session = Session::open(&args.train, &defaults(args.train.size))?;
     let depth = args.depth.unwrap_or(match args.train.size {
         SizePreset::Tiny => 8,
         _ => 20,
@@ -71,12 +71,28 @@ pub fn run(args: CifarArgs) -> Result<RunReport, HarnessError> {
             "--depth {depth}: a CIFAR ResNet has depth 6n + 2 (8, 20, 32, 44, 56, 110)"
         )));
     }
+    let images = args.images.unwrap_or(match args.train.size {
+        SizePreset::Tiny => 128,
+        SizePreset::Small => 2500,
+        SizePreset::Paper => 50_000,
+    });
+    if images == 0 {
+        return Err(HarnessError::Invalid(
+            "--images must be at least 1".to_string(),
+        ));
+    }
+    let mut options = TaskOptions::from([("depth".to_string(), depth.to_string())]);
+    if args.train.data_dir.is_none() {
+        options.insert("images".to_string(), images.to_string());
+    }
+    let session = Session::open(&args.train, &defaults(args.train.size), options)?;
     on_backend(
         session.placement(),
         CifarTask {
             args,
             session,
             depth,
+            images,
         },
     )
 }
@@ -85,6 +101,7 @@ struct CifarTask {
     args: CifarArgs,
     session: Session,
     depth: usize,
+    images: usize,
 }
 
 /// The data of a run: train and validation sets, their normalisation and class count.
@@ -98,11 +115,7 @@ type ImageData = (
 impl CifarTask {
     fn data(&self) -> Result<ImageData, HarnessError> {
         let Some(dir) = &self.session.settings().data_dir else {
-            let images = self.args.images.unwrap_or(match self.args.train.size {
-                SizePreset::Tiny => 128,
-                SizePreset::Small => 2500,
-                SizePreset::Paper => 50_000,
-            });
+            let images = self.images;
             let seed = self.args.train.seed;
             let train = ShapesDataset::new(images, seed.wrapping_mul(2) + 1);
             let valid = ShapesDataset::new((images / 5).max(1), seed.wrapping_mul(2) + 2);

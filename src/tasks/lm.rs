@@ -12,7 +12,8 @@ use radam_models::metrics::TokenPerplexityMetric;
 
 use super::{OnBackend, on_backend};
 use crate::harness::{
-    HarnessError, RunReport, ScheduleKind, Session, SizePreset, TaskDefaults, TrainArgs,
+    HarnessError, RunReport, ScheduleKind, Session, SizePreset, TaskDefaults, TaskOptions,
+    TrainArgs,
 };
 
 /// Command-line arguments of the language-model example.
@@ -60,29 +61,66 @@ pub fn defaults(size: SizePreset) -> TaskDefaults {
 /// # Errors
 /// Bad flags, missing or malformed data, an unusable artifact directory.
 pub fn run(args: LmArgs) -> Result<RunReport, HarnessError> {
-    let session = Session::open(&args.train, &defaults(args.train.size))?;
-    if args.bptt == Some(0) {
+    let bptt = args.bptt.unwrap_or(match args.train.size {
+        SizePreset::Small => 35,
+        SizePreset::Tiny | SizePreset::Paper => 20,
+    });
+    let tokens = args.tokens.unwrap_or(match args.train.size {
+        SizePreset::Tiny => 12_000,
+        SizePreset::Small => 150_000,
+        SizePreset::Paper => 2_000_000,
+    });
+    if bptt == 0 || tokens == 0 {
         return Err(HarnessError::Invalid(
-            "--bptt must be at least 1".to_string(),
+            "--bptt and --tokens must be at least 1".to_string(),
         ));
     }
-    on_backend(session.placement(), LmTask { args, session })
+    let mut options = TaskOptions::from([
+        ("bptt".to_string(), bptt.to_string()),
+        ("min_count".to_string(), args.min_count.to_string()),
+    ]);
+    if args.train.data_dir.is_none() {
+        options.insert("tokens".to_string(), tokens.to_string());
+    }
+    let session = Session::open(&args.train, &defaults(args.train.size), options)?;
+    on_backend(
+        session.placement(),
+        LmTask {
+            args,
+            session,
+            bptt,
+            tokens,
+        },
+    )
 }
 
 struct LmTask {
     args: LmArgs,
     session: Session,
+    bptt: usize,
+    tokens: usize,
+}
+
+/// Above this share of `<unk>` in the validation text, the perplexity says little.
+const UNK_WARNING: f64 = 0.5;
+
+/// A warning when most validation tokens are `<unk>` (words the training text does not have).
+fn unknown_words_warning(corpus: &LmCorpus) -> Option<String> {
+    let unknown = corpus.valid.count(corpus.vocab.unk()) as f64 / corpus.valid.len().max(1) as f64;
+    (unknown > UNK_WARNING).then(|| {
+        format!(
+            "warning: {:.0} % of the validation tokens are <unk> (words not in the training \
+             vocabulary): its perplexity says little; check that valid.txt is the same language \
+             and tokenisation as train.txt",
+            100.0 * unknown
+        )
+    })
 }
 
 impl LmTask {
     fn corpus(&self) -> Result<LmCorpus, HarnessError> {
         let Some(dir) = &self.session.settings().data_dir else {
-            let tokens = self.args.tokens.unwrap_or(match self.args.train.size {
-                SizePreset::Tiny => 12_000,
-                SizePreset::Small => 150_000,
-                SizePreset::Paper => 2_000_000,
-            });
-            let corpus = LmCorpus::builtin(tokens, self.args.train.seed)?;
+            let corpus = LmCorpus::builtin(self.tokens, self.args.train.seed)?;
             self.session.say(format!(
                 "built-in corpus: {} training tokens, {} words; the best possible perplexity is {:.1}",
                 corpus.train.len(),
@@ -108,6 +146,9 @@ impl LmTask {
             corpus.train.len(),
             corpus.vocab.len()
         ));
+        if let Some(warning) = unknown_words_warning(&corpus) {
+            self.session.say(warning);
+        }
         Ok(corpus)
     }
 }
@@ -120,15 +161,13 @@ impl OnBackend for LmTask {
         let device = devices[0].clone();
         let corpus = self.corpus()?;
         let vocab = corpus.vocab.len();
-        let (config, bptt) = match settings.size {
-            SizePreset::Tiny => (
-                LstmLmConfig::small(vocab)
-                    .with_d_embedding(32)
-                    .with_d_hidden(64),
-                self.args.bptt.unwrap_or(20),
-            ),
-            SizePreset::Small => (LstmLmConfig::small(vocab), self.args.bptt.unwrap_or(35)),
-            SizePreset::Paper => (LstmLmConfig::paper(vocab), self.args.bptt.unwrap_or(20)),
+        let bptt = self.bptt;
+        let config = match settings.size {
+            SizePreset::Tiny => LstmLmConfig::small(vocab)
+                .with_d_embedding(32)
+                .with_d_hidden(64),
+            SizePreset::Small => LstmLmConfig::small(vocab),
+            SizePreset::Paper => LstmLmConfig::paper(vocab),
         };
         config.validate().map_err(HarnessError::Invalid)?;
         // Rows continue each other from batch to batch: no shuffling (state is carried). With
@@ -183,5 +222,30 @@ impl OnBackend for LmTask {
         let report = RunReport::new(&self.session, &trained, results);
         report.print();
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use radam_datasets::lm::VocabularyOptions;
+
+    #[test]
+    fn a_validation_text_of_unknown_words_is_warned_about() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+        write("train.txt", "the cat sat on the mat\nthe dog sat\n");
+        write("test.txt", "the cat\n");
+        // 6 of 8 tokens (<eos> included) are unknown: 75 %.
+        write("valid.txt", "un deux trois\nquatre cinq six\n");
+        let corpus = LmCorpus::word_level(dir.path(), &VocabularyOptions::default()).unwrap();
+        let warning = unknown_words_warning(&corpus).expect("a warning");
+        assert!(
+            warning.starts_with("warning: 75 % of the validation tokens are <unk>"),
+            "{warning}"
+        );
+        write("valid.txt", "the cat sat\nthe mat\n");
+        let corpus = LmCorpus::word_level(dir.path(), &VocabularyOptions::default()).unwrap();
+        assert_eq!(unknown_words_warning(&corpus), None);
     }
 }

@@ -21,7 +21,8 @@ use radam_models::transformer::{TransformerNmt, TransformerNmtConfig};
 use super::{OnBackend, on_backend};
 use crate::bleu::{Bleu, corpus_bleu};
 use crate::harness::{
-    HarnessError, RunReport, ScheduleKind, Session, SizePreset, TaskDefaults, TrainArgs,
+    HarnessError, RunReport, ScheduleKind, Session, SizePreset, TaskDefaults, TaskOptions,
+    TrainArgs,
 };
 
 /// Command-line arguments of the translation example. `--batch-size` counts tokens (source or
@@ -88,31 +89,94 @@ pub fn defaults(size: SizePreset) -> TaskDefaults {
 /// # Errors
 /// Bad flags, missing or malformed data, an unusable artifact directory.
 pub fn run(args: NmtArgs) -> Result<RunReport, HarnessError> {
-    let session = Session::open(&args.train, &defaults(args.train.size))?;
-    if args.beam == 0 || args.max_length == 0 {
+    if args.beam == 0 || args.max_length == 0 || args.pairs == Some(0) {
         return Err(HarnessError::Invalid(
-            "--beam and --max-length must be at least 1".to_string(),
+            "--beam, --max-length and --pairs must be at least 1".to_string(),
         ));
     }
-    on_backend(session.placement(), NmtTask { args, session })
+    let builtin = args.train.data_dir.is_none();
+    let bpe_vocab = args
+        .bpe_vocab
+        .unwrap_or(if builtin { BUILTIN_BPE } else { CORPUS_BPE });
+    let pairs = args.pairs.unwrap_or(match args.train.size {
+        SizePreset::Tiny => 300,
+        SizePreset::Small => 6000,
+        SizePreset::Paper => 150_000,
+    });
+    let mut options = TaskOptions::from([
+        ("bpe_vocab".to_string(), bpe_vocab.to_string()),
+        ("max_length".to_string(), args.max_length.to_string()),
+    ]);
+    if builtin {
+        options.insert("pairs".to_string(), pairs.to_string());
+    } else {
+        options.insert("source".to_string(), args.source.clone());
+        options.insert("target".to_string(), args.target.clone());
+    }
+    let session = Session::open(&args.train, &defaults(args.train.size), options)?;
+    on_backend(
+        session.placement(),
+        NmtTask {
+            args,
+            session,
+            bpe_vocab,
+            pairs,
+        },
+    )
 }
+
+/// The joint BPE's default size for a real corpus and for the built-in language pair.
+const CORPUS_BPE: usize = 10_000;
+const BUILTIN_BPE: usize = 600;
+/// Test sentences beam-searched together.
+const SENTENCES_PER_BATCH: usize = 32;
 
 struct NmtTask {
     args: NmtArgs,
     session: Session,
+    bpe_vocab: usize,
+    pairs: usize,
+}
+
+/// Bytes of memory the beam search needs, roughly, for `rows` = sentences × beam hypotheses
+/// decoded together: per row the logits and their copies, the decoder's cached keys, values
+/// and layer inputs over the output, the repeated encoder output; plus the ranked candidates of
+/// one sentence.
+fn beam_search_bytes(
+    config: &TransformerNmtConfig,
+    vocab: usize,
+    beam: usize,
+    output_length: usize,
+    source_length: usize,
+) -> u128 {
+    let (vocab, beam) = (vocab as u128, beam as u128);
+    let rows = SENTENCES_PER_BATCH as u128 * beam;
+    let d = config.d_model as u128;
+    let layers = config.decoder_layers as u128;
+    let per_row = 4
+        * (4 * vocab
+            + 6 * layers * output_length as u128 * d
+            + (1 + 2 * layers) * source_length as u128 * d);
+    rows * per_row + beam * vocab * 24
+}
+
+/// The memory this machine has available (`MemAvailable`), where it can tell.
+fn available_memory() -> Option<u128> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info
+        .lines()
+        .find(|line| line.starts_with("MemAvailable:"))?;
+    let kib: u128 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 impl NmtTask {
     fn corpus(&self) -> Result<(ParallelCorpus, JointBpe), HarnessError> {
         let Some(dir) = &self.session.settings().data_dir else {
-            let pairs = self.args.pairs.unwrap_or(match self.args.train.size {
-                SizePreset::Tiny => 300,
-                SizePreset::Small => 6000,
-                SizePreset::Paper => 150_000,
-            });
+            let pairs = self.pairs;
             let seed = self.args.train.seed;
             let corpus = SyntheticTranslation::new(seed).corpus(pairs, (pairs / 20).max(16), seed);
-            let bpe = JointBpe::train(&corpus.train, self.args.bpe_vocab.unwrap_or(600))?;
+            let bpe = JointBpe::train(&corpus.train, self.bpe_vocab)?;
             self.session.say(format!(
                 "built-in language pair: {} training pairs, joint BPE of {} pieces",
                 corpus.train.pairs.len(),
@@ -121,8 +185,8 @@ impl NmtTask {
             return Ok((corpus, bpe));
         };
         let corpus = ParallelCorpus::load(dir, &self.args.source, &self.args.target)?;
-        let vocab = self.args.bpe_vocab.unwrap_or(10_000);
-        let path = default_bpe_path(dir, vocab);
+        let vocab = self.bpe_vocab;
+        let path = default_bpe_path(dir, vocab, &corpus.train);
         if !path.is_file() {
             self.session.say(format!(
                 "learning a joint BPE of {vocab} pieces into {}…",
@@ -170,7 +234,7 @@ impl NmtTask {
         let keep = model.max_positions().saturating_sub(2).max(1);
         let started = Instant::now();
         let mut hypotheses = Vec::with_capacity(pairs.len());
-        for (index, chunk) in pairs.chunks(32).enumerate() {
+        for (index, chunk) in pairs.chunks(SENTENCES_PER_BATCH).enumerate() {
             let mut sources = Vec::with_capacity(chunk.len());
             for (source, _) in chunk {
                 let mut ids = bpe.encode(source)?;
@@ -220,6 +284,28 @@ impl OnBackend for NmtTask {
         };
         config.validate().map_err(HarnessError::Invalid)?;
         let max_length = self.args.max_length.min(config.max_positions - 2);
+        // The test-set translation is checked now, not after the training it would waste.
+        let beam = self.args.beam;
+        if beam > vocab {
+            return Err(HarnessError::Invalid(format!(
+                "--beam {beam} is larger than the vocabulary ({vocab} pieces): at most {vocab} \
+                 hypotheses can differ"
+            )));
+        }
+        let needed = beam_search_bytes(&config, vocab, beam, max_length + 10, max_length);
+        if let Some(available) = available_memory()
+            && needed > available / 2
+        {
+            let gb = |bytes: u128| bytes as f64 / 1e9;
+            return Err(HarnessError::Invalid(format!(
+                "--beam {beam} would need about {:.1} GB to translate {SENTENCES_PER_BATCH} \
+                 sentences at a time (vocabulary {vocab}, up to {} tokens), more than half of \
+                 the {:.1} GB available: use a smaller --beam",
+                gb(needed),
+                max_length + 10,
+                gb(available)
+            )));
+        }
         let train = TokenBudgetDataset::new(
             bpe.encode_pairs(&corpus.train)?,
             settings.batch_size,
@@ -230,10 +316,16 @@ impl OnBackend for NmtTask {
             settings.batch_size,
             max_length,
         )?;
-        if train.skipped > 0 {
+        if train.too_long > 0 {
             self.session.say(format!(
                 "left out {} training pairs longer than {max_length} tokens",
-                train.skipped
+                train.too_long
+            ));
+        }
+        if train.empty > 0 {
+            self.session.say(format!(
+                "left out {} training pairs with an empty side",
+                train.empty
             ));
         }
         // Items are whole batches (a token budget each): replicas share them out.

@@ -50,3 +50,20 @@ pub fn saved_resnet8_weights(dir: &Path) -> Vec<f32> {
         .unwrap_or_else(|e| panic!("no model in {}: {e}", dir.display()));
     radam_train::distributed::flatten_module(&model, |_| true).values
 }
+
+/// Asserts that the tiny CIFAR runs in `expected` and `actual` saved the very same ResNet-8
+/// weights (and batch-norm statistics), bit for bit.
+pub fn assert_same_resnet8_weights(expected: &Path, actual: &Path) {
+    let (expected, actual) = (
+        saved_resnet8_weights(expected),
+        saved_resnet8_weights(actual),
+    );
+    assert_eq!(expected.len(), actual.len());
+    let differing = expected.iter().zip(&actual).filter(|(a, b)| a != b).count();
+    assert_eq!(
+        differing,
+        0,
+        "{differing} of {} weights differ",
+        expected.len()
+    );
+}
