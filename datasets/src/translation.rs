@@ -503,6 +503,22 @@ mod tests {
     }
 
     #[test]
+    fn the_default_bpe_path_follows_the_training_text() {
+        let dir = Path::new("corpus");
+        let path = default_bpe_path(dir, 600, &sample());
+        assert_eq!(path, default_bpe_path(dir, 600, &sample()));
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            name.starts_with("bpe-joint-600-") && name.ends_with(".json"),
+            "{name}"
+        );
+        let mut changed = sample();
+        changed.pairs[0].1.push('s');
+        assert_ne!(path, default_bpe_path(dir, 600, &changed));
+        assert_ne!(path, default_bpe_path(dir, 601, &sample()));
+    }
+
+    #[test]
     fn token_budget_batches_respect_the_budget_and_keep_every_pair() {
         let pairs: Vec<(Vec<u32>, Vec<u32>)> = (0..200)
             .map(|i| (vec![5; 1 + i % 17], vec![6; 1 + (i * 7) % 23]))
