@@ -256,15 +256,13 @@ impl RunSettings {
 
     /// The settings that differ between `self` and `other`, as `name: saved → requested`.
     pub fn differences(&self, other: &Self) -> Vec<String> {
-        let (Ok(serde_json::Value::Object(ours)), Ok(serde_json::Value::Object(theirs))) =
-            (serde_json::to_value(self), serde_json::to_value(other))
-        else {
-            return vec!["unknown".to_string()];
+        let flat = |settings: &Self| {
+            let mut leaves = BTreeMap::new();
+            let json = serde_json::to_value(settings).expect("settings serialise");
+            flatten_json("", &json, &mut leaves);
+            leaves
         };
-        let mut flat_ours = BTreeMap::new();
-        let mut flat_theirs = BTreeMap::new();
-        flatten_json("", &serde_json::Value::Object(ours), &mut flat_ours);
-        flatten_json("", &serde_json::Value::Object(theirs), &mut flat_theirs);
+        let (flat_ours, flat_theirs) = (flat(self), flat(other));
         let names: std::collections::BTreeSet<&String> =
             flat_ours.keys().chain(flat_theirs.keys()).collect();
         let shown = |value: Option<&String>| value.cloned().unwrap_or_else(|| "-".to_string());
@@ -527,15 +525,15 @@ impl Session {
         let run_dir = RunDir::new(dir);
         let start = if args.resume {
             Self::resume_point(&run_dir, &settings)?
-        } else if run_dir.holds_run() && !args.overwrite {
-            return Err(HarnessError::Invalid(format!(
-                "{run_dir} holds an earlier run: continue it with --resume, replace it with \
-                 --overwrite, or choose another --artifact-dir"
-            )));
         } else {
-            Start::Fresh {
-                clear: run_dir.holds_run(),
+            let earlier_run = run_dir.holds_run();
+            if earlier_run && !args.overwrite {
+                return Err(HarnessError::Invalid(format!(
+                    "{run_dir} holds an earlier run: continue it with --resume, replace it with \
+                     --overwrite, or choose another --artifact-dir"
+                )));
             }
+            Start::Fresh { clear: earlier_run }
         };
         if let Start::Resume { epoch } = start
             && epoch > 0

@@ -57,12 +57,12 @@ impl<B: Backend, R: FileRecorder<B>> Recorder<B> for AtomicRecorder<R> {
         path.set_extension(<R as FileRecorder<B>>::file_extension());
         replace_atomic(&path, |partial| {
             // The wrapped recorder sets the extension itself: hand it the name without one.
-            let stem = partial.with_extension("");
-            self.inner.save_item(item, stem)?;
-            std::fs::File::open(partial)?.sync_all()?;
-            Ok(())
+            self.inner
+                .save_item(item, partial.with_extension(""))
+                .map_err(|error| std::io::Error::other(error.to_string()))?;
+            std::fs::File::open(partial)?.sync_all()
         })
-        .map_err(|error: RecorderErrorOrIo| error.into())
+        .map_err(|error| RecorderError::Unknown(error.to_string()))
     }
 
     fn load_item<I: DeserializeOwned>(&self, path: &mut PathBuf) -> Result<I, RecorderError> {
@@ -73,33 +73,6 @@ impl<B: Backend, R: FileRecorder<B>> Recorder<B> for AtomicRecorder<R> {
 impl<B: Backend, R: FileRecorder<B>> FileRecorder<B> for AtomicRecorder<R> {
     fn file_extension() -> &'static str {
         <R as FileRecorder<B>>::file_extension()
-    }
-}
-
-/// A recorder failure or an I/O failure around it.
-enum RecorderErrorOrIo {
-    Recorder(RecorderError),
-    Io(std::io::Error),
-}
-
-impl From<std::io::Error> for RecorderErrorOrIo {
-    fn from(error: std::io::Error) -> Self {
-        Self::Io(error)
-    }
-}
-
-impl From<RecorderError> for RecorderErrorOrIo {
-    fn from(error: RecorderError) -> Self {
-        Self::Recorder(error)
-    }
-}
-
-impl From<RecorderErrorOrIo> for RecorderError {
-    fn from(error: RecorderErrorOrIo) -> Self {
-        match error {
-            RecorderErrorOrIo::Recorder(error) => error,
-            RecorderErrorOrIo::Io(error) => RecorderError::Unknown(error.to_string()),
-        }
     }
 }
 
@@ -145,7 +118,7 @@ where
         };
         format!("checkpoint {} {problem}{hint}", file.display())
     };
-    let load = |kind: &str| dir.checkpoints().join(format!("{kind}-{epoch}"));
+    let load = |kind: &str| dir.checkpoint_record(kind, epoch);
 
     let record: M::Record = Recorder::<B>::load(&recorder, load("model"), device)
         .map_err(|e| failure("model", format!("is unreadable ({})", one_line(&e))))?;
@@ -229,9 +202,15 @@ impl RunDir {
         self.join(&format!("{MODEL}.mpk"))
     }
 
-    /// The file of one record of an epoch's checkpoint (`kind`: `model`, `optim`, `scheduler`).
+    /// One record of an epoch's checkpoint (`kind`: `model`, `optim`, `scheduler`) as Burn's
+    /// recorders name it, without the extension they add.
+    pub fn checkpoint_record(&self, kind: &str, epoch: usize) -> PathBuf {
+        self.checkpoints().join(format!("{kind}-{epoch}"))
+    }
+
+    /// The file of one record of an epoch's checkpoint.
     pub fn checkpoint_file(&self, kind: &str, epoch: usize) -> PathBuf {
-        self.checkpoints().join(format!("{kind}-{epoch}.mpk"))
+        self.checkpoint_record(kind, epoch).with_extension("mpk")
     }
 
     /// Whether an earlier run left its settings, a checkpoint or a model here.
@@ -239,7 +218,7 @@ impl RunDir {
         self.join(SETTINGS).is_file() || self.checkpoints().is_dir() || self.model_file().is_file()
     }
 
-    /// The settings the earlier run saved, as JSON text.
+    /// The settings the earlier run saved in `run.json`.
     ///
     /// # Errors
     /// A message naming the file when it is missing or unreadable.
