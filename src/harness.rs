@@ -337,7 +337,8 @@ impl From<radam_datasets::DataError> for HarnessError {
     }
 }
 
-fn io_error(what: &str, path: &Path, error: impl fmt::Display) -> HarnessError {
+/// The error of failing to `what` ("write", "read") the file at `path`.
+pub(crate) fn io_error(what: &str, path: &Path, error: impl fmt::Display) -> HarnessError {
     HarnessError::Io(format!("cannot {what} {}: {error}", path.display()))
 }
 

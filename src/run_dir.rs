@@ -28,6 +28,9 @@ pub const PLOT: &str = "curves.png";
 pub const MODEL: &str = "model";
 /// The gradient histogram of `--gradient-histogram`.
 pub const GRADIENT_HISTOGRAM: &str = "grad_histogram.csv";
+/// The test-set translations of the translation task, one detokenised hypothesis per line in
+/// the order of the test set (the form sacreBLEU scores).
+pub const TRANSLATIONS: &str = "translations.txt";
 /// Burn's checkpoint folder.
 pub const CHECKPOINTS: &str = "checkpoint";
 /// The three records of one epoch's checkpoint, as Burn's file checkpointer names them.

@@ -8,8 +8,11 @@ use std::path::Path;
 use burn::backend::NdArray;
 use burn::record::DefaultRecorder;
 use clap::Parser;
+use radam_train::bleu::{corpus_bleu, tokenize};
+use radam_train::datasets::synthetic_translation::SyntheticTranslation;
 use radam_train::harness::{HarnessError, RunReport};
 use radam_train::history::Split;
+use radam_train::run_dir::TRANSLATIONS;
 use radam_train::tasks::{cifar, lm, nmt};
 
 /// ndarray's random generator is global: runs in parallel would interleave their seeded
@@ -263,7 +266,34 @@ fn translation_trains_and_reports_test_bleu() {
     assert_artifacts(&report, 1, "Accuracy");
     let (name, bleu) = &report.results[0];
     assert_eq!(name, "test BLEU");
-    assert!((0.0..=100.0).contains(bleu), "{bleu}");
+    // The reported score is corpus BLEU of the written translations against the first 16
+    // references of the built-in pair's test set (seed 0, 300 training pairs → 16 held out),
+    // regenerated here: a translation lost, reordered or scored against the wrong reference
+    // changes it.
+    let translations = std::fs::read_to_string(dir.path().join(TRANSLATIONS)).unwrap();
+    let hypotheses: Vec<String> = translations.lines().map(str::to_string).collect();
+    let corpus = SyntheticTranslation::new(0).corpus(300, 16, 0);
+    let references: Vec<String> = corpus.test.pairs.iter().map(|(_, t)| t.clone()).collect();
+    assert_eq!(hypotheses.len(), 16);
+    let rescored = corpus_bleu(&hypotheses, &references);
+    assert_eq!(rescored.score, *bleu);
+    // The lengths BLEU counted are those of these texts (with a degenerate tiny model the score
+    // may be 0 whatever the alignment; the lengths still tell a wrong set of references).
+    let tokens = |texts: &[String]| texts.iter().map(|text| tokenize(text).len()).sum::<usize>();
+    assert_eq!(
+        report.results[1],
+        (
+            "test hypothesis tokens".to_string(),
+            tokens(&hypotheses) as f64
+        )
+    );
+    assert_eq!(
+        report.results[2],
+        (
+            "test reference tokens".to_string(),
+            tokens(&references) as f64
+        )
+    );
 }
 
 #[test]

@@ -22,8 +22,9 @@ use super::{OnBackend, on_backend};
 use crate::bleu::{Bleu, corpus_bleu};
 use crate::harness::{
     HarnessError, RunReport, ScheduleKind, Session, SizePreset, TaskDefaults, TaskOptions,
-    TrainArgs,
+    TrainArgs, io_error,
 };
+use crate::run_dir::{TRANSLATIONS, write_atomic};
 
 /// Command-line arguments of the translation example. `--batch-size` counts tokens (source or
 /// target, padded) per batch, as fairseq's `--max-tokens` does.
@@ -160,6 +161,33 @@ fn beam_search_bytes(
     rows * per_row + beam * vocab * 24
 }
 
+/// Refuses a beam whose search would need more than half of the `available` memory (when it is
+/// known) for the test-set translation of a model of `config` and vocabulary `vocab`, with
+/// training pairs up to `max_length` tokens.
+fn check_beam_fits(
+    config: &TransformerNmtConfig,
+    vocab: usize,
+    beam: usize,
+    max_length: usize,
+    available: Option<u128>,
+) -> Result<(), HarnessError> {
+    let needed = beam_search_bytes(config, vocab, beam, max_length + 10, max_length);
+    match available {
+        Some(available) if needed > available / 2 => {
+            let gb = |bytes: u128| bytes as f64 / 1e9;
+            Err(HarnessError::Invalid(format!(
+                "--beam {beam} would need about {:.1} GB to translate {SENTENCES_PER_BATCH} \
+                 sentences at a time (vocabulary {vocab}, up to {} tokens), more than half of \
+                 the {:.1} GB available: use a smaller --beam",
+                gb(needed),
+                max_length + 10,
+                gb(available)
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The memory this machine has available (`MemAvailable`), where it can tell.
 fn available_memory() -> Option<u128> {
     let info = std::fs::read_to_string("/proc/meminfo").ok()?;
@@ -262,6 +290,13 @@ impl NmtTask {
                 "example: {source}\n  reference:   {reference}\n  translation: {hypothesis}"
             ));
         }
+        if self.session.node_rank() == 0 {
+            let path = self.session.dir().join(TRANSLATIONS);
+            let mut text = hypotheses.join("\n");
+            text.push('\n');
+            write_atomic(&path, text.as_bytes())
+                .map_err(|error| io_error("write", &path, error))?;
+        }
         Ok(corpus_bleu(&hypotheses, &references))
     }
 }
@@ -292,20 +327,7 @@ impl OnBackend for NmtTask {
                  hypotheses can differ"
             )));
         }
-        let needed = beam_search_bytes(&config, vocab, beam, max_length + 10, max_length);
-        if let Some(available) = available_memory()
-            && needed > available / 2
-        {
-            let gb = |bytes: u128| bytes as f64 / 1e9;
-            return Err(HarnessError::Invalid(format!(
-                "--beam {beam} would need about {:.1} GB to translate {SENTENCES_PER_BATCH} \
-                 sentences at a time (vocabulary {vocab}, up to {} tokens), more than half of \
-                 the {:.1} GB available: use a smaller --beam",
-                gb(needed),
-                max_length + 10,
-                gb(available)
-            )));
-        }
+        check_beam_fits(&config, vocab, beam, max_length, available_memory())?;
         let train = TokenBudgetDataset::new(
             bpe.encode_pairs(&corpus.train)?,
             settings.batch_size,
@@ -378,9 +400,54 @@ impl OnBackend for NmtTask {
         let report = RunReport::new(
             &self.session,
             &trained,
-            vec![("test BLEU".to_string(), bleu.score)],
+            vec![
+                ("test BLEU".to_string(), bleu.score),
+                (
+                    "test hypothesis tokens".to_string(),
+                    bleu.hypothesis_length as f64,
+                ),
+                (
+                    "test reference tokens".to_string(),
+                    bleu.reference_length as f64,
+                ),
+            ],
         );
         report.print();
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_beam_beyond_half_the_memory_is_refused() {
+        let config = TransformerNmtConfig::tiny(600, PAD_ID as usize)
+            .with_d_model(64)
+            .with_d_ff(128);
+        let needed = beam_search_bytes(&config, 600, 500, 110, 100);
+        // Every row holds at least its logits (4 bytes × vocabulary, four copies).
+        assert!(needed >= 32 * 500 * 16 * 600, "{needed}");
+        let just_enough = Some(2 * needed);
+        assert!(check_beam_fits(&config, 600, 500, 100, just_enough).is_ok());
+        assert!(check_beam_fits(&config, 600, 500, 100, None).is_ok());
+        let error = check_beam_fits(&config, 600, 500, 100, Some(2 * needed - 2))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("--beam 500 would need about ") && error.ends_with("smaller --beam"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_estimate_grows_with_beam_vocabulary_and_length() {
+        let config = TransformerNmtConfig::tiny(600, PAD_ID as usize);
+        let base = beam_search_bytes(&config, 600, 4, 50, 40);
+        assert_eq!(beam_search_bytes(&config, 600, 8, 50, 40), 2 * base);
+        assert!(beam_search_bytes(&config, 1200, 4, 50, 40) > base);
+        assert!(beam_search_bytes(&config, 600, 4, 100, 40) > base);
+        assert!(beam_search_bytes(&config, 600, 4, 50, 80) > base);
     }
 }
