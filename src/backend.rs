@@ -1,10 +1,43 @@
-//! The two backends a run can pick at run time, and a probe that tells whether wgpu can run here.
+//! The two backends a run can pick at run time, where a process trains, and a probe that tells
+//! whether wgpu can run here.
 
 use std::fmt;
 use std::sync::OnceLock;
 
 use burn::backend::wgpu::WgpuDevice;
 use burn::backend::{Autodiff, NdArray, Wgpu};
+use serde::{Deserialize, Serialize};
+
+/// Where a run trains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// The CPU, through ndarray.
+    Ndarray,
+    /// A GPU (or a software Vulkan driver), through wgpu.
+    Wgpu,
+}
+
+impl BackendKind {
+    /// The name the command line uses: `ndarray` or `wgpu`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ndarray => "ndarray",
+            Self::Wgpu => "wgpu",
+        }
+    }
+}
+
+/// Where a process trains, for [`on_backend`](crate::tasks::on_backend).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Placement {
+    /// The backend.
+    pub backend: BackendKind,
+    /// How many local devices.
+    pub devices: usize,
+    /// The first GPU's number on this machine (a multi-node process's local rank).
+    pub first_device: usize,
+}
 
 /// The CPU backend: ndarray, `f32`, with autodiff for training.
 pub type NdArrayBackend = Autodiff<NdArray<f32>>;

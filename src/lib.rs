@@ -2,10 +2,10 @@
 //!
 //! The facade of the radam-burn workspace: the [RAdam optimizer](optim), the [models] and the
 //! [datasets] of the paper's experiments, and the training harness every example shares —
-//! [backend] selection (`ndarray` or `wgpu`, picked at run time), [optimizer] choice (RAdam and
-//! the baselines), learning-rate [schedule]s, the [r_t metric](rectification_metric), metric
+//! [backend] selection (`ndarray` or `wgpu`, picked at run time), the [optimizer
+//! choice](optimizer_choice) (RAdam and the baselines), learning-rate [schedule]s, the [r_t metric](rectification_metric), metric
 //! [renderer]s, the [run directory](run_dir) (atomic files, checkpoints, resume), a
-//! [divergence] guard, the per-epoch [history] with its CSV and [plot], [BLEU](bleu), and the paper's
+//! [divergence] guard, the per-epoch [history] with its CSV and [training curves](training_curves), [BLEU](bleu), and the paper's
 //! [tasks] run through the [harness]; the paper's [experiments] on top of them, drawn as
 //! [figure]s, with [gradient histograms](gradient_histogram) and the [variance] analysis;
 //! [distributed] (data-parallel) training on several devices and machines.
@@ -28,11 +28,11 @@ pub mod figure;
 pub mod gradient_histogram;
 pub mod harness;
 pub mod history;
-pub mod optimizer;
-pub mod plot;
+pub mod optimizer_choice;
 pub mod rectification_metric;
 pub mod renderer;
 pub mod run_dir;
 pub mod schedule;
 pub mod tasks;
+pub mod training_curves;
 pub mod variance;

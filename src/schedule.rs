@@ -3,6 +3,35 @@
 
 use burn::lr_scheduler::LrScheduler;
 use burn::tensor::backend::Backend;
+use serde::{Deserialize, Serialize};
+
+/// The learning-rate schedule after warmup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScheduleKind {
+    /// The base rate throughout.
+    Constant,
+    /// ×0.1 after 50 % and after 75 % of the epochs (the paper's CIFAR schedule).
+    Step,
+    /// Linear decay to zero over the run (the paper's NMT schedule).
+    Linear,
+}
+
+impl ScheduleKind {
+    /// The decay of this schedule over a run of `total_steps` optimizer steps.
+    pub fn decay(self, total_steps: usize) -> Decay {
+        match self {
+            Self::Constant => Decay::Constant,
+            Self::Step => Decay::Step {
+                milestones: vec![total_steps / 2, total_steps * 3 / 4],
+                gamma: 0.1,
+            },
+            Self::Linear => Decay::Linear {
+                total_steps: total_steps.max(1),
+            },
+        }
+    }
+}
 
 /// What happens to the learning rate after warmup.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -8,7 +8,7 @@ use burn::optim::adaptor::OptimizerAdaptor;
 use burn::tensor::backend::AutodiffBackend;
 
 use crate::error::RAdamConfigError;
-use crate::optimizer::RAdam;
+use crate::radam::RAdam;
 use crate::step_plan::Hyper;
 
 /// Configuration of the [RAdam](crate::RAdam) optimizer.

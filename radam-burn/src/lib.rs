@@ -37,7 +37,7 @@ mod adam_2k;
 mod config;
 mod error;
 mod fused;
-mod optimizer;
+mod radam;
 mod rectification;
 mod step_plan;
 
@@ -48,5 +48,5 @@ pub use adam_2k::{Adam2k, Adam2kConfig, Adam2kState};
 pub use config::{RAdamConfig, widen};
 pub use error::RAdamConfigError;
 pub use fused::fused_kernel_for;
-pub use optimizer::{RAdam, RAdamState};
+pub use radam::{RAdam, RAdamState};
 pub use rectification::{rectification, rho, rho_inf};

@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::harness::{BackendKind, HarnessError, RunReport};
+use crate::backend::BackendKind;
+use crate::harness::{HarnessError, RunReport};
 use crate::history::History;
 use crate::run_dir::RunDir;
 

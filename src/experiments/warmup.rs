@@ -14,8 +14,9 @@ use super::{
     ExperimentArgs, PlannedRun, RunOutcome, Scale, format_table, run_all, save_figure, write_file,
 };
 use crate::figure::{Figure, Panel, Series};
-use crate::harness::{GRADIENT_HISTOGRAM, HarnessError};
+use crate::harness::HarnessError;
 use crate::history::Split;
+use crate::run_dir::GRADIENT_HISTOGRAM;
 use crate::tasks::nmt::{self, NmtArgs};
 
 /// Steps of warmup, Adam-2k's frozen steps, and the updates whose gradients are histogrammed.

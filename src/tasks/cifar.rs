@@ -14,9 +14,10 @@ use radam_models::resnet::CifarResNetConfig;
 
 use super::{OnBackend, on_backend};
 use crate::harness::{
-    HarnessError, RunReport, ScheduleKind, Session, SizePreset, TaskDefaults, TaskOptions,
-    TrainArgs,
+    HarnessError, RunReport, Session, SizePreset, TaskDefaults, TaskOptions, TrainArgs,
+    TrainingData,
 };
+use crate::schedule::ScheduleKind;
 
 /// Command-line arguments of the CIFAR example.
 #[derive(clap::Parser, Clone, Debug)]
@@ -188,9 +189,11 @@ impl OnBackend for CifarTask {
         let trained = self.session.fit(
             devices,
             model,
-            train_loader,
-            valid_loader,
-            steps_per_epoch,
+            TrainingData {
+                train: train_loader,
+                valid: valid_loader,
+                steps_per_epoch,
+            },
             |builder| {
                 builder
                     .metric_train_numeric(LossMetric::new())

@@ -12,9 +12,10 @@ use radam_models::metrics::TokenPerplexityMetric;
 
 use super::{OnBackend, on_backend};
 use crate::harness::{
-    HarnessError, RunReport, ScheduleKind, Session, SizePreset, TaskDefaults, TaskOptions,
-    TrainArgs,
+    HarnessError, RunReport, Session, SizePreset, TaskDefaults, TaskOptions, TrainArgs,
+    TrainingData,
 };
+use crate::schedule::ScheduleKind;
 
 /// Command-line arguments of the language-model example.
 #[derive(clap::Parser, Clone, Debug)]
@@ -199,9 +200,11 @@ impl OnBackend for LmTask {
         let trained = self.session.fit(
             devices,
             model,
-            train_loader,
-            valid_loader,
-            steps_per_epoch,
+            TrainingData {
+                train: train_loader,
+                valid: valid_loader,
+                steps_per_epoch,
+            },
             |builder| {
                 builder
                     .metric_train_numeric(LossMetric::new())

@@ -8,8 +8,9 @@ pub mod nmt;
 
 use burn::tensor::backend::AutodiffBackend;
 
+use crate::backend::{BackendKind, Placement};
 use crate::backend::{NdArrayBackend, WgpuBackend, wgpu_devices};
-use crate::harness::{BackendKind, HarnessError, Placement};
+use crate::harness::HarnessError;
 
 /// A task body that runs on any backend.
 pub trait OnBackend {

@@ -20,11 +20,13 @@ use radam_models::transformer::{TransformerNmt, TransformerNmtConfig};
 
 use super::{OnBackend, on_backend};
 use crate::bleu::{Bleu, corpus_bleu};
+use crate::harness::error::io_error;
 use crate::harness::{
-    HarnessError, RunReport, ScheduleKind, Session, SizePreset, TaskDefaults, TaskOptions,
-    TrainArgs, io_error,
+    HarnessError, RunReport, Session, SizePreset, TaskDefaults, TaskOptions, TrainArgs,
+    TrainingData,
 };
 use crate::run_dir::{TRANSLATIONS, write_atomic};
+use crate::schedule::ScheduleKind;
 
 /// Command-line arguments of the translation example. `--batch-size` counts tokens (source or
 /// target, padded) per batch, as fairseq's `--max-tokens` does.
@@ -378,9 +380,11 @@ impl OnBackend for NmtTask {
         let trained = self.session.fit(
             devices,
             model,
-            train_loader,
-            valid_loader,
-            steps_per_epoch,
+            TrainingData {
+                train: train_loader,
+                valid: valid_loader,
+                steps_per_epoch,
+            },
             |builder| {
                 builder
                     .metric_train_numeric(LossMetric::new())

@@ -22,7 +22,7 @@ use core::any::{Any, TypeId};
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 
-use crate::optimizer::RAdamState;
+use crate::radam::RAdamState;
 use crate::step_plan::{StepPlan, Update};
 
 /// The tensors of one step, handed back unchanged when no kernel applies.

@@ -10,7 +10,7 @@ use cubecl::prelude::*;
 use cubecl::wgpu::WgpuRuntime;
 
 use super::{Mode, Scalars, StepInputs, cast, same_type};
-use crate::optimizer::RAdamState;
+use crate::radam::RAdamState;
 use crate::step_plan::StepPlan;
 
 type Primitive = CubeTensor<WgpuRuntime>;

@@ -1,0 +1,130 @@
+//! The command-line flags every example shares, and turning clap's errors into one line.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::backend::BackendKind;
+use crate::optimizer_choice::OptimizerKind;
+use crate::schedule::ScheduleKind;
+
+/// How big a model and data set: `tiny` is for tests (seconds), `small` finishes on two CPU
+/// cores in minutes, `paper` is the paper's configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SizePreset {
+    /// Seconds: for tests and smoke runs.
+    Tiny,
+    /// Minutes on a 2-core CPU, visibly learning.
+    Small,
+    /// The paper's model and schedule.
+    Paper,
+}
+
+/// The flags every training example takes.
+#[derive(clap::Args, Clone, Debug)]
+pub struct TrainArgs {
+    /// Where to train: the CPU (ndarray) or a GPU through Vulkan (wgpu).
+    #[arg(long, value_enum, default_value_t = BackendKind::Ndarray)]
+    pub backend: BackendKind,
+    /// The optimizer.
+    #[arg(long, value_enum, default_value_t = OptimizerKind::Radam)]
+    pub optimizer: OptimizerKind,
+    /// Linear learning-rate warmup over this many steps (for the baselines; RAdam needs none).
+    #[arg(long, default_value_t = 0)]
+    pub warmup: usize,
+    /// Base learning rate [default: the task's, per optimizer].
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Learning-rate schedule after warmup [default: the task's].
+    #[arg(long, value_enum)]
+    pub schedule: Option<ScheduleKind>,
+    /// Weight decay (L2; decoupled for AdamW) [default: the task's].
+    #[arg(long)]
+    pub weight_decay: Option<f32>,
+    /// Epochs to train [default: the task's, per size].
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Batch size [default: the task's, per size].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Seed of the weights, the data order and the augmentation.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Model and data size.
+    #[arg(long, value_enum, default_value_t = SizePreset::Small)]
+    pub size: SizePreset,
+    /// Where checkpoints, metrics.csv, curves.png and model.mpk go
+    /// [default: artifacts/<task>-<optimizer>].
+    #[arg(long)]
+    pub artifact_dir: Option<PathBuf>,
+    /// Continue the run in the artifact directory from its last checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// Replace the earlier run in the artifact directory (without it, a new run there is
+    /// refused). Nothing is removed before the new run has checked its flags, data and backend.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Stop after this epoch, as if interrupted (the schedule still spans `--epochs`);
+    /// `--resume` continues exactly where it stopped.
+    #[arg(long, value_name = "EPOCH")]
+    pub stop_after: Option<usize>,
+    /// One log line per epoch instead of the terminal dashboard (automatic when standard
+    /// output is not a terminal).
+    #[arg(long)]
+    pub plain: bool,
+    /// A directory with the real data set instead of the built-in one.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// β2 of the adaptive optimizers [default: the task's: 0.98 for translation, else 0.999].
+    #[arg(long)]
+    pub beta_2: Option<f32>,
+    /// ε of the adaptive optimizers (the paper's Adam-eps control: 1e-4) [default: 1e-8].
+    #[arg(long)]
+    pub epsilon: Option<f32>,
+    /// Adam-2k: the first steps that update only the second moment.
+    #[arg(long, default_value_t = 2000)]
+    pub frozen_steps: usize,
+    /// Record a histogram of |gradient| over the first N updates into grad_histogram.csv.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub gradient_histogram: usize,
+    /// Train data-parallel on this many devices of this machine (Burn's DDP): GPUs 0..N with
+    /// wgpu, the CPU N times with ndarray. `--batch-size` is per device.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub devices: usize,
+    /// Train data-parallel in N processes, usually one per machine or GPU, started together by
+    /// `mpirun -np N` (needs the `mpi` cargo feature). `--batch-size` is per process.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub nodes: usize,
+}
+
+/// Parses the command line as `A`. `--help` and `--version` print as clap prints them; any
+/// other problem ends the process with one `error: …` line (clap's message, its tip and the
+/// possible values, without the usage block) and exit code 2.
+pub fn parse_args<A: clap::Parser>() -> A {
+    match A::try_parse() {
+        Ok(args) => args,
+        Err(error) if !error.use_stderr() => error.exit(),
+        Err(error) => {
+            eprintln!("{}", usage_error_line(&error));
+            std::process::exit(2)
+        }
+    }
+}
+
+/// A clap error as one line: `error: unexpected argument '--foo' found; tip: … (see --help)`.
+pub fn usage_error_line(error: &clap::Error) -> String {
+    let rendered = error.render().to_string();
+    let parts: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|line| !line.starts_with("Usage:") && !line.starts_with("For more information"))
+        .filter(|line| !line.is_empty())
+        .collect();
+    let text = parts.join("; ");
+    let text = text.strip_prefix("error: ").unwrap_or(&text);
+    format!(
+        "error: {} (see --help)",
+        text.replace("; [possible", " [possible")
+    )
+}

@@ -1,0 +1,21 @@
+//! The training harness every example shares, one concern a module: the command-line
+//! [flags], the resolved [settings] saved as `run.json`, the [session] that checks them and
+//! decides where a run starts in its artifact directory, this process's [node] of a
+//! multi-node run, the [placement] of replicas and their data, the [learner] wiring around
+//! Burn's `LearnerBuilder`, the [report] a finished run prints, and the [error]s a run ends with.
+
+pub mod error;
+pub mod flags;
+pub mod learner;
+mod node;
+pub mod placement;
+pub mod report;
+pub mod session;
+pub mod settings;
+
+pub use error::{HarnessError, exit_on_error};
+pub use flags::{SizePreset, TrainArgs, parse_args, usage_error_line};
+pub use learner::{RunLearnerBuilder, TrainedRun, TrainingData};
+pub use report::RunReport;
+pub use session::Session;
+pub use settings::{RunSettings, TaskDefaults, TaskOptions};

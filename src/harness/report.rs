@@ -1,0 +1,63 @@
+//! What a finished run reports: its metrics, its task's results, and the closing lines it prints.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::learner::TrainedRun;
+use super::session::Session;
+use crate::history::History;
+use crate::run_dir::{CSV, PLOT};
+
+/// What a task reports when it finishes.
+#[derive(Clone, Debug)]
+pub struct RunReport {
+    /// Every epoch's metrics.
+    pub history: History,
+    /// Training time of this process.
+    pub wall_time: Duration,
+    /// The artifact directory.
+    pub artifact_dir: PathBuf,
+    /// Task-specific results, e.g. `("test BLEU", 12.3)`.
+    pub results: Vec<(String, f64)>,
+    /// The process's rank in a multi-node run (only node 0 prints).
+    pub node_rank: usize,
+}
+
+impl RunReport {
+    /// The report of `run` in `session`, with the task's `results`.
+    pub fn new<M>(session: &Session, run: &TrainedRun<M>, results: Vec<(String, f64)>) -> Self {
+        Self {
+            history: run.history.clone(),
+            wall_time: run.wall_time,
+            artifact_dir: session.dir().to_path_buf(),
+            results,
+            node_rank: session.node_rank(),
+        }
+    }
+
+    /// Prints the closing lines: the last epoch's validation metrics, the task's results, the
+    /// time and where the artifacts are.
+    pub fn print(&self) {
+        if self.node_rank > 0 {
+            return;
+        }
+        print!("{}", self.history.summary_table());
+        if let Some(last) = self.history.last() {
+            let valid: Vec<String> = last
+                .values
+                .iter()
+                .filter(|((split, _), _)| *split == crate::history::Split::Valid)
+                .map(|((_, name), value)| format!("{name} {value:.4}"))
+                .collect();
+            println!("after epoch {}: valid {}", last.epoch, valid.join(", "));
+        }
+        for (name, value) in &self.results {
+            println!("{name}: {value:.2}");
+        }
+        println!(
+            "trained in {:.1} s; checkpoints, {CSV}, {PLOT} and model.mpk are in {}",
+            self.wall_time.as_secs_f64(),
+            self.artifact_dir.display()
+        );
+    }
+}

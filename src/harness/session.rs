@@ -1,0 +1,250 @@
+//! One run's session: its flags checked and resolved, its artifact directory, and where it starts
+//! (afresh, replacing an earlier run with `--overwrite`, or after a checkpoint with `--resume`).
+
+use std::fmt;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use super::error::HarnessError;
+use super::flags::TrainArgs;
+use super::node::Node;
+use super::settings::{RunSettings, TaskDefaults, TaskOptions};
+use crate::run_dir::RunDir;
+use crate::schedule::{Decay, Schedule, ScheduleKind};
+
+/// One training run: its settings, its artifact directory, and where it starts.
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub(super) settings: RunSettings,
+    pub(super) run_dir: RunDir,
+    pub(super) start: Start,
+    pub(super) stop_after: usize,
+    pub(super) plain: bool,
+    pub(super) gradient_histogram: usize,
+    pub(super) title: String,
+    pub(super) node: Node,
+}
+
+/// How a session begins in its artifact directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Start {
+    /// A new run; `clear`: an earlier run there is replaced (`--overwrite`).
+    Fresh { clear: bool },
+    /// `--resume` after the checkpoint of `epoch` (0: none was complete; the run starts over).
+    Resume { epoch: usize },
+}
+
+impl Start {
+    /// Epochs already trained.
+    pub(super) fn epoch(self) -> usize {
+        match self {
+            Self::Fresh { .. } => 0,
+            Self::Resume { epoch } => epoch,
+        }
+    }
+}
+
+impl Session {
+    /// Resolves `args` against the task's `defaults` and `task_options` (the task's own flags
+    /// that shape its model or data, recorded in `run.json`), checks every flag, and decides
+    /// where the run starts: afresh, or with `--resume` after the last complete checkpoint.
+    ///
+    /// Nothing in the artifact directory is touched here: [`fit`](Self::fit) takes it over only
+    /// once the data, the backend and the model are ready.
+    ///
+    /// # Errors
+    /// Unusable flag values; a directory that holds an earlier run without `--resume` or
+    /// `--overwrite`; `--resume` without a run, or with settings that differ from the
+    /// interrupted run's.
+    pub fn open(
+        args: &TrainArgs,
+        defaults: &TaskDefaults,
+        task_options: TaskOptions,
+    ) -> Result<Self, HarnessError> {
+        let settings = RunSettings::resolve(args, defaults, task_options);
+        let node = Node::join(args.nodes, args.devices)?;
+        if args.gradient_histogram > 0 && args.devices > 1 {
+            return Err(HarnessError::Invalid(
+                "--gradient-histogram records one replica's updates: use it with --devices 1"
+                    .to_string(),
+            ));
+        }
+        if settings.epochs == 0 || settings.batch_size == 0 {
+            return Err(HarnessError::Invalid(
+                "--epochs and --batch-size must be at least 1".to_string(),
+            ));
+        }
+        // Validates the learning rate and the optimizer's hyper-parameters up front.
+        Schedule::new(settings.lr, settings.warmup, Decay::Constant)
+            .map_err(HarnessError::Invalid)?;
+        settings
+            .optimizer
+            .validate()
+            .map_err(HarnessError::Invalid)?;
+        if let Some(dir) = &settings.data_dir
+            && !dir.is_dir()
+        {
+            return Err(HarnessError::Invalid(format!(
+                "--data-dir {}: no such directory",
+                dir.display()
+            )));
+        }
+        let stop_after = match args.stop_after {
+            Some(0) => {
+                return Err(HarnessError::Invalid(
+                    "--stop-after must be at least 1".to_string(),
+                ));
+            }
+            Some(epoch) if epoch > settings.epochs => {
+                return Err(HarnessError::Invalid(format!(
+                    "--stop-after {epoch} is beyond the run's {} epochs (--epochs)",
+                    settings.epochs
+                )));
+            }
+            Some(epoch) => epoch,
+            None => settings.epochs,
+        };
+        if args.resume && args.overwrite {
+            return Err(HarnessError::Invalid(
+                "--resume continues the run in the artifact directory, --overwrite replaces it: \
+                 choose one"
+                    .to_string(),
+            ));
+        }
+        let mut dir = args.artifact_dir.clone().unwrap_or_else(|| {
+            PathBuf::from("artifacts").join(format!(
+                "{}-{}",
+                defaults.name,
+                format!("{:?}", args.optimizer).to_lowercase()
+            ))
+        });
+        // Every node keeps its own checkpoints; node 0's are the run's.
+        if node.rank > 0 {
+            dir = dir.join(format!("node-{}", node.rank));
+        }
+        let run_dir = RunDir::new(dir);
+        let start = if args.resume {
+            Self::resume_point(&run_dir, &settings)?
+        } else {
+            let earlier_run = run_dir.holds_run();
+            if earlier_run && !args.overwrite {
+                return Err(HarnessError::Invalid(format!(
+                    "{run_dir} holds an earlier run: continue it with --resume, replace it with \
+                     --overwrite, or choose another --artifact-dir"
+                )));
+            }
+            Start::Fresh { clear: earlier_run }
+        };
+        if let Start::Resume { epoch } = start
+            && epoch > 0
+            && epoch >= stop_after
+            && epoch < settings.epochs
+        {
+            return Err(HarnessError::Invalid(format!(
+                "--stop-after {stop_after} is not after the checkpoint of epoch {epoch}"
+            )));
+        }
+        let replicas = if settings.replicas() > 1 {
+            format!(" × {}", settings.replicas())
+        } else {
+            String::new()
+        };
+        let title = format!(
+            "{} · {} lr {} · {}{replicas}",
+            defaults.name,
+            settings.optimizer.kind,
+            settings.lr,
+            settings.backend.name()
+        );
+        Ok(Self {
+            settings,
+            run_dir,
+            start,
+            stop_after,
+            plain: args.plain || !std::io::stdout().is_terminal(),
+            gradient_histogram: args.gradient_histogram,
+            title,
+            node,
+        })
+    }
+
+    /// Where `--resume` continues the run in `dir`: after its last complete checkpoint, or from
+    /// the start when it was interrupted before its first (there is nothing to lose).
+    fn resume_point(dir: &RunDir, settings: &RunSettings) -> Result<Start, HarnessError> {
+        if !dir.holds_run() {
+            return Err(HarnessError::Resume(format!(
+                "nothing to resume in {dir}: it holds no run"
+            )));
+        }
+        let saved: RunSettings = dir
+            .read_settings()
+            .map_err(|e| HarnessError::Resume(format!("cannot resume {dir}: {e}")))?;
+        let mut comparable = saved.clone();
+        comparable.epochs = settings.epochs;
+        if comparable != *settings {
+            return Err(HarnessError::Resume(format!(
+                "cannot resume {dir}: it was trained with different settings ({}); start a new \
+                 run with --overwrite or another --artifact-dir",
+                saved.differences(settings).join(", ")
+            )));
+        }
+        let last = dir.complete_checkpoints().last().copied().unwrap_or(0);
+        if last > settings.epochs {
+            return Err(HarnessError::Resume(format!(
+                "cannot resume {dir} with --epochs {}: it already trained {last} epochs",
+                settings.epochs
+            )));
+        }
+        if last == settings.epochs && dir.model_file().is_file() {
+            return Err(HarnessError::Resume(format!(
+                "the run in {dir} already finished {last} of {} epochs; ask for more with --epochs",
+                settings.epochs
+            )));
+        }
+        if saved.epochs != settings.epochs && settings.schedule != ScheduleKind::Constant {
+            println!(
+                "note: --epochs changed from {} to {}: the {:?} schedule is stretched to the new length",
+                saved.epochs, settings.epochs, settings.schedule
+            );
+        }
+        if last == 0 {
+            println!(
+                "note: {dir} holds no complete checkpoint yet: its run starts over from the first epoch"
+            );
+        }
+        Ok(Start::Resume { epoch: last })
+    }
+
+    /// The resolved settings.
+    pub fn settings(&self) -> &RunSettings {
+        &self.settings
+    }
+
+    /// The artifact directory.
+    pub fn dir(&self) -> &Path {
+        self.run_dir.path()
+    }
+
+    /// Epochs already trained (the checkpoint a resumed run starts from; 0 for a new run).
+    pub fn start_epoch(&self) -> usize {
+        self.start.epoch()
+    }
+
+    /// The path of the final model (`model.mpk`).
+    pub fn model_path(&self) -> PathBuf {
+        self.run_dir.model_file()
+    }
+
+    /// Prints a line of progress outside the Learner (data preparation, evaluation); in a
+    /// multi-node run only node 0 speaks.
+    pub fn say(&self, text: impl fmt::Display) {
+        if self.node.rank == 0 {
+            println!("{text}");
+        }
+    }
+
+    /// This process's rank in a multi-node run (0 otherwise).
+    pub fn node_rank(&self) -> usize {
+        self.node.rank
+    }
+}
