@@ -165,16 +165,33 @@ fn trains_checkpoints_and_resumes<B: AutodiffBackend>(device: B::Device) {
         "checkpoint 5 is not the trained model"
     );
 
-    // Resume from epoch 5 for two more epochs: the run of seven epochs in one go. (On ndarray two
-    // identical runs of this MLP did not end with identical weights, so the check is on the
-    // loss: a resume that lost the weights or the optimizer state would be far off.)
+    // Resumed at its last epoch, the Learner trains no further and returns the checkpoint
+    // exactly: it loads the record it was pointed at.
+    let reloaded = fit::<B>(&device, dir.path(), 5, Some(5), QuietRenderer);
+    assert_eq!(
+        weights(&reloaded),
+        weights(&trained),
+        "resume did not load checkpoint 5"
+    );
+
+    // Resume from epoch 5 for two more epochs against the run of seven epochs in one go. On
+    // ndarray two identical seven-epoch runs of this MLP do not end bit for bit alike (measured:
+    // validation losses 0.326 against 0.337, and 0.331 against 0.338), so here the check is that
+    // training went on from the checkpoint and ends near the straight run; the exact resume is
+    // checked through the harness (examples_end_to_end, fault_tolerance), whose ResNet is
+    // bit-reproducible.
     let resumed = fit::<B>(&device, dir.path(), 7, Some(5), QuietRenderer);
+    assert_ne!(
+        weights(&resumed),
+        weights(&trained),
+        "the resumed run did not train"
+    );
     let straight_dir = common::temp_dir();
     let straight = fit::<B>(&device, straight_dir.path(), 7, None, QuietRenderer);
     let straight_loss = mean_loss(&straight, &valid, &device);
     let resumed_loss = mean_loss(&resumed, &valid, &device);
     assert!(
-        (resumed_loss - straight_loss).abs() <= 0.02 * straight_loss,
+        (resumed_loss - straight_loss).abs() <= 0.1 * straight_loss,
         "resumed to validation loss {resumed_loss}, straight {straight_loss}"
     );
     assert!(
