@@ -10,10 +10,10 @@ use rand_distr::{Distribution, Normal};
 use statrs::function::beta::ln_beta;
 use statrs::function::gamma::ln_gamma;
 
-/// Var[ψ] for ψ² ~ Scale-inv-χ²(ρ, 1/σ²), exactly (Eq. 2):
+/// Var\[ψ\] for ψ² ~ Scale-inv-χ²(ρ, 1/σ²), exactly (Eq. 2):
 /// `Var[ψ] = (1/σ²)·[ρ/(ρ−2) − ρ·2^(2ρ−5)/π · B((ρ−1)/2, (ρ−1)/2)²]`.
 ///
-/// Defined for ρ > 2 (infinite below: E[ψ²] diverges); computed in log space so that it stays
+/// Defined for ρ > 2 (infinite below: E\[ψ²\] diverges); computed in log space so that it stays
 /// finite for large ρ. Returns `None` for ρ ≤ 2 or σ² ≤ 0.
 pub fn exact_variance(rho: f64, sigma_squared: f64) -> Option<f64> {
     if !(rho > 2.0 && sigma_squared > 0.0) {
@@ -27,7 +27,7 @@ pub fn exact_variance(rho: f64, sigma_squared: f64) -> Option<f64> {
     Some((rho / (rho - 2.0) - log_squared_mean.exp()) / sigma_squared)
 }
 
-/// E[ψ] for ψ² ~ Scale-inv-χ²(ρ, 1/σ²): `sqrt(ρ/2)·Γ((ρ−1)/2)/Γ(ρ/2)/σ` — the same quantity as
+/// E\[ψ\] for ψ² ~ Scale-inv-χ²(ρ, 1/σ²): `sqrt(ρ/2)·Γ((ρ−1)/2)/Γ(ρ/2)/σ` — the same quantity as
 /// inside Eq. 2, written with the Gamma function (a cross-check of the Beta-function form).
 pub fn mean(rho: f64, sigma_squared: f64) -> Option<f64> {
     if !(rho > 1.0 && sigma_squared > 0.0) {
@@ -37,7 +37,7 @@ pub fn mean(rho: f64, sigma_squared: f64) -> Option<f64> {
     Some((rho / 2.0).sqrt() * log_ratio.exp() / sigma_squared.sqrt())
 }
 
-/// The first-order approximation of Var[ψ] (Eq. 5): `ρ / (2·(ρ−2)·(ρ−4)·σ²)`, for ρ > 4.
+/// The first-order approximation of Var\[ψ\] (Eq. 5): `ρ / (2·(ρ−2)·(ρ−4)·σ²)`, for ρ > 4.
 pub fn first_order_variance(rho: f64, sigma_squared: f64) -> Option<f64> {
     (rho > 4.0 && sigma_squared > 0.0)
         .then(|| rho / (2.0 * (rho - 2.0) * (rho - 4.0) * sigma_squared))
@@ -93,7 +93,7 @@ pub struct Simulation {
 /// Per-step variances across trajectories.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SimulatedVariance {
-    /// Var[ψ_t] of Adam's bias-corrected adaptive learning rate `ψ_t = sqrt((1 − β2^t) / v_t)`,
+    /// Var\[ψ_t\] of Adam's bias-corrected adaptive learning rate `ψ_t = sqrt((1 − β2^t) / v_t)`,
     /// for t = 1..=steps.
     pub adam: Vec<f64>,
     /// Var[r_t·ψ_t], RAdam's rectified adaptive learning rate, where ρ_t > 4 (`None` before: RAdam

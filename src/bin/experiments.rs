@@ -25,7 +25,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Experiment {
-    /// Var[ψ] of the adaptive learning rate: exact (Eq. 2) vs first order (Eq. 5), and simulated
+    /// Var(ψ) of the adaptive learning rate: exact (Eq. 2) vs first order (Eq. 5), and simulated
     /// gradient trajectories, un-rectified vs rectified.
     Variance(ExperimentArgs),
     /// Transformer translation: Adam with and without warmup, RAdam, Adam-2k, Adam-eps; and the

@@ -55,7 +55,7 @@ pub struct TrainArgs {
     #[arg(long, value_enum, default_value_t = SizePreset::Small)]
     pub size: SizePreset,
     /// Where checkpoints, metrics.csv, curves.png and model.mpk go
-    /// [default: artifacts/<task>-<optimizer>].
+    /// [default: artifacts/TASK-OPTIMIZER, e.g. artifacts/cifar-radam].
     #[arg(long)]
     pub artifact_dir: Option<PathBuf>,
     /// Continue the run in the artifact directory from its last checkpoint.

@@ -1,6 +1,6 @@
 //! The training harness every example shares, one concern a module: the command-line
 //! [flags], the resolved [settings] saved as `run.json`, the [session] that checks them and
-//! decides where a run starts in its artifact directory, this process's [node] of a
+//! decides where a run starts in its artifact directory, this process's node of a
 //! multi-node run, the [placement] of replicas and their data, the [learner] wiring around
 //! Burn's `LearnerBuilder`, the [report] a finished run prints, and the [error]s a run ends with.
 
