@@ -1,6 +1,8 @@
 //! Transformer translation on a parallel corpus (IWSLT layout) or the built-in language pair;
 //! after training, beam search over the test set and corpus BLEU.
 
+mod beam_budget;
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -27,6 +29,7 @@ use crate::harness::{
 };
 use crate::run_dir::{TRANSLATIONS, write_atomic};
 use crate::schedule::ScheduleKind;
+use beam_budget::{available_memory, check_beam_fits};
 
 /// Command-line arguments of the translation example. `--batch-size` counts tokens (source or
 /// target, padded) per batch, as fairseq's `--max-tokens` does.
@@ -139,65 +142,6 @@ struct NmtTask {
     session: Session,
     bpe_vocab: usize,
     pairs: usize,
-}
-
-/// Bytes of memory the beam search needs, roughly, for `rows` = sentences × beam hypotheses
-/// decoded together: per row the logits and their copies, the decoder's cached keys, values
-/// and layer inputs over the output, the repeated encoder output; plus the ranked candidates of
-/// one sentence.
-fn beam_search_bytes(
-    config: &TransformerNmtConfig,
-    vocab: usize,
-    beam: usize,
-    output_length: usize,
-    source_length: usize,
-) -> u128 {
-    let (vocab, beam) = (vocab as u128, beam as u128);
-    let rows = SENTENCES_PER_BATCH as u128 * beam;
-    let d = config.d_model as u128;
-    let layers = config.decoder_layers as u128;
-    let per_row = 4
-        * (4 * vocab
-            + 6 * layers * output_length as u128 * d
-            + (1 + 2 * layers) * source_length as u128 * d);
-    rows * per_row + beam * vocab * 24
-}
-
-/// Refuses a beam whose search would need more than half of the `available` memory (when it is
-/// known) for the test-set translation of a model of `config` and vocabulary `vocab`, with
-/// training pairs up to `max_length` tokens.
-fn check_beam_fits(
-    config: &TransformerNmtConfig,
-    vocab: usize,
-    beam: usize,
-    max_length: usize,
-    available: Option<u128>,
-) -> Result<(), HarnessError> {
-    let needed = beam_search_bytes(config, vocab, beam, max_length + 10, max_length);
-    match available {
-        Some(available) if needed > available / 2 => {
-            let gb = |bytes: u128| bytes as f64 / 1e9;
-            Err(HarnessError::Invalid(format!(
-                "--beam {beam} would need about {:.1} GB to translate {SENTENCES_PER_BATCH} \
-                 sentences at a time (vocabulary {vocab}, up to {} tokens), more than half of \
-                 the {:.1} GB available: use a smaller --beam",
-                gb(needed),
-                max_length + 10,
-                gb(available)
-            )))
-        }
-        _ => Ok(()),
-    }
-}
-
-/// The memory this machine has available (`MemAvailable`), where it can tell.
-fn available_memory() -> Option<u128> {
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = info
-        .lines()
-        .find(|line| line.starts_with("MemAvailable:"))?;
-    let kib: u128 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
 }
 
 impl NmtTask {
@@ -418,40 +362,5 @@ impl OnBackend for NmtTask {
         );
         report.print();
         Ok(report)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_beam_beyond_half_the_memory_is_refused() {
-        let config = TransformerNmtConfig::tiny(600, PAD_ID as usize)
-            .with_d_model(64)
-            .with_d_ff(128);
-        let needed = beam_search_bytes(&config, 600, 500, 110, 100);
-        // Every row holds at least its logits (4 bytes × vocabulary, four copies).
-        assert!(needed >= 32 * 500 * 16 * 600, "{needed}");
-        let just_enough = Some(2 * needed);
-        assert!(check_beam_fits(&config, 600, 500, 100, just_enough).is_ok());
-        assert!(check_beam_fits(&config, 600, 500, 100, None).is_ok());
-        let error = check_beam_fits(&config, 600, 500, 100, Some(2 * needed - 2))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            error.starts_with("--beam 500 would need about ") && error.ends_with("smaller --beam"),
-            "{error}"
-        );
-    }
-
-    #[test]
-    fn the_estimate_grows_with_beam_vocabulary_and_length() {
-        let config = TransformerNmtConfig::tiny(600, PAD_ID as usize);
-        let base = beam_search_bytes(&config, 600, 4, 50, 40);
-        assert_eq!(beam_search_bytes(&config, 600, 8, 50, 40), 2 * base);
-        assert!(beam_search_bytes(&config, 1200, 4, 50, 40) > base);
-        assert!(beam_search_bytes(&config, 600, 4, 100, 40) > base);
-        assert!(beam_search_bytes(&config, 600, 4, 50, 80) > base);
     }
 }
