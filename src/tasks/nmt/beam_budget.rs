@@ -3,7 +3,7 @@
 
 use radam_models::transformer::TransformerNmtConfig;
 
-use super::SENTENCES_PER_BATCH;
+use super::{SENTENCES_PER_BATCH, longest_translation};
 use crate::harness::HarnessError;
 
 /// Bytes of memory the beam search needs, roughly, for `rows` = sentences × beam hypotheses
@@ -38,7 +38,8 @@ pub(super) fn check_beam_fits(
     max_length: usize,
     available: Option<u128>,
 ) -> Result<(), HarnessError> {
-    let needed = beam_search_bytes(config, vocab, beam, max_length + 10, max_length);
+    let output_length = longest_translation(max_length);
+    let needed = beam_search_bytes(config, vocab, beam, output_length, max_length);
     match available {
         Some(available) if needed > available / 2 => {
             let gb = |bytes: u128| bytes as f64 / 1e9;
@@ -47,7 +48,7 @@ pub(super) fn check_beam_fits(
                  sentences at a time (vocabulary {vocab}, up to {} tokens), more than half of \
                  the {:.1} GB available: use a smaller --beam",
                 gb(needed),
-                max_length + 10,
+                output_length,
                 gb(available)
             )))
         }

@@ -137,6 +137,12 @@ const BUILTIN_BPE: usize = 600;
 /// Test sentences beam-searched together.
 const SENTENCES_PER_BATCH: usize = 32;
 
+/// The longest translation the beam search produces for a model trained on pairs of up to
+/// `max_length` tokens a side (and the output length its memory estimate assumes).
+fn longest_translation(max_length: usize) -> usize {
+    max_length + 10
+}
+
 struct NmtTask {
     args: NmtArgs,
     session: Session,
@@ -199,7 +205,7 @@ impl NmtTask {
         let pairs = &test.pairs[..test.pairs.len().min(limit)];
         let config = BeamSearchConfig::new()
             .with_beam_size(self.args.beam)
-            .with_max_length(self.args.max_length + 10);
+            .with_max_length(longest_translation(self.args.max_length));
         let special = SpecialTokens {
             bos: BOS_ID as usize,
             eos: EOS_ID as usize,
