@@ -48,6 +48,55 @@ impl fmt::Display for OptimizerKind {
     }
 }
 
+/// Which RAdam a run trains with: the three references of the maths, as [`RAdamConfig`]'s
+/// presets. They differ in when the rectified step starts, what happens before it, and how the
+/// weight decay is applied.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum RAdamVariant {
+    /// `torch.optim.RAdam` ([`RAdamConfig::new`]): rectified once ρ_t > 5, momentum steps
+    /// before; L2 decay unless `--decoupled-weight-decay`.
+    #[default]
+    Torch,
+    /// The paper's Algorithm 2 ([`RAdamConfig::paper`]): rectified once ρ_t > 4, momentum
+    /// steps before, decoupled decay.
+    Paper,
+    /// The authors' code behind the paper's figures ([`RAdamConfig::official`]): rectified once
+    /// ρ_t ≥ 5, no update before, decoupled decay.
+    Official,
+}
+
+impl RAdamVariant {
+    /// The preset this variant names, before a run's β2, ε and weight decay are set on it.
+    pub fn preset(self) -> RAdamConfig {
+        match self {
+            Self::Torch => RAdamConfig::new(),
+            Self::Paper => RAdamConfig::paper(),
+            Self::Official => RAdamConfig::official(),
+        }
+    }
+}
+
+impl fmt::Display for RAdamVariant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Torch => "torch",
+            Self::Paper => "paper",
+            Self::Official => "official",
+        })
+    }
+}
+
 /// The hyper-parameters a run sets on its optimizer; the rest keep PyTorch's defaults
 /// (β1 = 0.9 — and ε = 1e-8 unless set: Burn's Adam defaults to ε = 1e-5, PyTorch to 1e-8).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -65,6 +114,13 @@ pub struct OptimizerSettings {
     /// Adam-2k's `k`: the first steps that update `v_t` only.
     #[serde(default = "default_frozen_steps")]
     pub frozen_steps: usize,
+    /// Which RAdam (RAdam runs only).
+    #[serde(default)]
+    pub radam: RAdamVariant,
+    /// RAdam with decoupled weight decay instead of L2 (the paper's and the official variants
+    /// always decouple; RAdam runs only).
+    #[serde(default)]
+    pub decoupled_weight_decay: bool,
 }
 
 fn default_epsilon() -> f32 {
@@ -76,7 +132,8 @@ fn default_frozen_steps() -> usize {
 }
 
 impl OptimizerSettings {
-    /// `kind` with β2 = 0.999, ε = 1e-8, Adam-2k's k = 2000 and the given weight decay.
+    /// `kind` with β2 = 0.999, ε = 1e-8, Adam-2k's k = 2000, torch's RAdam with L2 decay and the
+    /// given weight decay.
     pub fn new(kind: OptimizerKind, weight_decay: f32) -> Self {
         Self {
             kind,
@@ -84,15 +141,39 @@ impl OptimizerSettings {
             weight_decay,
             epsilon: default_epsilon(),
             frozen_steps: default_frozen_steps(),
+            radam: RAdamVariant::Torch,
+            decoupled_weight_decay: false,
         }
     }
 
     /// The RAdam configuration these settings describe (also for the rectification metric).
     pub fn radam_config(&self) -> RAdamConfig {
-        RAdamConfig::new()
+        let config = self
+            .radam
+            .preset()
             .with_beta_2(self.beta_2)
             .with_weight_decay(self.weight_decay)
-            .with_epsilon(self.epsilon)
+            .with_epsilon(self.epsilon);
+        if self.decoupled_weight_decay {
+            config.with_decoupled_weight_decay(true)
+        } else {
+            config
+        }
+    }
+
+    /// The optimizer as a run's log and tables name it: the kind, and for RAdam the variant and
+    /// decoupled decay where they are not torch's defaults (`RAdam (official)`,
+    /// `RAdam (torch, decoupled decay)`).
+    pub fn label(&self) -> String {
+        let decoupled = self.decoupled_weight_decay && self.radam == RAdamVariant::Torch;
+        match (self.kind, self.radam) {
+            (OptimizerKind::Radam, RAdamVariant::Torch) if !decoupled => self.kind.to_string(),
+            (OptimizerKind::Radam, variant) if decoupled => {
+                format!("RAdam ({variant}, decoupled decay)")
+            }
+            (OptimizerKind::Radam, variant) => format!("RAdam ({variant})"),
+            (kind, _) => kind.to_string(),
+        }
     }
 
     /// Checks the hyper-parameters (every baseline shares RAdam's checks of β2, ε and the
@@ -100,8 +181,28 @@ impl OptimizerSettings {
     ///
     /// # Errors
     /// A message naming the optimizer, the flag and the value:
-    /// `invalid Adam settings: --beta-2 1.0 must lie in [0, 1)`.
+    /// `invalid Adam settings: --beta-2 1.0 must lie in [0, 1)`; or the RAdam-only flag a
+    /// baseline was given.
     pub fn validate(&self) -> Result<(), String> {
+        if self.kind != OptimizerKind::Radam {
+            if self.radam != RAdamVariant::Torch {
+                return Err(format!(
+                    "--radam {} applies to RAdam only, not to {}",
+                    self.radam, self.kind
+                ));
+            }
+            if self.decoupled_weight_decay {
+                let hint = match self.kind {
+                    OptimizerKind::Adam => " (Adam with decoupled decay is --optimizer adamw)",
+                    OptimizerKind::Adamw | OptimizerKind::Adam2k => " (it always decouples)",
+                    _ => "",
+                };
+                return Err(format!(
+                    "--decoupled-weight-decay applies to RAdam only, not to {}{hint}",
+                    self.kind
+                ));
+            }
+        }
         self.radam_config()
             .validate()
             .map_err(|error| self.describe(&error))
@@ -265,15 +366,18 @@ mod tests {
     type B = NdArrayBackend;
 
     fn one_step(kind: OptimizerKind) -> Vec<f32> {
+        one_step_with(OptimizerSettings::new(kind, 0.0))
+    }
+
+    /// θ = (1, −2) after one step of lr 0.1 on the gradient (1, 1).
+    fn one_step_with(settings: OptimizerSettings) -> Vec<f32> {
         let device = Default::default();
         let model: Linear<B> = LinearConfig::new(2, 1).with_bias(false).init(&device);
         let model = model.load_record(burn::nn::LinearRecord {
             weight: burn::module::Param::from_tensor(Tensor::from_floats([[1.0], [-2.0]], &device)),
             bias: None,
         });
-        let mut optimizer = OptimizerSettings::new(kind, 0.0)
-            .init::<B, Linear<B>>()
-            .unwrap();
+        let mut optimizer = settings.init::<B, Linear<B>>().unwrap();
         let x = Tensor::<B, 2>::from_floats([[1.0, 1.0]], &device);
         let grads = model.forward(x).sum().backward();
         let grads = GradientsParams::from_grads(grads, &model);
@@ -299,6 +403,80 @@ mod tests {
         // AdamW's default decay is 0 here: same as Adam.
         let adamw = one_step(OptimizerKind::Adamw);
         assert!((adamw[0] - 0.9).abs() < 1e-6, "{adamw:?}");
+    }
+
+    #[test]
+    fn the_radam_variant_decides_the_first_step_and_the_decay() {
+        let radam = |variant, decoupled, weight_decay| OptimizerSettings {
+            radam: variant,
+            decoupled_weight_decay: decoupled,
+            ..OptimizerSettings::new(OptimizerKind::Radam, weight_decay)
+        };
+        // Torch and paper take a momentum step before ρ_t passes the threshold; the official
+        // code leaves θ where it is.
+        assert_eq!(
+            one_step_with(radam(RAdamVariant::Paper, false, 0.0)),
+            [0.9, -2.1]
+        );
+        assert_eq!(
+            one_step_with(radam(RAdamVariant::Official, false, 0.0)),
+            [1.0, -2.0]
+        );
+        // L2 decay adds λ·θ to the gradient, g = (1.5, 0), and torch's momentum step is
+        // θ − lr·g = (0.85, −2). (Decoupled decay gives the same first step, so the
+        // configuration is checked below.)
+        let l2 = one_step_with(radam(RAdamVariant::Torch, false, 0.5));
+        assert!((l2[0] - 0.85).abs() < 1e-6 && l2[1] == -2.0, "{l2:?}");
+        assert!(
+            !radam(RAdamVariant::Torch, false, 0.5)
+                .radam_config()
+                .decoupled_weight_decay
+        );
+        assert!(
+            radam(RAdamVariant::Torch, true, 0.5)
+                .radam_config()
+                .decoupled_weight_decay
+        );
+        let official = radam(RAdamVariant::Official, false, 0.5).radam_config();
+        assert!(official.decoupled_weight_decay && !official.degenerated_to_sgd);
+        assert_eq!((official.weight_decay, official.beta_2), (0.5, 0.999));
+        assert_eq!(
+            radam(RAdamVariant::Paper, false, 0.0)
+                .radam_config()
+                .threshold,
+            4.0
+        );
+        // Labels: torch's default unnamed, anything else said.
+        assert_eq!(radam(RAdamVariant::Torch, false, 0.0).label(), "RAdam");
+        assert_eq!(
+            radam(RAdamVariant::Official, true, 0.0).label(),
+            "RAdam (official)"
+        );
+        assert_eq!(
+            radam(RAdamVariant::Torch, true, 0.0).label(),
+            "RAdam (torch, decoupled decay)"
+        );
+    }
+
+    #[test]
+    fn radam_only_flags_are_refused_for_the_baselines() {
+        let settings = OptimizerSettings {
+            radam: RAdamVariant::Official,
+            ..OptimizerSettings::new(OptimizerKind::Adam, 0.0)
+        };
+        assert_eq!(
+            settings.validate().unwrap_err(),
+            "--radam official applies to RAdam only, not to Adam"
+        );
+        let settings = OptimizerSettings {
+            decoupled_weight_decay: true,
+            ..OptimizerSettings::new(OptimizerKind::Adam, 0.0)
+        };
+        assert_eq!(
+            settings.validate().unwrap_err(),
+            "--decoupled-weight-decay applies to RAdam only, not to Adam \
+             (Adam with decoupled decay is --optimizer adamw)"
+        );
     }
 
     #[test]

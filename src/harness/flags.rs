@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::BackendKind;
-use crate::optimizer_choice::OptimizerKind;
+use crate::optimizer_choice::{OptimizerKind, RAdamVariant};
 use crate::schedule::ScheduleKind;
 
 /// How big a model and data set: `tiny` is for tests (seconds), `small` finishes on two CPU
@@ -30,16 +30,30 @@ pub struct TrainArgs {
     /// The optimizer.
     #[arg(long, value_enum, default_value_t = OptimizerKind::Radam)]
     pub optimizer: OptimizerKind,
+    /// Which RAdam: `torch` (`torch.optim.RAdam`), `paper` (the paper's Algorithm 2: rectified
+    /// from ρ_t > 4, decoupled decay) or `official` (the authors' code behind the paper's
+    /// figures: rectified from ρ_t ≥ 5, no update before, decoupled decay).
+    #[arg(long, value_enum, default_value_t = RAdamVariant::Torch)]
+    pub radam: RAdamVariant,
+    /// RAdam: decoupled weight decay, θ ← θ·(1 − lr·λ), instead of L2 (as PyTorch's
+    /// `decoupled_weight_decay=True`; `paper` and `official` always decouple).
+    #[arg(long)]
+    pub decoupled_weight_decay: bool,
     /// Linear learning-rate warmup over this many steps (for the baselines; RAdam needs none).
     #[arg(long, default_value_t = 0)]
     pub warmup: usize,
+    /// Linear warmup over this fraction of the run's steps instead (Hugging Face's
+    /// `warmup_ratio`), e.g. 0.1.
+    #[arg(long, value_name = "FRACTION", conflicts_with = "warmup")]
+    pub warmup_ratio: Option<f64>,
     /// Base learning rate [default: the task's, per optimizer].
     #[arg(long)]
     pub lr: Option<f64>,
     /// Learning-rate schedule after warmup [default: the task's].
     #[arg(long, value_enum)]
     pub schedule: Option<ScheduleKind>,
-    /// Weight decay (L2; decoupled for AdamW) [default: the task's].
+    /// Weight decay (L2; decoupled for AdamW, Adam-2k and `--decoupled-weight-decay`)
+    /// [default: the task's].
     #[arg(long)]
     pub weight_decay: Option<f32>,
     /// Epochs to train [default: the task's, per size].

@@ -52,6 +52,8 @@ pub struct TrainedRun<M> {
     pub history: History,
     /// Training time of this process (excluding data preparation).
     pub wall_time: Duration,
+    /// Optimizer steps of the whole run (`--epochs` × steps per epoch).
+    pub steps: usize,
 }
 
 impl Session {
@@ -97,6 +99,7 @@ impl Session {
             return Err(HarnessError::Invalid("no device to train on".to_string()));
         }
         let schedule = self.schedule(data.steps_per_epoch, local_devices)?;
+        let steps = settings.epochs * data.steps_per_epoch;
         let optimizer = DataParallel::new(self.optimizer::<B, M>()?, self.node.collective.clone());
         if start_epoch > 0 {
             verify_checkpoint(
@@ -172,7 +175,8 @@ impl Session {
             return Err(HarnessError::Diverged(format!(
                 "{divergence} with {} at lr {}: the run was stopped and no model was saved \
                  (try a smaller --lr, or --warmup)",
-                settings.optimizer.kind, settings.lr
+                settings.optimizer.label(),
+                settings.lr
             )));
         }
 
@@ -184,6 +188,7 @@ impl Session {
             model,
             history,
             wall_time,
+            steps,
         })
     }
 
@@ -203,20 +208,19 @@ impl Session {
             )));
         }
         let total_steps = settings.epochs * steps_per_epoch;
-        if settings.warmup > total_steps {
+        let warmup = settings.warmup_steps(total_steps);
+        if warmup > total_steps {
             return Err(HarnessError::Invalid(format!(
-                "--warmup {} is longer than the whole run ({} epochs of {steps_per_epoch} steps = \
-                 {total_steps} steps): the learning rate would never reach {}",
-                settings.warmup, settings.epochs, settings.lr
+                "--warmup {warmup} is longer than the whole run ({} epochs of {steps_per_epoch} \
+                 steps = {total_steps} steps): the learning rate would never reach {}",
+                settings.epochs, settings.lr
             )));
         }
-        Ok(Schedule::new(
-            settings.lr,
-            settings.warmup,
-            settings.schedule.decay(total_steps),
+        Ok(
+            Schedule::new(settings.lr, warmup, settings.schedule.decay(total_steps))
+                .map_err(HarnessError::Invalid)?
+                .with_calls_per_step(local_devices),
         )
-        .map_err(HarnessError::Invalid)?
-        .with_calls_per_step(local_devices))
     }
 
     /// The chosen optimizer, logging the first updates' gradients when `--gradient-histogram`

@@ -15,6 +15,8 @@ pub struct RunReport {
     pub history: History,
     /// Training time of this process.
     pub wall_time: Duration,
+    /// Optimizer steps of the whole run.
+    pub steps: usize,
     /// The artifact directory.
     pub artifact_dir: PathBuf,
     /// Task-specific results, e.g. `("test BLEU", 12.3)`.
@@ -29,6 +31,7 @@ impl RunReport {
         Self {
             history: run.history.clone(),
             wall_time: run.wall_time,
+            steps: run.steps,
             artifact_dir: session.dir().to_path_buf(),
             results,
             node_rank: session.node_rank(),

@@ -74,6 +74,13 @@ impl Session {
                 "--epochs and --batch-size must be at least 1".to_string(),
             ));
         }
+        if let Some(ratio) = settings.warmup_ratio
+            && !(0.0..=1.0).contains(&ratio)
+        {
+            return Err(HarnessError::Invalid(format!(
+                "--warmup-ratio {ratio} must lie in [0, 1]"
+            )));
+        }
         // Validates the learning rate and the optimizer's hyper-parameters up front.
         Schedule::new(settings.lr, settings.warmup, Decay::Constant)
             .map_err(HarnessError::Invalid)?;
@@ -152,7 +159,7 @@ impl Session {
         let title = format!(
             "{} · {} lr {} · {}{replicas}",
             defaults.name,
-            settings.optimizer.kind,
+            settings.optimizer.label(),
             settings.lr,
             settings.backend.name()
         );

@@ -46,6 +46,9 @@ pub struct RunSettings {
     pub lr: f64,
     /// Warmup steps.
     pub warmup: usize,
+    /// Warmup as a fraction of the run's steps (instead of `warmup`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup_ratio: Option<f64>,
     /// Schedule.
     pub schedule: ScheduleKind,
     /// Epochs.
@@ -84,6 +87,14 @@ impl RunSettings {
         self.devices * self.nodes
     }
 
+    /// The warmup steps of a run of `total_steps`: `--warmup`, or `--warmup-ratio` of them.
+    pub fn warmup_steps(&self, total_steps: usize) -> usize {
+        match self.warmup_ratio {
+            Some(ratio) => (ratio * total_steps as f64).round() as usize,
+            None => self.warmup,
+        }
+    }
+
     /// `args` resolved against the task's `defaults`.
     pub(super) fn resolve(
         args: &TrainArgs,
@@ -106,10 +117,13 @@ impl RunSettings {
                 beta_2: args.beta_2.unwrap_or(defaults.beta_2),
                 epsilon: args.epsilon.unwrap_or(base.epsilon),
                 frozen_steps: args.frozen_steps,
+                radam: args.radam,
+                decoupled_weight_decay: args.decoupled_weight_decay,
                 ..base
             },
             lr,
             warmup: args.warmup,
+            warmup_ratio: args.warmup_ratio,
             schedule: args.schedule.unwrap_or(defaults.schedule),
             epochs: args.epochs.unwrap_or(defaults.epochs),
             batch_size: args.batch_size.unwrap_or(defaults.batch_size),

@@ -182,7 +182,7 @@ impl OnBackend for CifarTask {
             "ResNet-{} ({} parameters), {} {}, {} epochs of {steps_per_epoch} steps",
             self.depth,
             burn::module::Module::num_params(&model),
-            settings.optimizer.kind,
+            settings.optimizer.label(),
             settings.lr,
             settings.epochs
         ));

@@ -193,7 +193,7 @@ impl OnBackend for LmTask {
             config.num_layers,
             config.d_hidden,
             burn::module::Module::num_params(&model),
-            settings.optimizer.kind,
+            settings.optimizer.label(),
             settings.lr,
             settings.epochs
         ));
