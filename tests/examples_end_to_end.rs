@@ -619,6 +619,17 @@ fn translation_refuses_an_unaffordable_beam_before_training() {
         run(&["--pairs", "0"]),
         "--beam, --max-length and --pairs must be at least 1"
     );
+    assert_eq!(
+        run(&["--layers", "0"]),
+        "--layers and --d-model must be at least 1"
+    );
+    // A width the heads cannot share is refused before any training.
+    let error = run(&["--d-model", "30"]);
+    assert!(
+        error.contains("d_model (30) must be a positive multiple of n_heads (4)"),
+        "{error}"
+    );
+    assert!(!dir.path().join("checkpoint").exists());
     // Every pair is longer than one token: nothing to train on.
     let error = run(&["--max-length", "1"]);
     assert!(

@@ -64,6 +64,68 @@ pub struct NmtArgs {
     /// Training pairs of the built-in language pair [default: per size].
     #[arg(long)]
     pub pairs: Option<usize>,
+    /// Layers of the encoder and of the decoder [default: 2, or 6 for --size paper].
+    #[arg(long)]
+    pub layers: Option<usize>,
+    /// Model width d_model, a multiple of the 4 heads; the feed-forward layers are twice as wide
+    /// [default: 64 for --size tiny, 128 for small, 512 for paper].
+    #[arg(long)]
+    pub d_model: Option<usize>,
+    /// Where LayerNorm goes [default: pre for --size tiny and small, post for paper].
+    #[arg(long, value_enum)]
+    pub norm: Option<NormPlacement>,
+}
+
+/// Where a Transformer's LayerNorms sit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum NormPlacement {
+    /// Before each sub-layer, plus a final LayerNorm (trains stably without warmup).
+    Pre,
+    /// After each residual sub-layer, as in Vaswani et al. and the paper's experiments.
+    Post,
+}
+
+impl NmtArgs {
+    /// The model `--size` describes, with `--layers`, `--d-model` and `--norm` applied.
+    fn model_config(&self, vocab: usize, pad: usize) -> TransformerNmtConfig {
+        let config = match self.train.size {
+            SizePreset::Tiny => TransformerNmtConfig::tiny(vocab, pad)
+                .with_d_model(64)
+                .with_d_ff(128),
+            SizePreset::Small => TransformerNmtConfig::tiny(vocab, pad),
+            SizePreset::Paper => TransformerNmtConfig::iwslt_de_en(vocab, pad),
+        };
+        let layers = self.layers.unwrap_or(config.encoder_layers);
+        let (d_model, d_ff) = self
+            .d_model
+            .map_or((config.d_model, config.d_ff), |d_model| {
+                (d_model, 2 * d_model)
+            });
+        let norm_first = self
+            .norm
+            .map_or(config.norm_first, |norm| norm == NormPlacement::Pre);
+        config
+            .with_encoder_layers(layers)
+            .with_decoder_layers(layers)
+            .with_d_model(d_model)
+            .with_d_ff(d_ff)
+            .with_norm_first(norm_first)
+    }
+
+    /// The model flags given on the command line, for the run's settings.
+    fn model_options(&self) -> TaskOptions {
+        let mut options = TaskOptions::new();
+        if let Some(layers) = self.layers {
+            options.insert("layers".to_string(), layers.to_string());
+        }
+        if let Some(d_model) = self.d_model {
+            options.insert("d_model".to_string(), d_model.to_string());
+        }
+        if let Some(norm) = self.norm {
+            options.insert("norm".to_string(), format!("{norm:?}").to_lowercase());
+        }
+        options
+    }
 }
 
 /// The defaults of each size: linear decay, weight decay 1e-4 (fairseq's IWSLT recipe); the
@@ -100,6 +162,11 @@ pub fn run(args: NmtArgs) -> Result<RunReport, HarnessError> {
             "--beam, --max-length and --pairs must be at least 1".to_string(),
         ));
     }
+    if args.layers == Some(0) || args.d_model == Some(0) {
+        return Err(HarnessError::Invalid(
+            "--layers and --d-model must be at least 1".to_string(),
+        ));
+    }
     let builtin = args.train.data_dir.is_none();
     let bpe_vocab = args
         .bpe_vocab
@@ -113,6 +180,7 @@ pub fn run(args: NmtArgs) -> Result<RunReport, HarnessError> {
         ("bpe_vocab".to_string(), bpe_vocab.to_string()),
         ("max_length".to_string(), args.max_length.to_string()),
     ]);
+    options.extend(args.model_options());
     if builtin {
         options.insert("pairs".to_string(), pairs.to_string());
     } else {
@@ -262,13 +330,7 @@ impl OnBackend for NmtTask {
         let (corpus, bpe) = self.corpus()?;
         let vocab = bpe.vocab_size();
         let pad = PAD_ID as usize;
-        let config = match settings.size {
-            SizePreset::Tiny => TransformerNmtConfig::tiny(vocab, pad)
-                .with_d_model(64)
-                .with_d_ff(128),
-            SizePreset::Small => TransformerNmtConfig::tiny(vocab, pad),
-            SizePreset::Paper => TransformerNmtConfig::iwslt_de_en(vocab, pad),
-        };
+        let config = self.args.model_config(vocab, pad);
         config.validate().map_err(HarnessError::Invalid)?;
         let max_length = self.args.max_length.min(config.max_positions - 2);
         // The test-set translation is checked now, not after the training it would waste.
@@ -322,7 +384,7 @@ impl OnBackend for NmtTask {
             config.decoder_layers,
             config.d_model,
             burn::module::Module::num_params(&model),
-            settings.optimizer.kind,
+            settings.optimizer.label(),
             settings.lr,
             settings.epochs
         ));
@@ -368,5 +430,59 @@ impl OnBackend for NmtTask {
         );
         report.print();
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn parse(flags: &[&str]) -> NmtArgs {
+        NmtArgs::try_parse_from(std::iter::once("nmt").chain(flags.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn model_flags_reshape_the_size_preset_and_are_recorded() {
+        let default = parse(&[]).model_config(600, 0);
+        let preset = TransformerNmtConfig::tiny(600, 0);
+        assert_eq!(
+            (
+                default.encoder_layers,
+                default.d_model,
+                default.d_ff,
+                default.norm_first
+            ),
+            (
+                preset.encoder_layers,
+                preset.d_model,
+                preset.d_ff,
+                preset.norm_first
+            )
+        );
+        assert!(parse(&[]).model_options().is_empty());
+
+        let args = parse(&["--layers", "4", "--d-model", "96", "--norm", "post"]);
+        let config = args.model_config(600, 0);
+        assert_eq!(
+            (
+                config.encoder_layers,
+                config.decoder_layers,
+                config.d_model,
+                config.d_ff
+            ),
+            (4, 4, 96, 192)
+        );
+        assert!(!config.norm_first);
+        let options = args.model_options();
+        assert_eq!(options["layers"], "4");
+        assert_eq!(options["d_model"], "96");
+        assert_eq!(options["norm"], "post");
+        // The paper's model is post-norm, 6 + 6 layers of 512.
+        let paper = parse(&["--size", "paper"]).model_config(600, 0);
+        assert_eq!(
+            (paper.encoder_layers, paper.d_model, paper.norm_first),
+            (6, 512, false)
+        );
     }
 }
