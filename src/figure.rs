@@ -13,6 +13,9 @@ pub struct Series {
     /// `(x, y)` points in drawing order; non-finite points (and non-positive ones on a log axis)
     /// are left out.
     pub points: Vec<(f64, f64)>,
+    /// `(x, low, high)`: a shaded band around the line (e.g. ± one standard deviation over
+    /// seeds); empty for none.
+    pub band: Vec<(f64, f64, f64)>,
 }
 
 impl Series {
@@ -21,8 +24,23 @@ impl Series {
         Self {
             name: name.into(),
             points,
+            band: Vec::new(),
         }
     }
+
+    /// The same series with a shaded band of `(x, low, high)` around its line.
+    pub fn with_band(mut self, band: Vec<(f64, f64, f64)>) -> Self {
+        self.band = band;
+        self
+    }
+}
+
+/// A series reduced to what can be drawn on a panel's axes.
+struct Drawable {
+    name: String,
+    points: Vec<(f64, f64)>,
+    /// The band's outline: the upper edge left to right, then the lower edge right to left.
+    band: Vec<(f64, f64)>,
 }
 
 /// One chart of a [`Figure`].
@@ -71,7 +89,10 @@ impl Panel {
         self
     }
 
-    fn drawable(&self) -> Vec<(String, Vec<(f64, f64)>)> {
+    fn drawable(&self) -> Vec<Drawable> {
+        let fits = |x: f64, y: f64| {
+            x.is_finite() && y.is_finite() && (!self.log_x || x > 0.0) && (!self.log_y || y > 0.0)
+        };
         self.series
             .iter()
             .map(|series| {
@@ -79,14 +100,24 @@ impl Panel {
                     .points
                     .iter()
                     .copied()
-                    .filter(|&(x, y)| {
-                        x.is_finite()
-                            && y.is_finite()
-                            && (!self.log_x || x > 0.0)
-                            && (!self.log_y || y > 0.0)
-                    })
+                    .filter(|&(x, y)| fits(x, y))
                     .collect();
-                (series.name.clone(), points)
+                let band: Vec<(f64, f64, f64)> = series
+                    .band
+                    .iter()
+                    .copied()
+                    .filter(|&(x, low, high)| fits(x, low) && fits(x, high))
+                    .collect();
+                let outline = band
+                    .iter()
+                    .map(|&(x, _, high)| (x, high))
+                    .chain(band.iter().rev().map(|&(x, low, _)| (x, low)))
+                    .collect();
+                Drawable {
+                    name: series.name.clone(),
+                    points,
+                    band: outline,
+                }
             })
             .collect()
     }
@@ -119,11 +150,12 @@ impl Figure {
     /// If no panel has a point to draw, or the image cannot be drawn or written — for example
     /// when the system has no fonts (install `fonts-dejavu-core`; the labels need one).
     pub fn save(&self, path: &Path) -> Result<(), String> {
-        if self
-            .panels
-            .iter()
-            .all(|panel| panel.drawable().iter().all(|(_, points)| points.is_empty()))
-        {
+        if self.panels.iter().all(|panel| {
+            panel
+                .drawable()
+                .iter()
+                .all(|series| series.points.is_empty())
+        }) {
             return Err(format!("{}: nothing to draw", self.title));
         }
         // font-kit may panic instead of failing when fontconfig is missing.
@@ -189,7 +221,11 @@ fn text(error: impl std::fmt::Display) -> String {
 
 fn draw_panel(area: &Area<'_>, panel: &Panel) -> Result<(), String> {
     let series = panel.drawable();
-    let points = || series.iter().flat_map(|(_, points)| points.iter());
+    let points = || {
+        series
+            .iter()
+            .flat_map(|series| series.points.iter().chain(&series.band))
+    };
     // A log axis over less than a decade would have no labelled tick: draw it linear.
     let spans_a_decade = |values: &mut dyn Iterator<Item = f64>| {
         let (low, high) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
@@ -225,11 +261,19 @@ fn draw_panel(area: &Area<'_>, panel: &Panel) -> Result<(), String> {
                 .y_label_formatter(&tick)
                 .draw()
                 .map_err(text)?;
-            for (index, (name, points)) in series.iter().enumerate() {
+            for (index, Drawable { name, points, band }) in series.iter().enumerate() {
                 if points.is_empty() {
                     continue;
                 }
                 let color = Palette99::pick(index).to_rgba();
+                if !band.is_empty() {
+                    chart
+                        .draw_series(std::iter::once(Polygon::new(
+                            band.clone(),
+                            color.mix(0.18).filled(),
+                        )))
+                        .map_err(text)?;
+                }
                 chart
                     .draw_series(
                         // Markers where the points are few (per-epoch curves), else a line.
@@ -308,6 +352,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("figure.png");
         figure.save(&path).unwrap();
+        assert_eq!(&std::fs::read(&path).unwrap()[1..4], b"PNG");
+
+        // A band widens the y range it is drawn on and is outlined upper edge first.
+        let band: Vec<(f64, f64, f64)> =
+            vec![(1.0, 0.5, 2.0), (2.0, 0.4, 1.5), (3.0, f64::NAN, 1.0)];
+        let panel = Panel::new("band", "x", "y")
+            .with(Series::new("a", vec![(1.0, 1.0), (2.0, 1.0)]).with_band(band));
+        let drawable = panel.drawable();
+        assert_eq!(
+            drawable[0].band,
+            [(1.0, 2.0), (2.0, 1.5), (2.0, 0.4), (1.0, 0.5)],
+            "the NaN point is left out"
+        );
+        Figure::new("band", vec![panel]).save(&path).unwrap();
         assert_eq!(&std::fs::read(&path).unwrap()[1..4], b"PNG");
 
         let empty = Figure::new("empty", vec![Panel::new("p", "x", "y")]);

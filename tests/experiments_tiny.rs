@@ -4,7 +4,9 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use radam_train::experiments::{ExperimentArgs, Scale, lr_robustness, variance_analysis, warmup};
+use radam_train::experiments::{
+    ExperimentArgs, Scale, lr_robustness, variance_analysis, warmup, warmup_search,
+};
 
 /// The training experiments use both cores; one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -52,6 +54,11 @@ fn variance_writes_theory_and_simulation() {
 fn warmup_ablation_runs_five_optimizers_and_resumes() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let out = tempfile::tempdir().unwrap();
+    // Two seeds each: the table gives mean ± std.
+    let args = |out: &Path| ExperimentArgs {
+        seeds: Some(2),
+        ..args(out)
+    };
     let summary = warmup::run(&args(out.path())).unwrap();
     let dir = out.path().join("warmup");
     assert_files(
@@ -64,16 +71,27 @@ fn warmup_ablation_runs_five_optimizers_and_resumes() {
         ],
     );
     for run in ["adam", "adam-warmup", "radam", "adam-2k", "adam-eps"] {
-        assert_files(
-            &dir.join(run),
-            &["outcome.json", "metrics.csv", "model.mpk"],
-        );
+        for seed in 0..2 {
+            assert_files(
+                &dir.join(format!("{run}-seed{seed}")),
+                &["outcome.json", "metrics.csv", "model.mpk"],
+            );
+        }
     }
     // Only the two Adam runs record gradient histograms.
-    assert_files(&dir.join("adam"), &["grad_histogram.csv"]);
-    assert!(!dir.join("radam/grad_histogram.csv").exists());
+    assert_files(&dir.join("adam-seed0"), &["grad_histogram.csv"]);
+    assert!(!dir.join("radam-seed0/grad_histogram.csv").exists());
     let results = std::fs::read_to_string(dir.join("results.csv")).unwrap();
-    assert_eq!(results.lines().count(), 6, "{results}");
+    assert_eq!(results.lines().count(), 1 + 5 * 2, "{results}");
+    // The two seeds trained different models (their seeds reached the weights).
+    let losses: Vec<&str> = results
+        .lines()
+        .filter(|line| line.starts_with("radam,"))
+        .map(|line| line.split(',').nth(2).unwrap())
+        .collect();
+    assert_eq!(losses.len(), 2);
+    assert_ne!(losses[0], losses[1], "{results}");
+    assert!(summary.contains(" ± "), "{summary}");
     for label in [
         "Adam, no warmup",
         "Adam, warmup 5",
@@ -102,4 +120,68 @@ fn lr_robustness_sweeps_twelve_runs() {
         assert!(summary.contains(optimizer), "{summary}");
     }
     assert!(summary.contains("spread"), "{summary}");
+}
+
+#[test]
+fn warmup_search_decides_every_setting_it_trains_and_resumes() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let out = tempfile::tempdir().unwrap();
+    let summary = warmup_search::run(&args(out.path())).unwrap();
+    let dir = out.path().join("warmup-search");
+    assert_files(&dir, &["search.csv", "summary.txt"]);
+    let csv = std::fs::read_to_string(dir.join("search.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    // Every setting tried has two or three seeds (decided by the first two that agree), and
+    // the search stops at the first failing model size.
+    let grid = warmup_search::grid(Scale::Tiny);
+    let mut tried = 0;
+    for setting in &grid {
+        let seeds: Vec<&Vec<&str>> = rows
+            .iter()
+            .filter(|row| {
+                row[0] == setting.layers.to_string() && row[1] == setting.d_model.to_string()
+            })
+            .collect();
+        if seeds.is_empty() {
+            continue;
+        }
+        tried += 1;
+        assert!((2..=3).contains(&seeds.len()), "{csv}");
+        let failed = seeds.iter().filter(|row| row[8] == "true").count();
+        let verdict = seeds[0][9] == "true";
+        assert_eq!(verdict, failed >= 2, "{csv}");
+        for seed in 0..seeds.len() {
+            for run in ["adam", "adam-warmup"] {
+                let run_dir = dir.join(setting.name()).join(format!("{run}-seed{seed}"));
+                assert!(
+                    run_dir.join("outcome.json").exists() || run_dir.join("diverged.txt").exists(),
+                    "{}",
+                    run_dir.display()
+                );
+            }
+        }
+        if verdict {
+            break;
+        }
+    }
+    assert!(tried >= 1, "{csv}");
+    assert!(
+        summary.contains("cheapest failing setting") || summary.contains("no setting of the grid"),
+        "{summary}"
+    );
+    // The warmup run's schedule took its warmup from --warmup-ratio.
+    let run_json = std::fs::read_to_string(
+        dir.join(grid[0].name())
+            .join("adam-warmup-seed0")
+            .join("run.json"),
+    )
+    .unwrap();
+    assert!(run_json.contains("\"warmup_ratio\": 0.1"), "{run_json}");
+
+    // Run again: every run is reused, and the same table comes out.
+    assert_eq!(warmup_search::run(&args(out.path())).unwrap(), summary);
 }

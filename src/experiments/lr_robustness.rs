@@ -7,8 +7,11 @@ use std::fmt::Write as _;
 
 use clap::Parser;
 
-use super::{ExperimentArgs, PlannedRun, Scale, format_table, run_all, save_figure, write_file};
-use crate::figure::{Figure, Panel, Series};
+use super::seeds::{OverSeeds, series_over_seeds};
+use super::{
+    ExperimentArgs, PlannedRun, RunOutcome, Scale, format_table, run_all, save_figure, write_file,
+};
+use crate::figure::{Figure, Panel};
 use crate::harness::HarnessError;
 use crate::history::Split;
 use crate::tasks::cifar::{self, CifarArgs};
@@ -17,6 +20,8 @@ use crate::tasks::cifar::{self, CifarArgs};
 pub const LEARNING_RATES: [f64; 4] = [0.1, 0.03, 0.01, 0.003];
 /// The optimizers of the sweep, as `--optimizer` values, with their labels.
 pub const OPTIMIZERS: [(&str, &str); 3] = [("radam", "RAdam"), ("adam", "Adam"), ("sgd", "SGD")];
+/// The RAdam of the sweep: the authors' code, which drew the paper's robustness figures.
+pub const RADAM_VARIANT: &str = "official";
 
 /// The task flags of each scale.
 pub fn task_flags(scale: Scale) -> Vec<&'static str> {
@@ -29,20 +34,23 @@ pub fn task_flags(scale: Scale) -> Vec<&'static str> {
     }
 }
 
-/// The twelve runs: every optimizer at every learning rate.
+/// The twelve configurations (every optimizer at every learning rate), each once per seed.
 pub fn runs(args: &ExperimentArgs) -> Vec<PlannedRun> {
+    args.seeded(configurations(args))
+}
+
+/// Every optimizer at every learning rate, before seeds are added.
+pub fn configurations(args: &ExperimentArgs) -> Vec<PlannedRun> {
     let common = args.common_flags(&task_flags(args.scale));
     let mut runs = Vec::new();
     for (optimizer, _) in OPTIMIZERS {
         for lr in LEARNING_RATES {
             let lr = lr.to_string();
-            runs.push(
-                PlannedRun::new(
-                    format!("{optimizer}-lr{lr}"),
-                    &["--optimizer", optimizer, "--lr", &lr],
-                )
-                .with(&common),
-            );
+            let mut flags = vec!["--optimizer", optimizer, "--lr", &lr];
+            if optimizer == "radam" {
+                flags.extend(["--radam", RADAM_VARIANT]);
+            }
+            runs.push(PlannedRun::new(format!("{optimizer}-lr{lr}"), &flags).with(&common));
         }
     }
     runs
@@ -68,7 +76,10 @@ pub fn run(args: &ExperimentArgs) -> Result<String, HarnessError> {
         cifar::run(args)
     })?;
 
-    let mut csv = String::from("optimizer,lr,valid_accuracy,valid_loss,train_loss,seconds\n");
+    let seeds = args.seed_count();
+    // The outcomes of one configuration, its seeds in order.
+    let groups: Vec<&[RunOutcome]> = outcomes.chunks(seeds).collect();
+    let mut csv = String::from("optimizer,lr,seed,valid_accuracy,valid_loss,train_loss,seconds\n");
     let mut panels = Vec::new();
     let mut rows = Vec::new();
     for (index, (optimizer, label)) in OPTIMIZERS.iter().enumerate() {
@@ -77,8 +88,8 @@ pub fn run(args: &ExperimentArgs) -> Result<String, HarnessError> {
         let mut loss_panel = Panel::new(format!("{label}: train loss"), "epoch", "loss").log_y();
         let mut finals = Vec::new();
         for (lr_index, lr) in LEARNING_RATES.iter().enumerate() {
-            let outcome = &outcomes[index * LEARNING_RATES.len() + lr_index];
-            let series = |split, metric| -> Vec<(f64, f64)> {
+            let group = groups[index * LEARNING_RATES.len() + lr_index];
+            let series = |outcome: &RunOutcome, split, metric| -> Vec<(f64, f64)> {
                 outcome
                     .history
                     .epochs
@@ -86,37 +97,49 @@ pub fn run(args: &ExperimentArgs) -> Result<String, HarnessError> {
                     .filter_map(|r| Some((r.epoch as f64, r.get(split, metric)?)))
                     .collect()
             };
-            accuracy_panel = accuracy_panel.with(Series::new(
+            let curves = |split, metric| -> Vec<Vec<(f64, f64)>> {
+                group.iter().map(|o| series(o, split, metric)).collect()
+            };
+            accuracy_panel = accuracy_panel.with(series_over_seeds(
                 format!("lr {lr}"),
-                series(Split::Valid, "Accuracy"),
+                &curves(Split::Valid, "Accuracy"),
             ));
-            loss_panel = loss_panel.with(Series::new(
+            loss_panel = loss_panel.with(series_over_seeds(
                 format!("lr {lr}"),
-                series(Split::Train, "Loss"),
+                &curves(Split::Train, "Loss"),
             ));
-            let last = outcome.history.last();
-            let value = |split, metric| last.and_then(|r| r.get(split, metric)).unwrap_or(f64::NAN);
-            let accuracy = value(Split::Valid, "Accuracy");
-            finals.push(accuracy);
-            writeln!(
-                csv,
-                "{optimizer},{lr},{accuracy},{},{},{:.1}",
-                value(Split::Valid, "Loss"),
-                value(Split::Train, "Loss"),
-                outcome.seconds
-            )
-            .unwrap();
+            let mut accuracies = Vec::new();
+            for (seed, outcome) in group.iter().enumerate() {
+                let last = outcome.history.last();
+                let value =
+                    |split, metric| last.and_then(|r| r.get(split, metric)).unwrap_or(f64::NAN);
+                let accuracy = value(Split::Valid, "Accuracy");
+                accuracies.push(accuracy);
+                writeln!(
+                    csv,
+                    "{optimizer},{lr},{seed},{accuracy},{},{},{:.1}",
+                    value(Split::Valid, "Loss"),
+                    value(Split::Train, "Loss"),
+                    outcome.seconds
+                )
+                .unwrap();
+            }
+            finals.push(OverSeeds::of(&accuracies));
         }
         panels.push(accuracy_panel);
         panels.push(loss_panel);
-        let (low, high) = spread(&finals);
+        let means: Vec<f64> = finals.iter().map(|f| f.mean).collect();
+        let (low, high) = spread(&means);
         let mut row = vec![label.to_string()];
-        row.extend(finals.iter().map(|a| format!("{a:.1}")));
+        row.extend(finals.iter().map(|f| format!("{f:.1}")));
         row.push(format!("{:.1}", high - low));
         rows.push(row);
     }
     write_file(&dir.join("results.csv"), &csv)?;
-    let mut figure = Figure::new("Learning-rate robustness: ResNet on CIFAR", panels);
+    let mut figure = Figure::new(
+        format!("Learning-rate robustness: ResNet on CIFAR ({seeds} seed(s), mean ± std)"),
+        panels,
+    );
     figure.columns = 2;
     save_figure(&figure, &dir.join("curves.png"));
 
@@ -126,8 +149,10 @@ pub fn run(args: &ExperimentArgs) -> Result<String, HarnessError> {
         .collect();
     let header: Vec<&str> = header.iter().map(String::as_str).collect();
     let mut summary = format!(
-        "Final validation accuracy (%) by learning rate ({:?} scale); spread = max − min:\n",
-        args.scale
+        "Final validation accuracy (%) by learning rate ({:?} scale; seeds 0–{}, mean ± std; \
+         RAdam = --radam {RADAM_VARIANT}); spread = max − min of the means:\n",
+        args.scale,
+        seeds - 1
     );
     summary.push_str(&format_table(&header, &rows));
     write_file(&dir.join("summary.txt"), &summary)?;
@@ -157,16 +182,27 @@ mod tests {
     #[test]
     fn sweeps_every_optimizer_at_every_learning_rate() {
         let args = ExperimentArgs::new(Scale::Cpu, "out");
-        let runs = runs(&args);
+        let runs = configurations(&args);
         assert_eq!(runs.len(), 12);
         assert_eq!(runs[0].name, "radam-lr0.1");
         assert_eq!(runs[11].name, "sgd-lr0.003");
+        let seeded = super::runs(&args);
+        assert_eq!(seeded.len(), 36);
+        assert_eq!(seeded[2].name, "radam-lr0.1-seed2");
         let parsed = CifarArgs::try_parse_from(
             std::iter::once("x".to_string()).chain(runs[5].flags.iter().cloned()),
         )
         .unwrap();
         assert_eq!(parsed.train.lr, Some(0.03));
         assert_eq!(parsed.depth, Some(8));
+        let radam = CifarArgs::try_parse_from(
+            std::iter::once("x".to_string()).chain(runs[0].flags.iter().cloned()),
+        )
+        .unwrap();
+        assert_eq!(
+            radam.train.radam,
+            crate::optimizer_choice::RAdamVariant::Official
+        );
 
         let with_lr = ExperimentArgs {
             lr: Some(0.1),

@@ -9,8 +9,10 @@
 
 pub mod lr_robustness;
 pub mod progress;
+pub mod seeds;
 pub mod variance_analysis;
 pub mod warmup;
+pub mod warmup_search;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -57,6 +59,9 @@ pub struct ExperimentArgs {
     /// Discard earlier results in the output directory instead of reusing and resuming them.
     #[arg(long)]
     pub fresh: bool,
+    /// Seeds per configuration (0, 1, …) [default: 1 for --scale tiny, else 3].
+    #[arg(long)]
+    pub seeds: Option<usize>,
 }
 
 impl ExperimentArgs {
@@ -69,7 +74,31 @@ impl ExperimentArgs {
             data_dir: None,
             lr: None,
             fresh: false,
+            seeds: None,
         }
+    }
+
+    /// Seeds per configuration: `--seeds`, or the scale's default.
+    pub fn seed_count(&self) -> usize {
+        self.seeds.unwrap_or(match self.scale {
+            Scale::Tiny => 1,
+            Scale::Cpu | Scale::Paper => 3,
+        })
+    }
+
+    /// Every run of `runs` once per seed, named `<name>-seed<k>` with `--seed k`, the seeds
+    /// of one run next to each other (so the outcomes come in chunks of
+    /// [`seed_count`](Self::seed_count)).
+    pub fn seeded(&self, runs: Vec<PlannedRun>) -> Vec<PlannedRun> {
+        runs.into_iter()
+            .flat_map(|run| {
+                (0..self.seed_count()).map(move |seed| {
+                    PlannedRun::new(format!("{}-seed{seed}", run.name), &[])
+                        .with(&run.flags)
+                        .with(&["--seed".to_string(), seed.to_string()])
+                })
+            })
+            .collect()
     }
 
     /// `task`'s flags followed by the backend and data flags every run of the experiment shares.
@@ -88,8 +117,13 @@ impl ExperimentArgs {
     /// The output directory of experiment `name`, created (and emptied first with `--fresh`).
     ///
     /// # Errors
-    /// If the directory cannot be removed or created.
+    /// `--seeds 0`, or if the directory cannot be removed or created.
     pub fn output_dir(&self, name: &str) -> Result<PathBuf, HarnessError> {
+        if self.seeds == Some(0) {
+            return Err(HarnessError::Invalid(
+                "--seeds must be at least 1".to_string(),
+            ));
+        }
         let dir = self.out.join(name);
         if self.fresh && dir.exists() {
             std::fs::remove_dir_all(&dir)
@@ -109,6 +143,9 @@ pub struct RunOutcome {
     pub results: Vec<(String, f64)>,
     /// Training time in seconds.
     pub seconds: f64,
+    /// Optimizer steps of the run (0 in outcomes saved before they were recorded).
+    #[serde(default)]
+    pub steps: usize,
     /// Every epoch's metrics (read back from `metrics.csv`; not stored in the JSON).
     #[serde(skip)]
     pub history: History,
@@ -121,6 +158,7 @@ impl RunOutcome {
         Self {
             results: report.results.clone(),
             seconds: report.wall_time.as_secs_f64(),
+            steps: report.steps,
             history: report.history.clone(),
         }
     }

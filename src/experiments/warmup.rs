@@ -10,6 +10,7 @@ use std::path::Path;
 
 use clap::Parser;
 
+use super::seeds::{OverSeeds, series_over_seeds};
 use super::{
     ExperimentArgs, PlannedRun, RunOutcome, Scale, format_table, run_all, save_figure, write_file,
 };
@@ -70,8 +71,14 @@ pub fn plan(scale: Scale) -> (WarmupPlan, Vec<&'static str>) {
     }
 }
 
-/// The five runs of the ablation.
+/// The five runs of the ablation, every one once per seed (`adam-seed0`, `adam-seed1`, …,
+/// `adam-warmup-seed0`, …).
 pub fn runs(args: &ExperimentArgs) -> Vec<PlannedRun> {
+    args.seeded(methods(args))
+}
+
+/// The five optimizers of the ablation, one run each before seeds are added.
+pub fn methods(args: &ExperimentArgs) -> Vec<PlannedRun> {
     let (plan, task) = plan(args.scale);
     let mut common = args.common_flags(&task);
     // PyTorch's β2 for every run: with fairseq's 0.98 (the task's default) ρ∞ = 99 and the early
@@ -123,6 +130,7 @@ pub fn run(args: &ExperimentArgs) -> Result<String, HarnessError> {
         None => "warmup".to_string(),
     })?;
     let (plan, _) = plan(args.scale);
+    let seeds = args.seed_count();
     let runs = runs(args);
     let outcomes = run_all(&dir, &runs, |flags| {
         let args = NmtArgs::try_parse_from(flags)
@@ -136,33 +144,43 @@ pub fn run(args: &ExperimentArgs) -> Result<String, HarnessError> {
         format!("Adam-2k (k = {})", plan.frozen_steps),
         "Adam-eps (ε = 1e-4)".to_string(),
     ];
+    // The outcomes of one optimizer, its seeds in order.
+    let groups: Vec<&[RunOutcome]> = outcomes.chunks(seeds).collect();
 
     let mut csv = String::from(
-        "run,train_loss,valid_loss,train_perplexity,valid_perplexity,test_bleu,seconds\n",
+        "run,seed,train_loss,valid_loss,train_perplexity,valid_perplexity,test_bleu,seconds\n",
     );
     let mut rows = Vec::new();
-    for ((run, label), outcome) in runs.iter().zip(&labels).zip(&outcomes) {
-        let last = |split, metric| final_value(outcome, split, metric);
-        let values = [
-            last(Split::Train, "Loss"),
-            last(Split::Valid, "Loss"),
-            last(Split::Train, "Perplexity"),
-            last(Split::Valid, "Perplexity"),
-            outcome.result("test BLEU").unwrap_or(f64::NAN),
-        ];
-        writeln!(
-            csv,
-            "{},{},{},{},{},{},{:.1}",
-            run.name, values[0], values[1], values[2], values[3], values[4], outcome.seconds
-        )
-        .unwrap();
+    for ((method, label), group) in methods(args).iter().zip(&labels).zip(&groups) {
+        let mut per_seed: [Vec<f64>; 6] = Default::default();
+        for (seed, outcome) in group.iter().enumerate() {
+            let last = |split, metric| final_value(outcome, split, metric);
+            let values = [
+                last(Split::Train, "Loss"),
+                last(Split::Valid, "Loss"),
+                last(Split::Train, "Perplexity"),
+                last(Split::Valid, "Perplexity"),
+                outcome.result("test BLEU").unwrap_or(f64::NAN),
+                outcome.seconds,
+            ];
+            writeln!(
+                csv,
+                "{},{seed},{},{},{},{},{},{:.1}",
+                method.name, values[0], values[1], values[2], values[3], values[4], values[5]
+            )
+            .unwrap();
+            for (column, value) in per_seed.iter_mut().zip(values) {
+                column.push(value);
+            }
+        }
+        let [train, valid, _, valid_ppl, bleu, seconds] = per_seed.map(|v| OverSeeds::of(&v));
         rows.push(vec![
             label.clone(),
-            format!("{:.3}", values[0]),
-            format!("{:.3}", values[1]),
-            format!("{:.1}", values[3]),
-            format!("{:.2}", values[4]),
-            format!("{:.0} s", outcome.seconds),
+            format!("{train:.3}"),
+            format!("{valid:.3}"),
+            format!("{valid_ppl:.1}"),
+            format!("{bleu:.2}"),
+            format!("{:.0} s", seconds.mean),
         ]);
     }
     write_file(&dir.join("results.csv"), &csv)?;
@@ -191,17 +209,30 @@ pub fn run(args: &ExperimentArgs) -> Result<String, HarnessError> {
         if log {
             panel = panel.log_y();
         }
-        for (label, outcome) in labels.iter().zip(&outcomes) {
-            panel = panel.with(Series::new(label.clone(), curve(outcome, split, metric)));
+        for (label, group) in labels.iter().zip(&groups) {
+            let curves: Vec<Vec<(f64, f64)>> = group
+                .iter()
+                .map(|outcome| curve(outcome, split, metric))
+                .collect();
+            panel = panel.with(series_over_seeds(label.clone(), &curves));
         }
         panel
     })
     .collect();
-    let mut figure = Figure::new("Warmup ablation: Transformer translation", panels);
+    let band = if seeds > 1 {
+        format!(" (mean of {seeds} seeds ± std)")
+    } else {
+        String::new()
+    };
+    let mut figure = Figure::new(
+        format!("Warmup ablation: Transformer translation{band}"),
+        panels,
+    );
     figure.columns = 2;
     save_figure(&figure, &dir.join("curves.png"));
 
-    let histogram_panels = ["adam", "adam-warmup"]
+    // The histograms of the first seed's two Adam runs.
+    let histogram_panels = ["adam-seed0", "adam-warmup-seed0"]
         .iter()
         .zip([&labels[0], &labels[1]])
         .filter_map(|(run, label)| {
@@ -211,15 +242,17 @@ pub fn run(args: &ExperimentArgs) -> Result<String, HarnessError> {
         })
         .collect();
     let mut figure = Figure::new(
-        "|gradient| over the first updates (fraction of entries per bin)",
+        "|gradient| over the first updates (fraction of entries per bin, seed 0)",
         histogram_panels,
     );
     figure.columns = 2;
     save_figure(&figure, &dir.join("gradient_histogram.png"));
 
     let mut summary = format!(
-        "Warmup ablation ({:?} scale; same seed, epochs and learning rate{}; β2 = 0.999):\n",
+        "Warmup ablation ({:?} scale; seeds 0–{} for each optimizer, mean ± std; same epochs \
+         and learning rate{}; β2 = 0.999; RAdam = --radam torch):\n",
         args.scale,
+        seeds - 1,
         args.lr.map(|lr| format!(" {lr}")).unwrap_or_default()
     );
     summary.push_str(&format_table(
@@ -322,26 +355,31 @@ mod tests {
     fn every_run_shares_the_seed_and_budget_and_differs_in_its_optimizer() {
         let args = ExperimentArgs::new(Scale::Cpu, "out");
         let runs = runs(&args);
-        assert_eq!(runs.len(), 5);
-        for run in &runs {
+        // Five optimizers × three seeds, the seeds of one optimizer together.
+        assert_eq!(runs.len(), 15);
+        assert_eq!(runs[1].name, "adam-seed1");
+        assert_eq!(runs[3].name, "adam-warmup-seed0");
+        for (index, run) in runs.iter().enumerate() {
             let parsed = NmtArgs::try_parse_from(
                 std::iter::once("experiment".to_string()).chain(run.flags.iter().cloned()),
             )
             .unwrap();
             assert_eq!(parsed.train.epochs, Some(5), "{}", run.name);
+            assert_eq!(parsed.train.seed, (index % 3) as u64, "{}", run.name);
             assert_eq!(
                 parsed.train.lr, None,
                 "{}: the task's learning rate",
                 run.name
             );
         }
+        let methods = methods(&args);
         let adam_2k = NmtArgs::try_parse_from(
-            std::iter::once("experiment".to_string()).chain(runs[3].flags.iter().cloned()),
+            std::iter::once("experiment".to_string()).chain(methods[3].flags.iter().cloned()),
         )
         .unwrap();
         assert_eq!(adam_2k.train.frozen_steps, 60);
         let adam_eps = NmtArgs::try_parse_from(
-            std::iter::once("experiment".to_string()).chain(runs[4].flags.iter().cloned()),
+            std::iter::once("experiment".to_string()).chain(methods[4].flags.iter().cloned()),
         )
         .unwrap();
         assert_eq!(adam_eps.train.epsilon, Some(1e-4));
@@ -352,7 +390,7 @@ mod tests {
         };
         let parsed = NmtArgs::try_parse_from(
             std::iter::once("experiment".to_string())
-                .chain(super::runs(&faster)[2].flags.iter().cloned()),
+                .chain(super::methods(&faster)[2].flags.iter().cloned()),
         )
         .unwrap();
         assert_eq!(parsed.train.lr, Some(5e-3));
