@@ -89,16 +89,8 @@ pub fn run(args: &ExperimentArgs) -> Result<String, HarnessError> {
         let mut finals = Vec::new();
         for (lr_index, lr) in LEARNING_RATES.iter().enumerate() {
             let group = groups[index * LEARNING_RATES.len() + lr_index];
-            let series = |outcome: &RunOutcome, split, metric| -> Vec<(f64, f64)> {
-                outcome
-                    .history
-                    .epochs
-                    .iter()
-                    .filter_map(|r| Some((r.epoch as f64, r.get(split, metric)?)))
-                    .collect()
-            };
             let curves = |split, metric| -> Vec<Vec<(f64, f64)>> {
-                group.iter().map(|o| series(o, split, metric)).collect()
+                group.iter().map(|o| o.curve(split, metric)).collect()
             };
             accuracy_panel = accuracy_panel.with(series_over_seeds(
                 format!("lr {lr}"),
@@ -110,9 +102,7 @@ pub fn run(args: &ExperimentArgs) -> Result<String, HarnessError> {
             ));
             let mut accuracies = Vec::new();
             for (seed, outcome) in group.iter().enumerate() {
-                let last = outcome.history.last();
-                let value =
-                    |split, metric| last.and_then(|r| r.get(split, metric)).unwrap_or(f64::NAN);
+                let value = |split, metric| outcome.final_value(split, metric);
                 let accuracy = value(Split::Valid, "Accuracy");
                 accuracies.push(accuracy);
                 writeln!(

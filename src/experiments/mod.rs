@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::BackendKind;
 use crate::harness::{HarnessError, RunReport};
-use crate::history::History;
+use crate::history::{History, Split};
 use crate::run_dir::RunDir;
 
 /// How big an experiment is.
@@ -161,6 +161,23 @@ impl RunOutcome {
             steps: report.steps,
             history: report.history.clone(),
         }
+    }
+
+    /// Metric `metric` of `split` epoch by epoch, `(epoch, value)` for the epochs that have it.
+    pub fn curve(&self, split: Split, metric: &str) -> Vec<(f64, f64)> {
+        self.history
+            .epochs
+            .iter()
+            .filter_map(|record| Some((record.epoch as f64, record.get(split, metric)?)))
+            .collect()
+    }
+
+    /// The last epoch's value of a metric (NaN if the run did not record it).
+    pub fn final_value(&self, split: Split, metric: &str) -> f64 {
+        self.history
+            .last()
+            .and_then(|record| record.get(split, metric))
+            .unwrap_or(f64::NAN)
     }
 
     /// The value of result `name`, if the run reported it.

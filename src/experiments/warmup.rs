@@ -154,7 +154,7 @@ pub fn run(args: &ExperimentArgs) -> Result<String, HarnessError> {
     for ((method, label), group) in methods(args).iter().zip(&labels).zip(&groups) {
         let mut per_seed: [Vec<f64>; 6] = Default::default();
         for (seed, outcome) in group.iter().enumerate() {
-            let last = |split, metric| final_value(outcome, split, metric);
+            let last = |split, metric| outcome.final_value(split, metric);
             let values = [
                 last(Split::Train, "Loss"),
                 last(Split::Valid, "Loss"),
@@ -185,14 +185,6 @@ pub fn run(args: &ExperimentArgs) -> Result<String, HarnessError> {
     }
     write_file(&dir.join("results.csv"), &csv)?;
 
-    let curve = |outcome: &RunOutcome, split, metric| -> Vec<(f64, f64)> {
-        outcome
-            .history
-            .epochs
-            .iter()
-            .filter_map(|record| Some((record.epoch as f64, record.get(split, metric)?)))
-            .collect()
-    };
     let panels = [
         (Split::Train, "Loss", false),
         (Split::Valid, "Loss", false),
@@ -212,7 +204,7 @@ pub fn run(args: &ExperimentArgs) -> Result<String, HarnessError> {
         for (label, group) in labels.iter().zip(&groups) {
             let curves: Vec<Vec<(f64, f64)>> = group
                 .iter()
-                .map(|outcome| curve(outcome, split, metric))
+                .map(|outcome| outcome.curve(split, metric))
                 .collect();
             panel = panel.with(series_over_seeds(label.clone(), &curves));
         }
@@ -269,15 +261,6 @@ pub fn run(args: &ExperimentArgs) -> Result<String, HarnessError> {
     write_file(&dir.join("summary.txt"), &summary)?;
     print!("{summary}");
     Ok(summary)
-}
-
-/// The last epoch's value of a metric (NaN if the run did not record it).
-fn final_value(outcome: &RunOutcome, split: Split, metric: &str) -> f64 {
-    outcome
-        .history
-        .last()
-        .and_then(|record| record.get(split, metric))
-        .unwrap_or(f64::NAN)
 }
 
 /// Per step, the `(bin centre, fraction)` pairs of a gradient-histogram CSV.

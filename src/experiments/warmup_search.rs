@@ -280,12 +280,7 @@ fn train_or_diverge(dir: &Path, run: &PlannedRun) -> Result<(f64, usize), Harnes
     match outcome {
         Ok(outcomes) => {
             let outcome = &outcomes[0];
-            let curve: Vec<(f64, f64)> = outcome
-                .history
-                .epochs
-                .iter()
-                .filter_map(|r| Some((r.epoch as f64, r.get(Split::Train, "Loss")?)))
-                .collect();
+            let curve = outcome.curve(Split::Train, "Loss");
             Ok((final_loss(&curve), outcome.steps))
         }
         Err(HarnessError::Diverged(message)) => {
