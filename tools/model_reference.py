@@ -51,18 +51,18 @@ class BasicBlock(nn.Module):
 
 
 class CifarResNet(nn.Module):
-    def __init__(self, depth, num_classes, shortcut):
+    def __init__(self, depth, num_classes, shortcut, base=16):
         super().__init__()
         n = (depth - 2) // 6
-        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
-        layers, inp = [], 16
-        for i, width in enumerate([16, 32, 64]):
+        self.stem = nn.Sequential(nn.Conv2d(3, base, 3, 1, 1, bias=False), nn.BatchNorm2d(base), nn.ReLU())
+        layers, inp = [], base
+        for i, width in enumerate([base, 2 * base, 4 * base]):
             for j in range(n):
                 stride = 2 if i > 0 and j == 0 else 1
                 layers.append(BasicBlock(inp, width, stride, shortcut))
                 inp = width
         self.blocks = nn.Sequential(*layers)
-        self.fc = nn.Linear(64, num_classes)
+        self.fc = nn.Linear(4 * base, num_classes)
 
 
 def count(model):
@@ -126,6 +126,8 @@ def main():
         for shortcut in ["projection", "zero_pad"]:
             counts[f"cifar_resnet{depth}_{shortcut}_10"] = count(CifarResNet(depth, 10, shortcut))
     counts["cifar_resnet20_projection_100"] = count(CifarResNet(20, 100, "projection"))
+    # A narrower network (the lr-robustness experiment's CPU model).
+    counts["cifar_resnet8_projection_10_width8"] = count(CifarResNet(8, 10, "projection", base=8))
     try:
         import torchvision
 

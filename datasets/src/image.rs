@@ -100,6 +100,8 @@ struct Augmentation {
 pub struct ImageBatcher {
     normalization: Normalization,
     augmentation: Option<Augmentation>,
+    /// Side of the batch's images: [`IMAGE_SIZE`] or a divisor of it (average-pooled).
+    output_size: usize,
 }
 
 const PAD: usize = 4;
@@ -113,6 +115,7 @@ impl ImageBatcher {
                 seed,
                 batches: Arc::new(AtomicU64::new(0)),
             }),
+            output_size: IMAGE_SIZE,
         }
     }
 
@@ -121,7 +124,34 @@ impl ImageBatcher {
         Self {
             normalization,
             augmentation: None,
+            output_size: IMAGE_SIZE,
         }
+    }
+
+    /// Batches `size × size` images: each non-overlapping `(32 / size)²` block of the (augmented,
+    /// normalised) 32×32 image is averaged into one pixel. `size` must divide 32 (32, 16, 8, …);
+    /// see [`ImageBatcher::check_output_size`].
+    ///
+    /// # Panics
+    /// If `size` does not divide [`IMAGE_SIZE`].
+    pub fn with_output_size(mut self, size: usize) -> Self {
+        if let Err(message) = Self::check_output_size(size) {
+            panic!("{message}");
+        }
+        self.output_size = size;
+        self
+    }
+
+    /// `Ok` if `size` is a side this batcher can produce (a divisor of 32, at least 1), else a
+    /// one-line reason.
+    pub fn check_output_size(size: usize) -> Result<(), String> {
+        if size == 0 || !IMAGE_SIZE.is_multiple_of(size) {
+            return Err(format!(
+                "image size {size}: images are {IMAGE_SIZE}×{IMAGE_SIZE} and can only be \
+                 average-pooled to a divisor of {IMAGE_SIZE} (32, 16, 8, 4, 2, 1)"
+            ));
+        }
+        Ok(())
     }
 
     /// Continues the augmentation stream as if `batches` batches had been built already (for
@@ -185,22 +215,45 @@ impl<B: Backend> Batcher<B, ImageItem, ImageBatch<B>> for ImageBatcher {
                     self.normalization.mean[channel],
                     self.normalization.std[channel],
                 );
-                values.extend(
-                    plane_pixels
-                        .iter()
-                        .map(|&p| (p as f32 / 255.0 - mean) / std),
-                );
+                let normalised = plane_pixels
+                    .iter()
+                    .map(|&p| (p as f32 / 255.0 - mean) / std);
+                if self.output_size == IMAGE_SIZE {
+                    values.extend(normalised);
+                } else {
+                    let full: Vec<f32> = normalised.collect();
+                    values.extend(average_pool(
+                        &full,
+                        IMAGE_SIZE,
+                        IMAGE_SIZE / self.output_size,
+                    ));
+                }
             }
             labels.push(item.label as i64);
         }
+        let side = self.output_size;
         ImageBatch {
             images: Tensor::from_data(
-                TensorData::new(values, [count, CHANNELS, IMAGE_SIZE, IMAGE_SIZE]),
+                TensorData::new(values, [count, CHANNELS, side, side]),
                 device,
             ),
             targets: Tensor::from_data(TensorData::new(labels, [count]), device),
         }
     }
+}
+
+/// The `(size / factor)²` means of the non-overlapping `factor × factor` blocks of a row-major
+/// `size × size` plane, row-major.
+fn average_pool(plane: &[f32], size: usize, factor: usize) -> impl Iterator<Item = f32> + '_ {
+    let side = size / factor;
+    let area = (factor * factor) as f32;
+    (0..side * side).map(move |out| {
+        let (y0, x0) = ((out / side) * factor, (out % side) * factor);
+        let sum: f32 = (y0..y0 + factor)
+            .flat_map(|y| &plane[y * size + x0..y * size + x0 + factor])
+            .sum();
+        sum / area
+    })
 }
 
 #[cfg(test)]
@@ -279,5 +332,35 @@ mod tests {
         let green = IMAGE_SIZE * IMAGE_SIZE + 7;
         let expected = (item.pixels[green] as f32 / 255.0 - norm.mean[1]) / norm.std[1];
         assert!((values[green] - expected).abs() < 1e-6);
+    }
+
+    #[test]
+    fn smaller_output_sizes_average_blocks() {
+        // A 4×4 plane pooled by 2: the four 2×2 block means, by hand.
+        let plane = [
+            1.0, 2.0, 5.0, 6.0, //
+            3.0, 4.0, 7.0, 8.0, //
+            0.0, 0.0, 1.0, 1.0, //
+            0.0, 4.0, 1.0, 1.0,
+        ];
+        assert_eq!(
+            average_pool(&plane, 4, 2).collect::<Vec<_>>(),
+            vec![2.5, 6.5, 1.0, 1.0]
+        );
+        // A batch at 16×16: shape [1, 3, 16, 16], its first pixel the mean of the 2×2 block.
+        let item = ramp(2);
+        let norm = Normalization::cifar10();
+        let batcher = ImageBatcher::eval(norm).with_output_size(16);
+        let batch: ImageBatch<NdArray> = batcher.batch(vec![item.clone()], &Default::default());
+        assert_eq!(batch.images.dims(), [1, 3, 16, 16]);
+        let values: Vec<f32> = batch.images.into_data().to_vec().unwrap();
+        let at = |i: usize| (item.pixels[i] as f32 / 255.0 - norm.mean[0]) / norm.std[0];
+        let expected = (at(0) + at(1) + at(IMAGE_SIZE) + at(IMAGE_SIZE + 1)) / 4.0;
+        assert!((values[0] - expected).abs() < 1e-6);
+        // Sizes that do not divide 32 are refused in one line.
+        let refused = ImageBatcher::check_output_size(12).unwrap_err();
+        assert!(refused.contains("image size 12") && !refused.contains('\n'));
+        assert!(ImageBatcher::check_output_size(0).is_err());
+        assert!(ImageBatcher::check_output_size(8).is_ok());
     }
 }

@@ -26,9 +26,9 @@ pub enum Shortcut {
     ZeroPad,
 }
 
-/// Configuration of a CIFAR ResNet: a 3×3 stem with 16 channels, three stages of `n` basic
-/// blocks with 16, 32 and 64 channels (the last two start with stride 2), global average
-/// pooling and a linear classifier. `depth = 6n + 2`.
+/// Configuration of a CIFAR ResNet: a 3×3 stem with `width` (16) channels, three stages of `n`
+/// basic blocks with `width`, 2·`width` and 4·`width` channels (16, 32, 64; the last two stages
+/// start with stride 2), global average pooling and a linear classifier. `depth = 6n + 2`.
 #[derive(Config, Debug)]
 pub struct CifarResNetConfig {
     /// 20, 32, 44, 56, 110 — any `6n + 2`.
@@ -42,6 +42,9 @@ pub struct CifarResNetConfig {
     /// How every convolution is computed (same results, different speed per backend).
     #[config(default = "ConvAlgorithm::Auto")]
     pub conv_algorithm: ConvAlgorithm,
+    /// Channels of the stem and the first stage (He et al.'s 16); the later stages double it.
+    #[config(default = 16)]
+    pub width: usize,
 }
 
 /// Configuration of an ImageNet ResNet with basic blocks: a 7×7 stride-2 stem with 64 channels
@@ -209,27 +212,29 @@ impl CifarResNetConfig {
     /// Builds the network on `device` (He-normal convolutions, BatchNorm γ = 1, β = 0).
     ///
     /// # Panics
-    /// If `depth` is not of the form `6n + 2` with `n ≥ 1`.
+    /// If `depth` is not of the form `6n + 2` with `n ≥ 1`, or `width` is 0.
     pub fn init<B: Backend>(&self, device: &B::Device) -> ResNet<B> {
         assert!(
             self.depth >= 8 && (self.depth - 2).is_multiple_of(6),
             "a CIFAR ResNet has depth 6n + 2 (20, 32, 44, 56, 110, …), got {}",
             self.depth
         );
+        assert!(self.width > 0, "a CIFAR ResNet needs width >= 1");
         let n = (self.depth - 2) / 6;
+        let w = self.width;
         ResNet {
-            stem_conv: conv([3, 16], 3, 1, 1, self.conv_algorithm).init(device),
-            stem_norm: BatchNormConfig::new(16).init(device),
+            stem_conv: conv([3, w], 3, 1, 1, self.conv_algorithm).init(device),
+            stem_norm: BatchNormConfig::new(w).init(device),
             stem_pool: None,
             blocks: stages(
-                16,
-                &[16, 32, 64],
+                w,
+                &[w, 2 * w, 4 * w],
                 &[n, n, n],
                 self.shortcut,
                 self.conv_algorithm,
                 device,
             ),
-            classifier: LinearConfig::new(64, self.num_classes).init(device),
+            classifier: LinearConfig::new(4 * w, self.num_classes).init(device),
             activation: Relu::new(),
         }
     }
@@ -342,6 +347,11 @@ mod tests {
         assert_eq!(
             trainable(&resnet20_100),
             counts["cifar_resnet20_projection_100"]
+        );
+        let narrow = CifarResNetConfig::new(8).with_width(8).init(&device);
+        assert_eq!(
+            trainable(&narrow),
+            counts["cifar_resnet8_projection_10_width8"]
         );
         // The textbook figure: ResNet-20 has about 0.27 M parameters.
         assert_eq!(
