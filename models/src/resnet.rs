@@ -26,6 +26,9 @@ pub enum Shortcut {
     ZeroPad,
 }
 
+/// Channels of a CIFAR ResNet's stem and first stage in He et al. (2016): the default `width`.
+pub const CIFAR_BASE_WIDTH: usize = 16;
+
 /// Configuration of a CIFAR ResNet: a 3×3 stem with `width` (16) channels, three stages of `n`
 /// basic blocks with `width`, 2·`width` and 4·`width` channels (16, 32, 64; the last two stages
 /// start with stride 2), global average pooling and a linear classifier. `depth = 6n + 2`.
@@ -43,7 +46,7 @@ pub struct CifarResNetConfig {
     #[config(default = "ConvAlgorithm::Auto")]
     pub conv_algorithm: ConvAlgorithm,
     /// Channels of the stem and the first stage (He et al.'s 16); the later stages double it.
-    #[config(default = 16)]
+    #[config(default = "CIFAR_BASE_WIDTH")]
     pub width: usize,
 }
 

@@ -243,7 +243,11 @@ mod tests {
         assert_eq!(parsed.depth, Some(8));
         assert_eq!((parsed.image_size, parsed.width), (8, 8));
         // 2400 images at batch 32 for 48 epochs: 3600 steps, r_t > 0.8 from step 1800 on.
-        assert_eq!(parsed.images.unwrap().div_ceil(32) * 48, 3600);
+        let steps_per_epoch = parsed
+            .images
+            .unwrap()
+            .div_ceil(parsed.train.batch_size.unwrap());
+        assert_eq!(steps_per_epoch * parsed.train.epochs.unwrap(), 3600);
         let radam = CifarArgs::try_parse_from(
             std::iter::once("x".to_string()).chain(runs[0].flags.iter().cloned()),
         )

@@ -10,7 +10,7 @@ use radam_datasets::batch::ImageBatch;
 use radam_datasets::cifar::{Cifar100Labels, CifarDataset, Split};
 use radam_datasets::image::{IMAGE_SIZE, ImageBatcher, ImageItem, Normalization};
 use radam_datasets::shapes::ShapesDataset;
-use radam_models::resnet::CifarResNetConfig;
+use radam_models::resnet::{CIFAR_BASE_WIDTH, CifarResNetConfig};
 
 use super::{OnBackend, on_backend};
 use crate::harness::{
@@ -41,7 +41,7 @@ pub struct CifarArgs {
     #[arg(long, default_value_t = 32)]
     pub image_size: usize,
     /// Channels of the ResNet's first stage (He et al.'s 16; the later stages double it).
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = CIFAR_BASE_WIDTH)]
     pub width: usize,
 }
 
@@ -104,7 +104,7 @@ pub fn run(args: CifarArgs) -> Result<RunReport, HarnessError> {
     if args.image_size != IMAGE_SIZE {
         options.insert("image-size".to_string(), args.image_size.to_string());
     }
-    if args.width != 16 {
+    if args.width != CIFAR_BASE_WIDTH {
         options.insert("width".to_string(), args.width.to_string());
     }
     let session = Session::open(&args.train, &defaults(args.train.size), options)?;
