@@ -274,9 +274,28 @@ impl MetricsRenderer for PlainRenderer {
     fn manual_close(&mut self) {}
 }
 
+/// `75 s`, `4m05s`, `1h02m`.
+pub fn format_duration(duration: Duration) -> String {
+    let seconds = duration.as_secs();
+    if seconds < 90 {
+        format!("{seconds} s")
+    } else if seconds < 3600 {
+        format!("{}m{:02}s", seconds / 60, seconds % 60)
+    } else {
+        format!("{}h{:02}m", seconds / 3600, (seconds % 3600) / 60)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_read_in_seconds_minutes_or_hours() {
+        assert_eq!(format_duration(Duration::from_secs(75)), "75 s");
+        assert_eq!(format_duration(Duration::from_secs(245)), "4m05s");
+        assert_eq!(format_duration(Duration::from_secs(3720)), "1h02m");
+    }
 
     #[test]
     fn values_keep_four_significant_digits() {

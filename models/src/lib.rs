@@ -10,7 +10,10 @@ pub mod adaptive_softmax;
 pub mod carried_state;
 pub mod conv;
 pub mod decoding;
+#[cfg(test)]
+mod decoding_reference;
 pub mod im2col;
+pub mod incremental;
 pub mod loss;
 pub mod lstm;
 pub mod lstm_lm;

@@ -5,9 +5,11 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::attention::generate_autoregressive_mask;
+#[cfg(test)]
+use burn::nn::transformer::TransformerDecoderAutoregressiveCache;
 use burn::nn::transformer::{
-    TransformerDecoder, TransformerDecoderAutoregressiveCache, TransformerDecoderConfig,
-    TransformerDecoderInput, TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput,
+    TransformerDecoder, TransformerDecoderConfig, TransformerDecoderInput, TransformerEncoder,
+    TransformerEncoderConfig, TransformerEncoderInput,
 };
 use burn::nn::{
     Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig,
@@ -18,6 +20,7 @@ use burn::tensor::{Bool, Int, Tensor};
 use burn::train::{TrainOutput, TrainStep, ValidStep};
 use radam_datasets::TranslationBatch;
 
+use crate::incremental::IncrementalDecoder;
 use crate::loss::label_smoothed_cross_entropy;
 use crate::output::TranslationOutput;
 
@@ -209,16 +212,56 @@ impl<B: Backend> TransformerNmt<B> {
     }
 
     fn embed(&self, embedding: &Embedding<B>, tokens: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        self.embed_at(embedding, tokens, 0)
+    }
+
+    /// Scaled embeddings of `tokens` `[batch, length]` plus the sinusoids of positions
+    /// `start..start + length`.
+    fn embed_at(
+        &self,
+        embedding: &Embedding<B>,
+        tokens: Tensor<B, 2, Int>,
+        start: usize,
+    ) -> Tensor<B, 3> {
         let length = tokens.dims()[1];
         assert!(
-            length <= self.max_positions,
-            "a sequence of {length} tokens is longer than the model's {} positions",
+            start + length <= self.max_positions,
+            "a sequence of {} tokens is longer than the model's {} positions",
+            start + length,
             self.max_positions
         );
         let x = embedding
             .forward(tokens)
             .mul_scalar((self.d_model as f64).sqrt());
-        self.dropout.forward(self.positions.forward(x))
+        let positions =
+            self.positions
+                .sinusoids
+                .clone()
+                .slice([0..1, start..start + length, 0..self.d_model]);
+        self.dropout.forward(x + positions)
+    }
+
+    /// The decoder input of target `tokens` `[rows, 1]` at `position`, for incremental decoding.
+    pub(crate) fn embed_target_at(
+        &self,
+        tokens: Tensor<B, 2, Int>,
+        position: usize,
+    ) -> Tensor<B, 3> {
+        self.embed_at(self.target_embedding(), tokens, position)
+    }
+
+    /// The trained decoder, for decoding one position at a time.
+    pub(crate) fn incremental_decoder(&self, device: &B::Device) -> IncrementalDecoder<B> {
+        IncrementalDecoder::new(&self.decoder, device)
+    }
+
+    /// Log-probabilities of the next token `[rows, vocab]` from the decoder's output at one
+    /// position `[rows, 1, d_model]`.
+    pub(crate) fn log_probs_of(&self, decoded: Tensor<B, 3>) -> Tensor<B, 2> {
+        let rows = decoded.dims()[0];
+        let logits = self.project(decoded);
+        let vocab = logits.dims()[2];
+        burn::tensor::activation::log_softmax(logits.reshape([rows, vocab]), 1)
     }
 
     fn target_embedding(&self) -> &Embedding<B> {
@@ -310,9 +353,11 @@ impl<B: Backend> TransformerNmt<B> {
         }
     }
 
-    /// Log-probabilities of the next token after each row's prefix `[rows, prefix_len]`, using
-    /// and extending `cache` (which must hold exactly the states of `prefix[.., ..len − 1]`, or
-    /// be empty).
+    /// Log-probabilities of the next token after each row's prefix `[rows, prefix_len]` through
+    /// Burn's autoregressive cache, using and extending `cache` (which must hold exactly the
+    /// states of `prefix[.., ..len − 1]`, or be empty): the decoding path before
+    /// [`IncrementalDecoder`], kept as the tests' reference.
+    #[cfg(test)]
     pub(crate) fn next_token_log_probs(
         &self,
         prefix: Tensor<B, 2, Int>,
@@ -330,13 +375,11 @@ impl<B: Backend> TransformerNmt<B> {
             cache,
         );
         let d = decoded.dims()[2];
-        let last = decoded.slice([0..rows, time - 1..time, 0..d]);
-        let logits = self.project(last);
-        let vocab = logits.dims()[2];
-        burn::tensor::activation::log_softmax(logits.reshape([rows, vocab]), 1)
+        self.log_probs_of(decoded.slice([0..rows, time - 1..time, 0..d]))
     }
 
-    /// An empty decoder cache.
+    /// An empty cache of Burn's autoregressive decoder (the tests' reference).
+    #[cfg(test)]
     pub(crate) fn new_cache(&self) -> TransformerDecoderAutoregressiveCache<B> {
         self.decoder.new_autoregressive_cache()
     }
@@ -360,37 +403,13 @@ impl<B: Backend> ValidStep<TranslationBatch<B>, TranslationOutput<B>> for Transf
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decoding::{BeamSearchConfig, SpecialTokens};
+    use crate::decoding::BeamSearchConfig;
     use crate::parameters::trainable_parameters;
-    use crate::test_support::{TestAutodiffBackend, TestBackend, assert_tensors_close, overfit};
-    use burn::tensor::TensorData;
-    use burn::tensor::activation::log_softmax;
-
-    const PAD: usize = 0;
-    const BOS: usize = 1;
-    const EOS: usize = 2;
-    const SPECIAL: SpecialTokens = SpecialTokens {
-        bos: BOS,
-        eos: EOS,
-        pad: PAD,
+    use crate::test_support::{
+        BOS, EOS, PAD, SPECIAL, TestAutodiffBackend, TestBackend, assert_tensors_close, ids,
+        overfit, padding, tiny_model,
     };
-
-    fn ids<B: Backend>(rows: Vec<Vec<i64>>) -> Tensor<B, 2, Int> {
-        let shape = [rows.len(), rows[0].len()];
-        Tensor::from_data(TensorData::new(rows.concat(), shape), &Default::default())
-    }
-
-    fn padding<B: Backend>(tokens: &Tensor<B, 2, Int>) -> Tensor<B, 2, Bool> {
-        tokens.clone().equal_elem(PAD as i64)
-    }
-
-    fn tiny_model<B: Backend>(vocab: usize) -> TransformerNmt<B> {
-        TransformerNmtConfig::tiny(vocab, PAD)
-            .with_d_model(32)
-            .with_d_ff(64)
-            .with_dropout(0.0)
-            .init(&Default::default())
-    }
+    use burn::tensor::activation::log_softmax;
 
     #[test]
     fn parameter_count_of_the_iwslt_model() {

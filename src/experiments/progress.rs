@@ -3,6 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::renderer::format_duration;
+
 /// Progress over `total` units of work of similar cost (runs, or simulation batches).
 #[derive(Debug)]
 pub struct ProgressBar {
@@ -74,18 +76,6 @@ impl ProgressBar {
     }
 }
 
-/// `75 s`, `4m05s`, `1h02m`.
-pub fn format_duration(duration: Duration) -> String {
-    let seconds = duration.as_secs();
-    if seconds < 90 {
-        format!("{seconds} s")
-    } else if seconds < 3600 {
-        format!("{}m{:02}s", seconds / 60, seconds % 60)
-    } else {
-        format!("{}h{:02}m", seconds / 3600, (seconds % 3600) / 60)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,8 +95,5 @@ mod tests {
         bar.finish(Duration::ZERO);
         assert_eq!(bar.bar(), "[####################] 4/4");
         assert_eq!(bar.eta(), None);
-        assert_eq!(format_duration(Duration::from_secs(75)), "75 s");
-        assert_eq!(format_duration(Duration::from_secs(245)), "4m05s");
-        assert_eq!(format_duration(Duration::from_secs(3720)), "1h02m");
     }
 }

@@ -7,9 +7,9 @@ use super::{SENTENCES_PER_BATCH, longest_translation};
 use crate::harness::HarnessError;
 
 /// Bytes of memory the beam search needs, roughly, for `rows` = sentences × beam hypotheses
-/// decoded together: per row the logits and their copies, the decoder's cached keys, values
-/// and layer inputs over the output, the repeated encoder output; plus the ranked candidates of
-/// one sentence.
+/// decoded together: per row the logits and their copies, the decoder's cached self-attention
+/// keys and values over the output (twice, while a step appends to them), the repeated encoder
+/// output and its cross-attention keys and values; plus the ranked candidates of one sentence.
 fn beam_search_bytes(
     config: &TransformerNmtConfig,
     vocab: usize,
@@ -23,7 +23,7 @@ fn beam_search_bytes(
     let layers = config.decoder_layers as u128;
     let per_row = 4
         * (4 * vocab
-            + 6 * layers * output_length as u128 * d
+            + 4 * layers * output_length as u128 * d
             + (1 + 2 * layers) * source_length as u128 * d);
     rows * per_row + beam * vocab * 24
 }

@@ -4,7 +4,7 @@
 mod beam_budget;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
@@ -27,6 +27,7 @@ use crate::harness::{
     HarnessError, RunReport, Session, SizePreset, TaskDefaults, TaskOptions, TrainArgs,
     TrainingData,
 };
+use crate::renderer::format_duration;
 use crate::run_dir::{TRANSLATIONS, write_atomic};
 use crate::schedule::ScheduleKind;
 use beam_budget::{available_memory, check_beam_fits};
@@ -204,6 +205,25 @@ const CORPUS_BPE: usize = 10_000;
 const BUILTIN_BPE: usize = 600;
 /// Test sentences beam-searched together.
 const SENTENCES_PER_BATCH: usize = 32;
+/// How often the test-set translation reports its progress.
+const TRANSLATION_REPORT_EVERY: Duration = Duration::from_secs(10);
+
+/// The progress line of the test-set translation: `done` of `total` sentences after `elapsed`,
+/// the rate and the time left at that rate.
+fn translation_progress(done: usize, total: usize, elapsed: Duration) -> String {
+    let seconds = elapsed.as_secs_f64().max(1e-9);
+    let rate = done as f64 / seconds;
+    let left = if done == total {
+        "done".to_string()
+    } else {
+        let eta = Duration::from_secs_f64((total - done) as f64 / rate.max(1e-9));
+        format!("ETA {}", format_duration(eta))
+    };
+    format!(
+        "translated {done}/{total} test sentences in {} ({rate:.1} sentences/s), {left}",
+        format_duration(elapsed)
+    )
+}
 
 /// The longest translation the beam search produces for a model trained on pairs of up to
 /// `max_length` tokens a side (and the output length its memory estimate assumes).
@@ -253,6 +273,17 @@ impl NmtTask {
         Ok((corpus, bpe))
     }
 
+    /// How many test sentences to translate: `--test-sentences`, else the size's default.
+    fn test_sentences(&self) -> usize {
+        self.args
+            .test_sentences
+            .unwrap_or(match self.args.train.size {
+                SizePreset::Tiny => 16,
+                SizePreset::Small => 100,
+                SizePreset::Paper => usize::MAX,
+            })
+    }
+
     /// Beam-searches the test sources and scores the detokenised output against the
     /// references.
     fn test_bleu<B: Backend>(
@@ -262,15 +293,7 @@ impl NmtTask {
         test: &ParallelText,
         device: &B::Device,
     ) -> Result<Bleu, HarnessError> {
-        let limit = self
-            .args
-            .test_sentences
-            .unwrap_or(match self.args.train.size {
-                SizePreset::Tiny => 16,
-                SizePreset::Small => 100,
-                SizePreset::Paper => usize::MAX,
-            });
-        let pairs = &test.pairs[..test.pairs.len().min(limit)];
+        let pairs = &test.pairs[..test.pairs.len().min(self.test_sentences())];
         let config = BeamSearchConfig::new()
             .with_beam_size(self.args.beam)
             .with_max_length(longest_translation(self.args.max_length));
@@ -281,8 +304,9 @@ impl NmtTask {
         };
         let keep = model.max_positions().saturating_sub(2).max(1);
         let started = Instant::now();
+        let mut last_report = Duration::ZERO;
         let mut hypotheses = Vec::with_capacity(pairs.len());
-        for (index, chunk) in pairs.chunks(SENTENCES_PER_BATCH).enumerate() {
+        for chunk in pairs.chunks(SENTENCES_PER_BATCH) {
             let mut sources = Vec::with_capacity(chunk.len());
             for (source, _) in chunk {
                 let mut ids = bpe.encode(source)?;
@@ -295,13 +319,12 @@ impl NmtTask {
                 let ids: Vec<u32> = ids.into_iter().map(|id| id as u32).collect();
                 hypotheses.push(bpe.decode(&ids)?);
             }
-            if index % 10 == 9 {
-                self.session.say(format!(
-                    "translated {}/{} test sentences ({:.0} s)",
-                    hypotheses.len(),
-                    pairs.len(),
-                    started.elapsed().as_secs_f64()
-                ));
+            let elapsed = started.elapsed();
+            if elapsed >= last_report + TRANSLATION_REPORT_EVERY || hypotheses.len() == pairs.len()
+            {
+                last_report = elapsed;
+                self.session
+                    .say(translation_progress(hypotheses.len(), pairs.len(), elapsed));
             }
         }
         let references: Vec<String> = pairs.iter().map(|(_, target)| target.clone()).collect();
@@ -407,15 +430,17 @@ impl OnBackend for NmtTask {
                     .metric_valid_numeric(AccuracyMetric::new().with_pad_token(pad))
             },
         )?;
-        self.session.say(format!(
-            "translating the test set with beam {}…",
-            self.args.beam
-        ));
-        let bleu = self.test_bleu(&trained.model, &bpe, &corpus.test, &inner_device)?;
-        self.session.say(&bleu);
-        let report = RunReport::new(
-            &self.session,
-            &trained,
+        let results = if self.test_sentences() == 0 {
+            self.session
+                .say("no test set translated (--test-sentences 0), so no BLEU");
+            Vec::new()
+        } else {
+            self.session.say(format!(
+                "translating the test set with beam {}…",
+                self.args.beam
+            ));
+            let bleu = self.test_bleu(&trained.model, &bpe, &corpus.test, &inner_device)?;
+            self.session.say(&bleu);
             vec![
                 ("test BLEU".to_string(), bleu.score),
                 (
@@ -426,8 +451,9 @@ impl OnBackend for NmtTask {
                     "test reference tokens".to_string(),
                     bleu.reference_length as f64,
                 ),
-            ],
-        );
+            ]
+        };
+        let report = RunReport::new(&self.session, &trained, results);
         report.print();
         Ok(report)
     }
@@ -440,6 +466,18 @@ mod tests {
 
     fn parse(flags: &[&str]) -> NmtArgs {
         NmtArgs::try_parse_from(std::iter::once("nmt").chain(flags.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn translation_progress_gives_the_rate_and_the_time_left() {
+        assert_eq!(
+            translation_progress(64, 320, Duration::from_secs(8)),
+            "translated 64/320 test sentences in 8 s (8.0 sentences/s), ETA 32 s"
+        );
+        assert_eq!(
+            translation_progress(320, 320, Duration::from_secs(100)),
+            "translated 320/320 test sentences in 1m40s (3.2 sentences/s), done"
+        );
     }
 
     #[test]
