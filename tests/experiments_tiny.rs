@@ -92,6 +92,7 @@ fn warmup_ablation_runs_five_optimizers_and_resumes() {
     assert_eq!(losses.len(), 2);
     assert_ne!(losses[0], losses[1], "{results}");
     assert!(summary.contains(" ± "), "{summary}");
+    assert!(summary.contains("RAdam's r_t (β2 0.999)"), "{summary}");
     for label in [
         "Adam, no warmup",
         "Adam, warmup 5",
@@ -128,7 +129,7 @@ fn warmup_search_decides_every_setting_it_trains_and_resumes() {
     let out = tempfile::tempdir().unwrap();
     let summary = warmup_search::run(&args(out.path())).unwrap();
     let dir = out.path().join("warmup-search");
-    assert_files(&dir, &["search.csv", "summary.txt"]);
+    assert_files(&dir, &["search.csv", "curves.png", "summary.txt"]);
     let csv = std::fs::read_to_string(dir.join("search.csv")).unwrap();
     let rows: Vec<Vec<&str>> = csv
         .lines()
@@ -181,6 +182,10 @@ fn warmup_search_decides_every_setting_it_trains_and_resumes() {
     )
     .unwrap();
     assert!(run_json.contains("\"warmup_ratio\": 0.1"), "{run_json}");
+    // --test-sentences 0: no test set translated, so no BLEU among the results.
+    let outcome =
+        std::fs::read_to_string(dir.join(grid[0].name()).join("adam-seed0/outcome.json")).unwrap();
+    assert!(!outcome.contains("BLEU"), "{outcome}");
 
     // Run again: every run is reused, and the same table comes out.
     assert_eq!(warmup_search::run(&args(out.path())).unwrap(), summary);

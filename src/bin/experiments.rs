@@ -7,7 +7,7 @@
 //! cargo run --release --bin experiments -- lr-robustness
 //! ```
 //!
-//! `--scale cpu` (default) finishes each in at most 15 minutes on 2 CPU cores; `--scale paper`
+//! `--scale cpu` (default) finishes each in at most an hour on 2 CPU cores; `--scale paper`
 //! uses the paper's sizes (with `--backend wgpu` and `--data-dir`). Files go to
 //! `artifacts/experiments/<name>/`; an interrupted experiment resumes when run again.
 #![recursion_limit = "256"]

@@ -9,7 +9,8 @@ use clap::Parser;
 
 use super::seeds::{OverSeeds, series_over_seeds};
 use super::{
-    ExperimentArgs, PlannedRun, RunOutcome, Scale, format_table, run_all, save_figure, write_file,
+    ExperimentArgs, PlannedRun, RunOutcome, Scale, format_table, regime_line, run_all, save_figure,
+    write_file,
 };
 use crate::figure::{Figure, Panel};
 use crate::harness::HarnessError;
@@ -79,6 +80,7 @@ pub fn configurations(args: &ExperimentArgs) -> Vec<PlannedRun> {
 /// # Errors
 /// A run that fails (bad data directory, unresumable run), or unwritable files.
 pub fn run(args: &ExperimentArgs) -> Result<String, HarnessError> {
+    args.refuse_setting("lr-robustness")?;
     if args.lr.is_some() {
         return Err(HarnessError::Invalid(
             "--lr: lr-robustness sweeps its own learning rates (0.1, 0.03, 0.01, 0.003)"
@@ -172,24 +174,6 @@ pub fn run(args: &ExperimentArgs) -> Result<String, HarnessError> {
     Ok(summary)
 }
 
-/// The line that says where the runs stand in RAdam's warm-up: `r_t` halfway through and at the
-/// last of `steps` steps (r_t grows with t, so `r_t` at the middle bounds the last half).
-pub fn regime_line(steps: usize, beta_2: f32) -> String {
-    let r = |t: usize| {
-        radam_burn::rectification(f64::from(beta_2), t.max(1), 5.0).map_or_else(
-            || "none (momentum phase)".to_string(),
-            |r| format!("{r:.3}"),
-        )
-    };
-    format!(
-        "{steps} optimizer steps per run; RAdam's r_t (β2 {beta_2}) is {} at step {} and {} at \
-         the last step.\n",
-        r(steps / 2),
-        steps / 2,
-        r(steps)
-    )
-}
-
 /// The lowest and highest finite value (NaN, NaN if none).
 pub fn spread(values: &[f64]) -> (f64, f64) {
     let finite = values.iter().copied().filter(|v| v.is_finite());
@@ -201,22 +185,6 @@ pub fn spread(values: &[f64]) -> (f64, f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn regime_line_reports_rectification_halfway_and_at_the_end() {
-        // r_t at β2 0.999 from radam_burn's maths: 0.802 at t = 1800 (RADAM.md: 0.8 near 1800), 0.948 at 3600.
-        let line = regime_line(3600, 0.999);
-        let beta_2 = f64::from(0.999_f32);
-        let expected = format!(
-            "r_t (β2 0.999) is {:.3} at step 1800 and {:.3} at the last step",
-            radam_burn::rectification(beta_2, 1800, 5.0).unwrap(),
-            radam_burn::rectification(beta_2, 3600, 5.0).unwrap()
-        );
-        assert!(line.starts_with("3600 optimizer steps per run"), "{line}");
-        assert!(line.contains(&expected), "{line}");
-        assert!(line.contains("is 0.80"), "{line}");
-        assert!(regime_line(8, 0.999).contains("none (momentum phase) at step 4"));
-    }
 
     #[test]
     fn spread_ignores_non_finite_values() {

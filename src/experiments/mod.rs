@@ -30,7 +30,7 @@ use crate::run_dir::RunDir;
 pub enum Scale {
     /// Seconds: the CI check that every experiment runs and writes its files.
     Tiny,
-    /// At most 15 minutes on 2 CPU cores (the default).
+    /// At most an hour on 2 CPU cores, in the regime of the paper's claims (the default).
     Cpu,
     /// The paper's sizes, for a GPU (`--backend wgpu`) and the real data sets.
     Paper,
@@ -56,6 +56,12 @@ pub struct ExperimentArgs {
     /// shows more of the early instability). Results go to `warmup-lr<LR>/`.
     #[arg(long)]
     pub lr: Option<f64>,
+    /// `warmup --scale cpu` only: the post-norm Transformer and Adam setting to run the ablation
+    /// at, as `warmup-search` names them (e.g. `L2-d64-lr0.003-b0.999`) [default: the cheapest
+    /// in which `warmup-search` found Adam without warmup to fail, read from its `search.csv`
+    /// under `--out`]. Results go to `warmup-<setting>/`.
+    #[arg(long, value_parser = warmup_search::SearchSetting::parse)]
+    pub setting: Option<warmup_search::SearchSetting>,
     /// Discard earlier results in the output directory instead of reusing and resuming them.
     #[arg(long)]
     pub fresh: bool,
@@ -73,8 +79,23 @@ impl ExperimentArgs {
             backend: BackendKind::Ndarray,
             data_dir: None,
             lr: None,
+            setting: None,
             fresh: false,
             seeds: None,
+        }
+    }
+
+    /// Refuses `--setting` for `experiment`, which does not train at a warmup-search setting.
+    ///
+    /// # Errors
+    /// When `--setting` was given.
+    pub fn refuse_setting(&self, experiment: &str) -> Result<(), HarnessError> {
+        match self.setting {
+            Some(_) => Err(HarnessError::Invalid(format!(
+                "--setting: {experiment} does not train at a warmup-search setting (only \
+                 `warmup --scale cpu` does)"
+            ))),
+            None => Ok(()),
         }
     }
 
@@ -328,9 +349,43 @@ pub fn format_table(header: &[&str], rows: &[Vec<String>]) -> String {
     table
 }
 
+/// The line that says where the runs stand in RAdam's warm-up: `r_t` halfway through and at the
+/// last of `steps` steps (r_t grows with t, so `r_t` at the middle bounds the last half).
+pub fn regime_line(steps: usize, beta_2: f32) -> String {
+    let r = |t: usize| {
+        radam_burn::rectification(f64::from(beta_2), t.max(1), 5.0).map_or_else(
+            || "none (momentum phase)".to_string(),
+            |r| format!("{r:.3}"),
+        )
+    };
+    format!(
+        "{steps} optimizer steps per run; RAdam's r_t (β2 {beta_2}) is {} at step {} and {} at \
+         the last step.\n",
+        r(steps / 2),
+        steps / 2,
+        r(steps)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn regime_line_reports_rectification_halfway_and_at_the_end() {
+        // r_t at β2 0.999 from radam_burn's maths: 0.802 at t = 1800 (RADAM.md: 0.8 near 1800), 0.948 at 3600.
+        let line = regime_line(3600, 0.999);
+        let beta_2 = f64::from(0.999_f32);
+        let expected = format!(
+            "r_t (β2 0.999) is {:.3} at step 1800 and {:.3} at the last step",
+            radam_burn::rectification(beta_2, 1800, 5.0).unwrap(),
+            radam_burn::rectification(beta_2, 3600, 5.0).unwrap()
+        );
+        assert!(line.starts_with("3600 optimizer steps per run"), "{line}");
+        assert!(line.contains(&expected), "{line}");
+        assert!(line.contains("is 0.80"), "{line}");
+        assert!(regime_line(8, 0.999).contains("none (momentum phase) at step 4"));
+    }
 
     #[test]
     fn tables_align_their_columns() {

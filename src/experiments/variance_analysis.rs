@@ -30,6 +30,7 @@ pub fn simulation_size(scale: Scale) -> (usize, usize) {
 /// # Errors
 /// If the output directory cannot be written.
 pub fn run(args: &ExperimentArgs) -> Result<String, HarnessError> {
+    args.refuse_setting("variance")?;
     let dir = args.output_dir("variance")?;
     let mut summary = String::new();
 

@@ -11,8 +11,12 @@ use std::path::Path;
 use clap::Parser;
 
 use super::seeds::{OverSeeds, series_over_seeds};
+use super::warmup_search::{
+    CPU_STEPS, SearchSetting, WARMUP_FRACTION, budget_flags, cheapest_failing,
+};
 use super::{
-    ExperimentArgs, PlannedRun, RunOutcome, Scale, format_table, run_all, save_figure, write_file,
+    ExperimentArgs, PlannedRun, RunOutcome, Scale, format_table, regime_line, run_all, save_figure,
+    write_file,
 };
 use crate::figure::{Figure, Panel, Series};
 use crate::harness::HarnessError;
@@ -31,62 +35,120 @@ pub struct WarmupPlan {
     pub histogram_steps: usize,
 }
 
-/// The plan and the task flags of each scale.
-pub fn plan(scale: Scale) -> (WarmupPlan, Vec<&'static str>) {
+/// The setting of the ablation at `cpu` scale: `--setting`, else the cheapest in which
+/// `experiments warmup-search` found Adam without warmup to fail (read from its `search.csv`
+/// under `--out`), with `--lr` replacing its learning rate; `None` at the other scales, which
+/// train the task's model.
+///
+/// # Errors
+/// At `cpu` scale without `--setting`, when the search has not been run or found no failing
+/// setting (what to do, in one line); `--setting` at another scale.
+pub fn setting(args: &ExperimentArgs) -> Result<Option<SearchSetting>, HarnessError> {
+    if args.scale != Scale::Cpu {
+        args.refuse_setting(&format!("warmup --scale {:?}", args.scale).to_lowercase())?;
+        return Ok(None);
+    }
+    let setting = match args.setting {
+        Some(setting) => setting,
+        None => {
+            let path = args.out.join("warmup-search").join("search.csv");
+            let text = std::fs::read_to_string(&path).map_err(|_| {
+                HarnessError::Invalid(format!(
+                    "warmup --scale cpu runs at the setting warmup-search finds, and {} does not \
+                     exist: run `experiments warmup-search --out {}` first, or name a setting \
+                     with --setting (e.g. L2-d64-lr0.003-b0.999)",
+                    path.display(),
+                    args.out.display()
+                ))
+            })?;
+            cheapest_failing(&text)
+                .map_err(|error| HarnessError::Invalid(format!("{}: {error}", path.display())))?
+                .ok_or_else(|| {
+                    HarnessError::Invalid(format!(
+                        "warmup-search found no setting in which Adam without warmup fails (see \
+                         {}): name one to run the ablation at with --setting",
+                        path.display()
+                    ))
+                })?
+        }
+    };
+    Ok(Some(SearchSetting {
+        lr: args.lr.unwrap_or(setting.lr),
+        ..setting
+    }))
+}
+
+/// The plan of each scale. `cpu` warms up over the search's [`WARMUP_FRACTION`] of its
+/// [`CPU_STEPS`]; Adam-2k's k is half the warmup, as the paper's k = 2000 is to its 4000 warmup
+/// steps.
+pub fn plan(scale: Scale) -> WarmupPlan {
     match scale {
-        Scale::Tiny => (
+        Scale::Tiny => WarmupPlan {
+            warmup_steps: 5,
+            frozen_steps: 5,
+            histogram_steps: 5,
+        },
+        Scale::Cpu => {
+            let warmup_steps = (WARMUP_FRACTION * CPU_STEPS as f64).round() as usize;
             WarmupPlan {
-                warmup_steps: 5,
-                frozen_steps: 5,
-                histogram_steps: 5,
-            },
-            vec!["--size", "tiny", "--test-sentences", "10", "--beam", "2"],
-        ),
-        Scale::Cpu => (
-            WarmupPlan {
-                warmup_steps: 60,
-                frozen_steps: 60,
+                warmup_steps,
+                frozen_steps: warmup_steps / 2,
                 histogram_steps: 40,
-            },
-            vec![
-                "--size",
-                "small",
-                "--pairs",
-                "2000",
-                "--epochs",
-                "5",
-                "--test-sentences",
-                "50",
-            ],
-        ),
+            }
+        }
         // The paper: 4000 warmup steps for Adam, k = 2000 for Adam-2k.
-        Scale::Paper => (
-            WarmupPlan {
-                warmup_steps: 4000,
-                frozen_steps: 2000,
-                histogram_steps: 100,
-            },
-            vec!["--size", "paper"],
-        ),
+        Scale::Paper => WarmupPlan {
+            warmup_steps: 4000,
+            frozen_steps: 2000,
+            histogram_steps: 100,
+        },
     }
 }
+
+/// The task flags every run of the ablation shares at `scale`, `--lr` replacing the task's
+/// learning rate. `cpu`: the model and Adam's hyper-parameters of `setting` with the search's
+/// data and budget, and a test set for BLEU; `tiny` and `paper`: the task's model at PyTorch's
+/// β2 (with fairseq's 0.98, the task's default, ρ∞ = 99 and the early variance problem this
+/// ablation is about is much smaller).
+pub fn task_flags(scale: Scale, lr: Option<f64>, setting: Option<SearchSetting>) -> Vec<String> {
+    let mut flags: Vec<String> = match scale {
+        Scale::Tiny => vec!["--size", "tiny", "--test-sentences", "10", "--beam", "2"],
+        Scale::Cpu => budget_flags(Scale::Cpu)
+            .into_iter()
+            .chain(["--test-sentences", "50"])
+            .collect(),
+        Scale::Paper => vec!["--size", "paper"],
+    }
+    .into_iter()
+    .map(str::to_string)
+    .collect();
+    match setting {
+        Some(setting) => flags.extend(setting.model_flags()),
+        None => {
+            flags.extend(["--beta-2".to_string(), TASK_BETA_2.to_string()]);
+            if let Some(lr) = lr {
+                flags.extend(["--lr".to_string(), lr.to_string()]);
+            }
+        }
+    }
+    flags
+}
+
+/// β2 of every run at the scales that train the task's model (PyTorch's default).
+const TASK_BETA_2: f32 = 0.999;
 
 /// The five runs of the ablation, every one once per seed (`adam-seed0`, `adam-seed1`, …,
 /// `adam-warmup-seed0`, …).
-pub fn runs(args: &ExperimentArgs) -> Vec<PlannedRun> {
-    args.seeded(methods(args))
+pub fn runs(args: &ExperimentArgs, setting: Option<SearchSetting>) -> Vec<PlannedRun> {
+    args.seeded(methods(args, setting))
 }
 
 /// The five optimizers of the ablation, one run each before seeds are added.
-pub fn methods(args: &ExperimentArgs) -> Vec<PlannedRun> {
-    let (plan, task) = plan(args.scale);
-    let mut common = args.common_flags(&task);
-    // PyTorch's β2 for every run: with fairseq's 0.98 (the task's default) ρ∞ = 99 and the early
-    // variance problem this ablation is about is much smaller.
-    common.extend(["--beta-2".to_string(), "0.999".to_string()]);
-    if let Some(lr) = args.lr {
-        common.extend(["--lr".to_string(), lr.to_string()]);
-    }
+pub fn methods(args: &ExperimentArgs, setting: Option<SearchSetting>) -> Vec<PlannedRun> {
+    let plan = plan(args.scale);
+    let task = task_flags(args.scale, args.lr, setting);
+    let task: Vec<&str> = task.iter().map(String::as_str).collect();
+    let common = args.common_flags(&task);
     let histogram = plan.histogram_steps.to_string();
     let warmup = plan.warmup_steps.to_string();
     let frozen = plan.frozen_steps.to_string();
@@ -125,13 +187,16 @@ pub fn methods(args: &ExperimentArgs) -> Vec<PlannedRun> {
 /// # Errors
 /// A run that fails (bad data directory, unresumable run), or unwritable files.
 pub fn run(args: &ExperimentArgs) -> Result<String, HarnessError> {
-    let dir = args.output_dir(&match args.lr {
-        Some(lr) => format!("warmup-lr{lr}"),
-        None => "warmup".to_string(),
+    let setting = setting(args)?;
+    // Runs are reused by name: each setting and learning rate has a directory of its own.
+    let dir = args.output_dir(&match (setting, args.lr) {
+        (Some(setting), _) => format!("warmup-{}", setting.name()),
+        (None, Some(lr)) => format!("warmup-lr{lr}"),
+        (None, None) => "warmup".to_string(),
     })?;
-    let (plan, _) = plan(args.scale);
+    let plan = plan(args.scale);
     let seeds = args.seed_count();
-    let runs = runs(args);
+    let runs = runs(args, setting);
     let outcomes = run_all(&dir, &runs, |flags| {
         let args = NmtArgs::try_parse_from(flags)
             .map_err(|error| HarnessError::Invalid(error.to_string()))?;
@@ -151,7 +216,7 @@ pub fn run(args: &ExperimentArgs) -> Result<String, HarnessError> {
         "run,seed,train_loss,valid_loss,train_perplexity,valid_perplexity,test_bleu,seconds\n",
     );
     let mut rows = Vec::new();
-    for ((method, label), group) in methods(args).iter().zip(&labels).zip(&groups) {
+    for ((method, label), group) in methods(args, setting).iter().zip(&labels).zip(&groups) {
         let mut per_seed: [Vec<f64>; 6] = Default::default();
         for (seed, outcome) in group.iter().enumerate() {
             let last = |split, metric| outcome.final_value(split, metric);
@@ -240,12 +305,30 @@ pub fn run(args: &ExperimentArgs) -> Result<String, HarnessError> {
     figure.columns = 2;
     save_figure(&figure, &dir.join("gradient_histogram.png"));
 
+    let (model, lr, beta_2) = match setting {
+        Some(setting) => (
+            format!(
+                "post-norm {} + {} layers of d {} (setting {})",
+                setting.layers,
+                setting.layers,
+                setting.d_model,
+                setting.name()
+            ),
+            setting.lr.to_string(),
+            setting.beta_2,
+        ),
+        None => (
+            "the task's model".to_string(),
+            args.lr
+                .map_or_else(|| "(the task's)".to_string(), |lr| lr.to_string()),
+            TASK_BETA_2,
+        ),
+    };
     let mut summary = format!(
-        "Warmup ablation ({:?} scale; seeds 0–{} for each optimizer, mean ± std; same epochs \
-         and learning rate{}; β2 = 0.999; RAdam = --radam torch):\n",
+        "Warmup ablation ({:?} scale; {model}; seeds 0–{} for each optimizer, mean ± std; same \
+         epochs, learning rate {lr} and β2 {beta_2}; RAdam = --radam torch):\n",
         args.scale,
         seeds - 1,
-        args.lr.map(|lr| format!(" {lr}")).unwrap_or_default()
     );
     summary.push_str(&format_table(
         &[
@@ -257,6 +340,10 @@ pub fn run(args: &ExperimentArgs) -> Result<String, HarnessError> {
             "time",
         ],
         &rows,
+    ));
+    summary.push_str(&regime_line(
+        outcomes.iter().map(|o| o.steps).max().unwrap_or(0),
+        beta_2,
     ));
     write_file(&dir.join("summary.txt"), &summary)?;
     print!("{summary}");
@@ -336,46 +423,104 @@ mod tests {
 
     #[test]
     fn every_run_shares_the_seed_and_budget_and_differs_in_its_optimizer() {
-        let args = ExperimentArgs::new(Scale::Cpu, "out");
-        let runs = runs(&args);
+        let found = SearchSetting::parse("L4-d64-lr0.003-b0.98").unwrap();
+        let args = ExperimentArgs {
+            setting: Some(found),
+            ..ExperimentArgs::new(Scale::Cpu, "out")
+        };
+        let setting = setting(&args).unwrap();
+        assert_eq!(setting, Some(found));
+        let runs = runs(&args, setting);
         // Five optimizers × three seeds, the seeds of one optimizer together.
         assert_eq!(runs.len(), 15);
         assert_eq!(runs[1].name, "adam-seed1");
         assert_eq!(runs[3].name, "adam-warmup-seed0");
+        let parse = |flags: &[String]| {
+            NmtArgs::try_parse_from(std::iter::once("experiment".to_string()).chain(flags.to_vec()))
+                .unwrap()
+        };
         for (index, run) in runs.iter().enumerate() {
-            let parsed = NmtArgs::try_parse_from(
-                std::iter::once("experiment".to_string()).chain(run.flags.iter().cloned()),
-            )
-            .unwrap();
-            assert_eq!(parsed.train.epochs, Some(5), "{}", run.name);
-            assert_eq!(parsed.train.seed, (index % 3) as u64, "{}", run.name);
+            let parsed = parse(&run.flags);
+            // The search's model, data and budget: 14 epochs of 144 steps.
+            assert_eq!(parsed.train.epochs, Some(14), "{}", run.name);
+            assert_eq!(parsed.pairs, Some(4000), "{}", run.name);
+            assert_eq!(parsed.norm, Some(nmt::NormPlacement::Post), "{}", run.name);
             assert_eq!(
-                parsed.train.lr, None,
-                "{}: the task's learning rate",
+                (parsed.layers, parsed.d_model),
+                (Some(4), Some(64)),
+                "{}",
                 run.name
             );
+            assert_eq!(parsed.train.seed, (index % 3) as u64, "{}", run.name);
+            assert_eq!(parsed.train.lr, Some(3e-3), "{}", run.name);
+            assert_eq!(parsed.train.beta_2, Some(0.98), "{}", run.name);
         }
-        let methods = methods(&args);
-        let adam_2k = NmtArgs::try_parse_from(
-            std::iter::once("experiment".to_string()).chain(methods[3].flags.iter().cloned()),
-        )
-        .unwrap();
-        assert_eq!(adam_2k.train.frozen_steps, 60);
-        let adam_eps = NmtArgs::try_parse_from(
-            std::iter::once("experiment".to_string()).chain(methods[4].flags.iter().cloned()),
-        )
-        .unwrap();
-        assert_eq!(adam_eps.train.epsilon, Some(1e-4));
+        let methods = methods(&args, setting);
+        // 10 % of 2016 steps, and k half of it.
+        assert_eq!(parse(&methods[1].flags).train.warmup, 202);
+        assert_eq!(parse(&methods[3].flags).train.frozen_steps, 101);
+        assert_eq!(parse(&methods[4].flags).train.epsilon, Some(1e-4));
 
+        // --lr replaces the setting's learning rate.
         let faster = ExperimentArgs {
             lr: Some(5e-3),
-            ..args
+            ..args.clone()
         };
-        let parsed = NmtArgs::try_parse_from(
-            std::iter::once("experiment".to_string())
-                .chain(super::methods(&faster)[2].flags.iter().cloned()),
+        let faster_setting = super::setting(&faster).unwrap();
+        assert_eq!(faster_setting.unwrap().name(), "L4-d64-lr0.005-b0.98");
+        assert_eq!(
+            parse(&super::methods(&faster, faster_setting)[2].flags)
+                .train
+                .lr,
+            Some(5e-3)
+        );
+        // The other scales keep the task's model and learning rate at β2 0.999.
+        let tiny_args = ExperimentArgs::new(Scale::Tiny, "out");
+        let tiny = parse(&super::methods(&tiny_args, None)[0].flags);
+        assert_eq!((tiny.train.lr, tiny.train.beta_2), (None, Some(0.999)));
+        assert_eq!(tiny.norm, None);
+        let error = super::setting(&ExperimentArgs {
+            setting: Some(found),
+            ..tiny_args
+        })
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("only `warmup --scale cpu`"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_cpu_setting_comes_from_the_search_or_the_error_says_how_to_get_one() {
+        let out = tempfile::tempdir().unwrap();
+        let args = ExperimentArgs::new(Scale::Cpu, out.path());
+        let error = setting(&args).unwrap_err().to_string();
+        assert!(
+            error.contains("run `experiments warmup-search --out"),
+            "{error}"
+        );
+        let dir = out.path().join("warmup-search");
+        std::fs::create_dir_all(&dir).unwrap();
+        let header = "layers,d_model,lr,beta_2,seed,steps,train_loss_no_warmup,\
+                      train_loss_warmup,seed_fails,setting_fails";
+        std::fs::write(
+            dir.join("search.csv"),
+            format!("{header}\n2,64,0.001,0.98,0,2016,1.4,1.4,false,false\n"),
         )
         .unwrap();
-        assert_eq!(parsed.train.lr, Some(5e-3));
+        let error = setting(&args).unwrap_err().to_string();
+        assert!(error.contains("found no setting"), "{error}");
+        std::fs::write(
+            dir.join("search.csv"),
+            format!(
+                "{header}\n2,64,0.001,0.98,0,2016,1.4,1.4,false,false\n\
+                 4,64,0.003,0.999,0,2016,6.0,1.4,true,true\n"
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            setting(&args).unwrap().unwrap().name(),
+            "L4-d64-lr0.003-b0.999"
+        );
     }
 }

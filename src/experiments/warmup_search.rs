@@ -17,8 +17,9 @@ use std::path::Path;
 
 use clap::Parser;
 
-use super::seeds::OverSeeds;
-use super::{ExperimentArgs, PlannedRun, Scale, format_table, run_all, write_file};
+use super::seeds::{OverSeeds, series_over_seeds};
+use super::{ExperimentArgs, PlannedRun, Scale, format_table, run_all, save_figure, write_file};
+use crate::figure::{Figure, Panel};
 use crate::harness::HarnessError;
 use crate::history::Split;
 use crate::tasks::nmt::{self, NmtArgs};
@@ -63,11 +64,45 @@ impl SearchSetting {
         )
     }
 
-    /// The task flags of the setting's runs (Adam, post-norm), before the seed and the warmup.
-    fn flags(&self) -> Vec<String> {
+    /// The setting named `name` as [`name`](Self::name) writes it, e.g. `L2-d64-lr0.001-b0.999`.
+    ///
+    /// # Errors
+    /// A name of another form, in one line.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        let invalid = || {
+            format!(
+                "`{name}` is not a warmup-search setting: expected L<layers>-d<width>-lr<rate>-b<β2>, \
+                 e.g. L2-d64-lr0.001-b0.999"
+            )
+        };
+        let fields: Vec<&str> = name.split('-').collect();
+        let [layers, d_model, lr, beta_2] = fields[..] else {
+            return Err(invalid());
+        };
+        fn number<T: std::str::FromStr>(text: &str, prefix: &str) -> Option<T> {
+            text.strip_prefix(prefix)?.parse().ok()
+        }
+        let setting = (|| {
+            Some(SearchSetting {
+                layers: number(layers, "L")?,
+                d_model: number(d_model, "d")?,
+                lr: number(lr, "lr")?,
+                beta_2: number(beta_2, "b")?,
+            })
+        })()
+        .ok_or_else(invalid)?;
+        let valid = setting.layers > 0
+            && setting.d_model > 0
+            && setting.lr > 0.0
+            && setting.lr.is_finite()
+            && (0.0..1.0).contains(&setting.beta_2);
+        if valid { Ok(setting) } else { Err(invalid()) }
+    }
+
+    /// The model and Adam hyper-parameters of the setting as task flags (post-norm), without the
+    /// optimizer: shared by the search's runs and the `warmup` ablation run at the setting found.
+    pub fn model_flags(&self) -> Vec<String> {
         [
-            "--optimizer",
-            "adam",
             "--norm",
             "post",
             "--layers",
@@ -82,6 +117,13 @@ impl SearchSetting {
         .iter()
         .map(|flag| flag.to_string())
         .collect()
+    }
+
+    /// The task flags of the setting's runs (Adam), before the seed and the warmup.
+    fn flags(&self) -> Vec<String> {
+        let mut flags = vec!["--optimizer".to_string(), "adam".to_string()];
+        flags.extend(self.model_flags());
+        flags
     }
 }
 
@@ -122,13 +164,15 @@ pub fn grid(scale: Scale) -> Vec<SearchSetting> {
     grid
 }
 
-/// The data and budget of every run of each scale. `cpu`: 4000 pairs in batches of 512 tokens
-/// are 144 steps an epoch, so 14 epochs are 2016 steps (measured: 2 × d64 takes ~70 ms a step on
-/// 2 cores, ~2.5 minutes a run).
-pub fn task_flags(scale: Scale) -> Vec<&'static str> {
+/// Optimizer steps of a `cpu` run: 4000 pairs in batches of 512 tokens are 144 steps an epoch
+/// (measured), and [`budget_flags`] trains 14 epochs.
+pub const CPU_STEPS: usize = 144 * 14;
+
+/// The data and budget of every run of each scale. `cpu`: [`CPU_STEPS`] steps (measured: 2 ×
+/// d64 takes ~90 ms a step on 2 cores, ~3 minutes a run).
+pub fn budget_flags(scale: Scale) -> Vec<&'static str> {
     match scale {
-        Scale::Tiny => vec!["--size", "tiny", "--pairs", "100", "--test-sentences", "0"],
-        // About 2000 optimizer steps per run: 4000 pairs in batches of 512 tokens, 20 epochs.
+        Scale::Tiny => vec!["--size", "tiny", "--pairs", "100"],
         Scale::Cpu | Scale::Paper => vec![
             "--size",
             "small",
@@ -138,10 +182,16 @@ pub fn task_flags(scale: Scale) -> Vec<&'static str> {
             "512",
             "--epochs",
             "14",
-            "--test-sentences",
-            "0",
         ],
     }
+}
+
+/// The task flags of the search's runs: [`budget_flags`], and no test set (the verdict is taken
+/// on the training loss).
+pub fn task_flags(scale: Scale) -> Vec<&'static str> {
+    let mut flags = budget_flags(scale);
+    flags.extend(["--test-sentences", "0"]);
+    flags
 }
 
 /// Whether one seed's Adam without warmup failed: its final training loss is at least
@@ -188,14 +238,20 @@ pub struct SettingResult {
     pub fails: bool,
     /// Optimizer steps per run.
     pub steps: usize,
+    /// Per seed run: the training-loss curves without and with warmup (empty for a diverged run).
+    pub curves: Vec<(Curve, Curve)>,
 }
 
-/// Runs the search; writes `search.csv` and `summary.txt` into `--out/warmup-search/` and
-/// returns the summary it prints.
+/// A learning curve: `(epoch, value)` points.
+pub type Curve = Vec<(f64, f64)>;
+
+/// Runs the search; writes `search.csv`, `curves.png` and `summary.txt` into
+/// `--out/warmup-search/` and returns the summary it prints.
 ///
 /// # Errors
 /// A run that fails other than by diverging, or unwritable files.
 pub fn run(args: &ExperimentArgs) -> Result<String, HarnessError> {
+    args.refuse_setting("warmup-search")?;
     if args.lr.is_some() {
         return Err(HarnessError::Invalid(
             "--lr: warmup-search sweeps its own learning rates".to_string(),
@@ -223,6 +279,7 @@ pub fn run(args: &ExperimentArgs) -> Result<String, HarnessError> {
     }
     let summary = summarise(args.scale, &results);
     write_file(&dir.join("search.csv"), &search_csv(&results))?;
+    save_figure(&figure(&results), &dir.join("curves.png"));
     write_file(&dir.join("summary.txt"), &summary)?;
     print!("{summary}");
     Ok(summary)
@@ -235,6 +292,7 @@ fn search_setting(
     common: &[String],
 ) -> Result<SettingResult, HarnessError> {
     let mut seeds = Vec::new();
+    let mut curves = Vec::new();
     let mut steps = 0;
     let mut fails = false;
     for seed in 0..SEEDS {
@@ -245,15 +303,16 @@ fn search_setting(
             .chain(common.iter().cloned())
             .collect();
         let without = PlannedRun::new(format!("adam-seed{seed}"), &[]).with(&seed_flags);
-        let (without_loss, run_steps) = train_or_diverge(dir, &without)?;
+        let without = train_or_diverge(dir, &without)?;
         let with = PlannedRun::new(
             format!("adam-warmup-seed{seed}"),
             &["--warmup-ratio", &WARMUP_FRACTION.to_string()],
         )
         .with(&seed_flags);
-        let (with_loss, warmup_run_steps) = train_or_diverge(dir, &with)?;
-        steps = steps.max(run_steps).max(warmup_run_steps);
-        seeds.push((without_loss, with_loss));
+        let with = train_or_diverge(dir, &with)?;
+        steps = steps.max(without.steps).max(with.steps);
+        seeds.push((without.loss, with.loss));
+        curves.push((without.curve, with.curve));
         if let Some(verdict) = verdict(&seeds) {
             fails = verdict;
             break;
@@ -264,15 +323,31 @@ fn search_setting(
         seeds,
         fails,
         steps,
+        curves,
     })
 }
 
-/// Trains `run` in `dir/<name>` (reusing a finished or diverged one) and returns its final
-/// training loss (`∞` if it diverged) and its optimizer steps.
-fn train_or_diverge(dir: &Path, run: &PlannedRun) -> Result<(f64, usize), HarnessError> {
+/// What one run of the search left: its final training loss (`∞` if it diverged), its optimizer
+/// steps and its training-loss curve (both empty if it diverged).
+struct SearchRun {
+    loss: f64,
+    steps: usize,
+    curve: Curve,
+}
+
+impl SearchRun {
+    const DIVERGED: SearchRun = SearchRun {
+        loss: f64::INFINITY,
+        steps: 0,
+        curve: Vec::new(),
+    };
+}
+
+/// Trains `run` in `dir/<name>`, reusing a finished or diverged one.
+fn train_or_diverge(dir: &Path, run: &PlannedRun) -> Result<SearchRun, HarnessError> {
     let marker = dir.join(&run.name).join(DIVERGED);
     if marker.exists() {
-        return Ok((f64::INFINITY, 0));
+        return Ok(SearchRun::DIVERGED);
     }
     let outcome = run_all(dir, std::slice::from_ref(run), |flags| {
         let args = NmtArgs::try_parse_from(flags)
@@ -283,21 +358,52 @@ fn train_or_diverge(dir: &Path, run: &PlannedRun) -> Result<(f64, usize), Harnes
         Ok(outcomes) => {
             let outcome = &outcomes[0];
             let curve = outcome.curve(Split::Train, "Loss");
-            Ok((final_loss(&curve), outcome.steps))
+            Ok(SearchRun {
+                loss: final_loss(&curve),
+                steps: outcome.steps,
+                curve,
+            })
         }
         Err(HarnessError::Diverged(message)) => {
             write_file(&marker, &format!("{message}\n"))?;
-            Ok((f64::INFINITY, 0))
+            Ok(SearchRun::DIVERGED)
         }
         Err(other) => Err(other),
     }
 }
 
+/// The cheapest setting in which the search recorded in `search_csv` (the text of its
+/// `search.csv`) found Adam without warmup to fail, if any.
+///
+/// # Errors
+/// A file that is not a search's `search.csv`, with the line at fault.
+pub fn cheapest_failing(search_csv: &str) -> Result<Option<SearchSetting>, String> {
+    let mut lines = search_csv.lines();
+    if lines.next() != Some(SEARCH_CSV_HEADER) {
+        return Err("not a warmup-search search.csv (its header differs)".to_string());
+    }
+    for (number, line) in lines.enumerate() {
+        let fields: Vec<&str> = line.split(',').collect();
+        let malformed = || format!("line {}: malformed", number + 2);
+        let [layers, d_model, lr, beta_2, .., setting_fails] = fields[..] else {
+            return Err(malformed());
+        };
+        if setting_fails == "true" {
+            return SearchSetting::parse(&format!("L{layers}-d{d_model}-lr{lr}-b{beta_2}"))
+                .map(Some)
+                .map_err(|_| malformed());
+        }
+    }
+    Ok(None)
+}
+
+/// The header of `search.csv`.
+const SEARCH_CSV_HEADER: &str = "layers,d_model,lr,beta_2,seed,steps,train_loss_no_warmup,\
+                                 train_loss_warmup,seed_fails,setting_fails";
+
 /// `search.csv`: one line per seed run pair.
 fn search_csv(results: &[SettingResult]) -> String {
-    let mut csv = String::from(
-        "layers,d_model,lr,beta_2,seed,steps,train_loss_no_warmup,train_loss_warmup,seed_fails,setting_fails\n",
-    );
+    let mut csv = format!("{SEARCH_CSV_HEADER}\n");
     for result in results {
         let s = &result.setting;
         for (seed, &(without, with)) in result.seeds.iter().enumerate() {
@@ -316,6 +422,40 @@ fn search_csv(results: &[SettingResult]) -> String {
         }
     }
     csv
+}
+
+/// One panel per setting searched: the training loss of Adam without and with warmup, mean ± std
+/// over the seeds that did not diverge.
+fn figure(results: &[SettingResult]) -> Figure {
+    let panels = results
+        .iter()
+        .map(|result| {
+            let verdict = if result.fails { "fails" } else { "trains" };
+            let mut panel = Panel::new(
+                format!("{} ({verdict})", result.setting.name()),
+                "epoch",
+                "train loss",
+            )
+            .log_y();
+            let without: Vec<Curve> = result.curves.iter().map(|c| c.0.clone()).collect();
+            let with: Vec<Curve> = result.curves.iter().map(|c| c.1.clone()).collect();
+            let warmup = format!("warmup {:.0} %", 100.0 * WARMUP_FRACTION);
+            for (label, curves) in [("no warmup", without), (warmup.as_str(), with)] {
+                let trained: Vec<Curve> = curves.into_iter().filter(|c| !c.is_empty()).collect();
+                if !trained.is_empty() {
+                    let name = format!("Adam, {label} (n = {})", trained.len());
+                    panel = panel.with(series_over_seeds(name, &trained));
+                }
+            }
+            panel
+        })
+        .collect();
+    let mut figure = Figure::new(
+        "Warmup search: Adam's training loss without and with warmup, per setting",
+        panels,
+    );
+    figure.columns = 2;
+    figure
 }
 
 /// The table of the search and its finding.
@@ -416,6 +556,95 @@ mod tests {
         assert_eq!(verdict(&[fail, pass]), None);
         assert_eq!(verdict(&[fail, pass, fail]), Some(true));
         assert_eq!(verdict(&[pass, fail, pass]), Some(false));
+    }
+
+    #[test]
+    fn the_figure_has_a_panel_per_setting_and_leaves_out_diverged_seeds() {
+        let result = SettingResult {
+            setting: grid(Scale::Tiny)[0],
+            seeds: vec![(f64::INFINITY, 3.0), (6.0, 3.0)],
+            fails: true,
+            steps: 10,
+            curves: vec![(Vec::new(), curve(3.0)), (curve(6.0), curve(3.0))],
+        };
+        let figure = figure(&[
+            result.clone(),
+            SettingResult {
+                fails: false,
+                ..result
+            },
+        ]);
+        assert_eq!(figure.panels.len(), 2);
+        assert_eq!(figure.panels[0].title, "L1-d16-lr0.001-b0.999 (fails)");
+        assert_eq!(figure.panels[1].title, "L1-d16-lr0.001-b0.999 (trains)");
+        let series = &figure.panels[0].series;
+        let names: Vec<&str> = series.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["Adam, no warmup (n = 1)", "Adam, warmup 10 % (n = 2)"]
+        );
+        // One seed: its curve, no band; two equal seeds: their curve, a band of zero width.
+        assert_eq!(series[0].points, curve(6.0));
+        assert!(series[0].band.is_empty());
+        assert_eq!(series[1].points, curve(3.0));
+        assert!(series[1].band.iter().all(|&(_, low, high)| low == high));
+    }
+
+    #[test]
+    fn settings_parse_back_from_their_names() {
+        for setting in grid(Scale::Cpu) {
+            assert_eq!(SearchSetting::parse(&setting.name()), Ok(setting));
+        }
+        for bad in [
+            "L2-d64-lr0.001",
+            "L2-d64-lr0.001-b1",
+            "X2-d64-lr0.001-b0.9",
+            "L0-d64-lr1-b0.9",
+        ] {
+            let error = SearchSetting::parse(bad).unwrap_err();
+            assert!(
+                error.starts_with(&format!("`{bad}` is not a warmup-search setting")),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_cheapest_failing_setting_is_read_from_search_csv() {
+        let rows = |fails: [&str; 2]| {
+            format!(
+                "{SEARCH_CSV_HEADER}\n\
+                 2,64,0.001,0.98,0,2016,1.46,1.47,false,{}\n\
+                 4,64,0.003,0.999,0,2016,6.1,3.0,true,{}\n\
+                 6,64,0.003,0.999,0,2016,6.1,3.0,true,true\n",
+                fails[0], fails[1]
+            )
+        };
+        let found = cheapest_failing(&rows(["false", "true"])).unwrap().unwrap();
+        assert_eq!(found.name(), "L4-d64-lr0.003-b0.999");
+        let found = cheapest_failing(&rows(["false", "false"]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.name(), "L6-d64-lr0.003-b0.999");
+        assert_eq!(
+            cheapest_failing(&format!("{SEARCH_CSV_HEADER}\n")),
+            Ok(None)
+        );
+        assert!(cheapest_failing("a,b\n").unwrap_err().contains("header"));
+        let error = cheapest_failing(&format!("{SEARCH_CSV_HEADER}\n2,64\n")).unwrap_err();
+        assert_eq!(error, "line 2: malformed");
+        // The search writes what it reads.
+        let result = SettingResult {
+            setting: grid(Scale::Cpu)[3],
+            seeds: vec![(6.0, 3.0), (6.0, 3.0)],
+            fails: true,
+            steps: 2016,
+            curves: Vec::new(),
+        };
+        assert_eq!(
+            cheapest_failing(&search_csv(&[result])),
+            Ok(Some(grid(Scale::Cpu)[3]))
+        );
     }
 
     #[test]
