@@ -150,13 +150,12 @@ impl Hypothesis {
 /// What a batched beam search did, beyond its translations (for tests).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct SearchStats {
-    /// Steps after which hypotheses moved to other rows (the cache was gathered).
+    /// Steps after which hypotheses moved to other rows while no sentence left the batch (the
+    /// cache was gathered).
     pub(crate) reordered_steps: usize,
-    /// Steps decoded.
-    pub(crate) steps: usize,
 }
 
-/// The decoder, its state and the special tokens of one decoding call.
+/// The model, its incremental decoder and the decoder's state during one decoding call.
 struct Decoding<'a, B: Backend> {
     model: &'a TransformerNmt<B>,
     decoder: IncrementalDecoder<B>,
@@ -310,7 +309,6 @@ impl<B: Backend> TransformerNmt<B> {
         for step in 0..self.decoding_limit(config.max_length) {
             let newest = live.iter().map(|h| h.tokens[h.tokens.len() - 1]).collect();
             let (values, vocab) = decoding.next(newest);
-            stats.steps += 1;
 
             let mut next = Vec::with_capacity(live.len());
             let mut parents = Vec::with_capacity(live.len());

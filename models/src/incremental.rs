@@ -12,7 +12,7 @@ use burn::nn::attention::{MultiHeadAttention, MultiHeadAttentionConfig};
 use burn::nn::transformer::{
     PositionWiseFeedForward, PositionWiseFeedForwardConfig, TransformerDecoder,
 };
-use burn::nn::{LayerNorm, LayerNormConfig, Linear};
+use burn::nn::{Initializer, LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::activation::{quiet_softmax, softmax};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor};
@@ -93,10 +93,13 @@ fn heads<B: Backend>(
 impl<B: Backend> IncrementalDecoder<B> {
     /// The layers of `decoder`, for inference on `device`.
     pub fn new(decoder: &TransformerDecoder<B>, device: &B::Device) -> Self {
+        // The modules are only shells for the trained weights loaded next: zeros, not a random
+        // initialisation, on every call (one per batch of sentences translated).
         let attention = || {
             MultiHeadAttentionConfig::new(decoder.d_model, decoder.n_heads)
                 .with_quiet_softmax(decoder.quiet_softmax)
                 .with_dropout(0.0)
+                .with_initializer(Initializer::Zeros)
                 .init(device)
         };
         let norm = || LayerNormConfig::new(decoder.d_model).init(device);
@@ -110,6 +113,7 @@ impl<B: Backend> IncrementalDecoder<B> {
                 cross_attn: attention().load_record(layer.cross_attn),
                 pwff: PositionWiseFeedForwardConfig::new(decoder.d_model, decoder.d_ff)
                     .with_dropout(0.0)
+                    .with_initializer(Initializer::Zeros)
                     .init(device)
                     .load_record(layer.pwff),
                 norm_1: norm().load_record(layer.norm_1),

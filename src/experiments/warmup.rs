@@ -501,8 +501,7 @@ mod tests {
         );
         let dir = out.path().join("warmup-search");
         std::fs::create_dir_all(&dir).unwrap();
-        let header = "layers,d_model,lr,beta_2,seed,steps,train_loss_no_warmup,\
-                      train_loss_warmup,seed_fails,setting_fails";
+        let header = super::super::warmup_search::SEARCH_CSV_HEADER;
         std::fs::write(
             dir.join("search.csv"),
             format!("{header}\n2,64,0.001,0.98,0,2016,1.4,1.4,false,false\n"),

@@ -398,7 +398,7 @@ pub fn cheapest_failing(search_csv: &str) -> Result<Option<SearchSetting>, Strin
 }
 
 /// The header of `search.csv`.
-const SEARCH_CSV_HEADER: &str = "layers,d_model,lr,beta_2,seed,steps,train_loss_no_warmup,\
+pub(crate) const SEARCH_CSV_HEADER: &str = "layers,d_model,lr,beta_2,seed,steps,train_loss_no_warmup,\
                                  train_loss_warmup,seed_fails,setting_fails";
 
 /// `search.csv`: one line per seed run pair.
