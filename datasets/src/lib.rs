@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 pub mod batch;
+mod bpe_learner;
 pub mod cifar;
 pub mod error;
 pub mod files;

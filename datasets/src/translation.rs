@@ -9,12 +9,12 @@ use burn::data::dataset::Dataset;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor, TensorData};
 use tokenizers::decoders::bpe::BPEDecoder;
-use tokenizers::models::TrainerWrapper;
-use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
+use tokenizers::models::bpe::{BPE, Vocab};
 use tokenizers::pre_tokenizers::whitespace::WhitespaceSplit;
 use tokenizers::{AddedToken, Tokenizer};
 
 use crate::batch::TranslationBatch;
+use crate::bpe_learner;
 use crate::error::{DataError, Result};
 use crate::files::{Fingerprint, replace_atomic};
 use crate::text::read_lines;
@@ -129,9 +129,24 @@ fn tokenizer_error(error: impl std::fmt::Display) -> DataError {
 
 impl JointBpe {
     /// Learns merges from both sides of `text` until the vocabulary has `vocab_size` pieces
-    /// (special tokens and the alphabet included).
+    /// (special tokens and the alphabet included). The same text always gives the same
+    /// vocabulary (ties between equally frequent pairs are broken by sorted order, not by
+    /// hash order as Hugging Face's trainer does), so a run re-learning it on resume sees
+    /// the pieces it was trained with.
     pub fn train(text: &ParallelText, vocab_size: usize) -> Result<Self> {
+        let sentences = text
+            .pairs
+            .iter()
+            .flat_map(|(s, t)| [s.as_str(), t.as_str()]);
+        let learned = bpe_learner::learn(sentences, vocab_size, &SPECIAL_TOKENS, END_OF_WORD);
+        let vocab: Vocab = learned
+            .pieces
+            .into_iter()
+            .enumerate()
+            .map(|(id, piece)| (piece, id as u32))
+            .collect();
         let model = BPE::builder()
+            .vocab_and_merges(vocab, learned.merges)
             .unk_token(SPECIAL_TOKENS[UNK_ID as usize].to_string())
             .end_of_word_suffix(END_OF_WORD.to_string())
             .build()
@@ -139,27 +154,11 @@ impl JointBpe {
         let mut tokenizer = Tokenizer::new(model);
         tokenizer.with_pre_tokenizer(Some(WhitespaceSplit));
         tokenizer.with_decoder(Some(BPEDecoder::new(END_OF_WORD.to_string())));
-        let mut trainer = TrainerWrapper::BpeTrainer(
-            BpeTrainerBuilder::new()
-                .vocab_size(vocab_size)
-                .min_frequency(1)
-                .show_progress(false)
-                .special_tokens(
-                    SPECIAL_TOKENS
-                        .iter()
-                        .map(|t| AddedToken::from(t.to_string(), true))
-                        .collect(),
-                )
-                .end_of_word_suffix(END_OF_WORD.to_string())
-                .build(),
-        );
-        let sentences = text
-            .pairs
+        let special: Vec<AddedToken> = SPECIAL_TOKENS
             .iter()
-            .flat_map(|(s, t)| [s.as_str(), t.as_str()]);
-        tokenizer
-            .train(&mut trainer, sentences)
-            .map_err(tokenizer_error)?;
+            .map(|t| AddedToken::from(t.to_string(), true))
+            .collect();
+        tokenizer.add_special_tokens(&special);
         let bpe = Self { tokenizer };
         for (id, token) in SPECIAL_TOKENS.iter().enumerate() {
             if bpe.tokenizer.token_to_id(token) != Some(id as u32) {
@@ -500,6 +499,26 @@ mod tests {
                 .to_string()
                 .contains("none.json")
         );
+    }
+
+    #[test]
+    fn the_same_corpus_always_gives_the_same_bpe() {
+        let corpus =
+            crate::synthetic_translation::SyntheticTranslation::new(0).corpus(2000, 100, 0);
+        let first = JointBpe::train(&corpus.train, 600).unwrap();
+        let second = JointBpe::train(&corpus.train, 600).unwrap();
+        assert_eq!(first.vocab_size(), 600);
+        assert_eq!(
+            first.tokenizer.get_vocab(true),
+            second.tokenizer.get_vocab(true)
+        );
+        for (source, target) in &corpus.test.pairs {
+            for sentence in [source, target] {
+                let ids = first.encode(sentence).unwrap();
+                assert_eq!(ids, second.encode(sentence).unwrap(), "{sentence}");
+                assert_eq!(&first.decode(&ids).unwrap(), sentence);
+            }
+        }
     }
 
     #[test]
