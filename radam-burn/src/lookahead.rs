@@ -251,10 +251,11 @@ impl<B: AutodiffBackend> ModuleMapper<B> for Synchronise<'_, B> {
         };
         let dims = tensor.shape().dims::<D>();
         let theta = tensor.inner().flatten::<1>(0, D - 1);
-        let phi_next = phi
+        // φ on θ's device (a loaded record may sit elsewhere), for both of its uses.
+        let phi_now = phi.clone().to_device(&theta.device());
+        let phi_next = phi_now
             .clone()
-            .to_device(&theta.device())
-            .add((theta - phi.clone()).mul_scalar(self.alpha));
+            .add((theta - phi_now).mul_scalar(self.alpha));
         *phi = phi_next.clone();
         let theta = Tensor::from_inner(phi_next.reshape(dims)).require_grad();
         Param::from_mapped_value(id, theta, mapper)
@@ -420,6 +421,14 @@ mod tests {
         LookaheadConfig::new().with_k(case.k).with_alpha(case.alpha)
     }
 
+    /// The reference case with RAdam inside.
+    fn radam_case() -> Case {
+        reference()
+            .into_iter()
+            .find(|case| case.inner == "radam")
+            .expect("a RAdam case in the reference data")
+    }
+
     fn ranger(case: &Case) -> Ranger<Model<B>, B> {
         assert_eq!(case.inner, "radam");
         RangerConfig::new(RAdamConfig::new(), config(case)).init()
@@ -448,10 +457,7 @@ mod tests {
 
     #[test]
     fn resuming_mid_cycle_is_exact() {
-        let case = reference()
-            .into_iter()
-            .find(|c| c.inner == "radam")
-            .unwrap();
+        let case = radam_case();
         // 13 = two synchronisations and three steps into the third cycle (k = 5).
         let interrupted_at = 13;
         assert_ne!(interrupted_at % case.k, 0);
@@ -488,10 +494,7 @@ mod tests {
 
     #[test]
     fn running_statistics_are_left_to_the_model() {
-        let case = reference()
-            .into_iter()
-            .find(|c| c.inner == "radam")
-            .unwrap();
+        let case = radam_case();
         let mut optimizer = ranger(&case);
         let mut model = Model::new(&case.initial);
         for step in 0..2 * case.k {
