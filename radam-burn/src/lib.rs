@@ -30,6 +30,14 @@
 //!
 //! With Burn's `LearnerBuilder`, pass `RAdamConfig::new().init()` as the optimizer, exactly as
 //! `AdamConfig::new().init()`.
+//!
+//! ## Features
+//!
+//! - `fused-ndarray` (default): a single-pass, in-place step on Burn's ndarray backend.
+//! - `fused-wgpu` (opt-in): the same step as one CubeCL kernel on Burn's wgpu backend (without
+//!   Burn's fusion). It brings burn-wgpu, CubeCL and wgpu into the build, so a CPU-only user
+//!   leaves it off; on a backend without a kernel the step runs as Burn tensor operations, with
+//!   the same results.
 
 #![warn(missing_docs)]
 
