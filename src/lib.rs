@@ -8,7 +8,8 @@
 //! [divergence] guard, the per-epoch [history] with its CSV and [training curves](training_curves), [BLEU](bleu), and the paper's
 //! [tasks] run through the [harness]; the paper's [experiments] on top of them, drawn as
 //! [figure]s, with [gradient histograms](gradient_histogram) and the [variance] analysis;
-//! [distributed] (data-parallel) training on several devices and machines.
+//! [distributed] (data-parallel) training on several devices and machines; and the
+//! [quickstart], the shortest complete program.
 //!
 //! Everything model- and optimizer-side is generic over `B: Backend`; only this crate names the
 //! concrete backends.
@@ -29,6 +30,7 @@ pub mod gradient_histogram;
 pub mod harness;
 pub mod history;
 pub mod optimizer_choice;
+pub mod quickstart;
 pub mod rectification_metric;
 pub mod renderer;
 pub mod run_dir;

@@ -1,12 +1,7 @@
-//! The quickstart example, compiled into this test and run for real: RAdam through
-//! `LearnerBuilder` must learn the three spirals, and leave its checkpoints behind.
+//! The quickstart's training function, run for real: RAdam through `LearnerBuilder` must learn
+//! the three spirals, and leave its checkpoints behind.
 
-#![recursion_limit = "256"]
-
-// The example's own `#![recursion_limit]` only applies at a crate root; this file sets it.
-#[allow(unused_attributes)]
-#[path = "../examples/quickstart.rs"]
-mod quickstart;
+use radam_train::quickstart;
 
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
