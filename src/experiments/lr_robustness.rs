@@ -215,7 +215,7 @@ mod tests {
         .unwrap();
         assert_eq!(parsed.train.lr, Some(0.03));
         assert_eq!(parsed.depth, Some(8));
-        assert_eq!((parsed.image_size, parsed.width), (8, 8));
+        assert_eq!((parsed.image_size, parsed.width), (Some(8), 8));
         // 2400 images at batch 32 for 48 epochs: 3600 steps, r_t > 0.8 from step 1800 on.
         let steps_per_epoch = parsed
             .images

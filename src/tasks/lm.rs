@@ -42,7 +42,8 @@ pub struct LmArgs {
 pub fn defaults(size: SizePreset) -> TaskDefaults {
     let (epochs, batch_size) = match size {
         SizePreset::Tiny => (1, 8),
-        SizePreset::Small => (3, 32),
+        // 300 k tokens in 32 × 35 a step for 7 epochs: 1869 steps, RAdam's r_t 0.81 at the last.
+        SizePreset::Small => (7, 32),
         SizePreset::Paper => (10, 128),
     };
     TaskDefaults {
@@ -68,7 +69,7 @@ pub fn run(args: LmArgs) -> Result<RunReport, HarnessError> {
     });
     let tokens = args.tokens.unwrap_or(match args.train.size {
         SizePreset::Tiny => 12_000,
-        SizePreset::Small => 150_000,
+        SizePreset::Small => 300_000,
         SizePreset::Paper => 2_000_000,
     });
     if bptt == 0 || tokens == 0 {
