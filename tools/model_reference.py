@@ -64,6 +64,10 @@ class CifarResNet(nn.Module):
         self.blocks = nn.Sequential(*layers)
         self.fc = nn.Linear(4 * base, num_classes)
 
+    def forward(self, x):
+        y = self.blocks(self.stem(x))
+        return self.fc(y.mean(dim=(2, 3)))
+
 
 def count(model):
     return sum(p.numel() for p in model.parameters())
