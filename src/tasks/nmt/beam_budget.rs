@@ -3,7 +3,7 @@
 
 use radam_models::transformer::TransformerNmtConfig;
 
-use super::{SENTENCES_PER_BATCH, longest_translation};
+use super::test_set::{SENTENCES_PER_BATCH, longest_translation};
 use crate::harness::HarnessError;
 
 /// Bytes of memory the beam search needs, roughly, for `rows` = sentences × beam hypotheses

@@ -2,35 +2,32 @@
 //! after training, beam search over the test set and corpus BLEU.
 
 mod beam_budget;
+mod test_set;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::train::metric::{AccuracyMetric, LossMetric};
 use radam_datasets::batch::TranslationBatch;
 use radam_datasets::synthetic_translation::SyntheticTranslation;
 use radam_datasets::translation::{
-    BOS_ID, EOS_ID, JointBpe, PAD_ID, PairBatch, ParallelCorpus, ParallelText, TokenBudgetDataset,
-    TranslationBatcher, default_bpe_path,
+    JointBpe, PAD_ID, ParallelCorpus, ParallelText, TokenBudgetDataset, TranslationBatcher,
+    default_bpe_path,
 };
-use radam_models::decoding::{BeamSearchConfig, SpecialTokens};
+use radam_models::decoding::BeamSearchConfig;
 use radam_models::metrics::TokenPerplexityMetric;
 use radam_models::transformer::{TransformerNmt, TransformerNmtConfig};
 
 use super::{OnBackend, on_backend};
-use crate::bleu::{Bleu, corpus_bleu};
-use crate::harness::error::io_error;
+use crate::bleu::Bleu;
 use crate::harness::{
     HarnessError, RunReport, Session, SizePreset, TaskDefaults, TaskOptions, TrainArgs,
     TrainingData,
 };
-use crate::renderer::format_duration;
-use crate::run_dir::{TRANSLATIONS, write_atomic};
 use crate::schedule::ScheduleKind;
 use beam_budget::{available_memory, check_beam_fits};
+use test_set::{longest_translation, translate_and_score};
 
 /// Command-line arguments of the translation example. `--batch-size` counts tokens (source or
 /// target, padded) per batch, as fairseq's `--max-tokens` does.
@@ -203,34 +200,6 @@ pub fn run(args: NmtArgs) -> Result<RunReport, HarnessError> {
 /// The joint BPE's default size for a real corpus and for the built-in language pair.
 const CORPUS_BPE: usize = 10_000;
 const BUILTIN_BPE: usize = 600;
-/// Test sentences beam-searched together.
-const SENTENCES_PER_BATCH: usize = 32;
-/// How often the test-set translation reports its progress.
-const TRANSLATION_REPORT_EVERY: Duration = Duration::from_secs(10);
-
-/// The progress line of the test-set translation: `done` of `total` sentences after `elapsed`,
-/// the rate and the time left at that rate.
-fn translation_progress(done: usize, total: usize, elapsed: Duration) -> String {
-    let seconds = elapsed.as_secs_f64().max(1e-9);
-    let rate = done as f64 / seconds;
-    let left = if done == total {
-        "done".to_string()
-    } else {
-        let eta = Duration::from_secs_f64((total - done) as f64 / rate.max(1e-9));
-        format!("ETA {}", format_duration(eta))
-    };
-    format!(
-        "translated {done}/{total} test sentences in {} ({rate:.1} sentences/s), {left}",
-        format_duration(elapsed)
-    )
-}
-
-/// The longest translation the beam search produces for a model trained on pairs of up to
-/// `max_length` tokens a side (and the output length its memory estimate assumes).
-fn longest_translation(max_length: usize) -> usize {
-    max_length + 10
-}
-
 struct NmtTask {
     args: NmtArgs,
     session: Session,
@@ -284,8 +253,8 @@ impl NmtTask {
             })
     }
 
-    /// Beam-searches the test sources and scores the detokenised output against the
-    /// references.
+    /// Beam-searches the test sources (up to [`test_sentences`](Self::test_sentences)) and
+    /// scores the detokenised output against the references.
     fn test_bleu<B: Backend>(
         &self,
         model: &TransformerNmt<B>,
@@ -294,53 +263,10 @@ impl NmtTask {
         device: &B::Device,
     ) -> Result<Bleu, HarnessError> {
         let pairs = &test.pairs[..test.pairs.len().min(self.test_sentences())];
-        let config = BeamSearchConfig::new()
+        let search = BeamSearchConfig::new()
             .with_beam_size(self.args.beam)
             .with_max_length(longest_translation(self.args.max_length));
-        let special = SpecialTokens {
-            bos: BOS_ID as usize,
-            eos: EOS_ID as usize,
-            pad: PAD_ID as usize,
-        };
-        let keep = model.max_positions().saturating_sub(2).max(1);
-        let started = Instant::now();
-        let mut last_report = Duration::ZERO;
-        let mut hypotheses = Vec::with_capacity(pairs.len());
-        for chunk in pairs.chunks(SENTENCES_PER_BATCH) {
-            let mut sources = Vec::with_capacity(chunk.len());
-            for (source, _) in chunk {
-                let mut ids = bpe.encode(source)?;
-                ids.truncate(keep);
-                sources.push((ids, Vec::new()));
-            }
-            let batch: TranslationBatch<B> =
-                TranslationBatcher.batch(vec![PairBatch { pairs: sources }], device);
-            for ids in model.beam_search(batch.source, batch.source_padding, special, &config) {
-                let ids: Vec<u32> = ids.into_iter().map(|id| id as u32).collect();
-                hypotheses.push(bpe.decode(&ids)?);
-            }
-            let elapsed = started.elapsed();
-            if elapsed >= last_report + TRANSLATION_REPORT_EVERY || hypotheses.len() == pairs.len()
-            {
-                last_report = elapsed;
-                self.session
-                    .say(translation_progress(hypotheses.len(), pairs.len(), elapsed));
-            }
-        }
-        let references: Vec<String> = pairs.iter().map(|(_, target)| target.clone()).collect();
-        if let (Some(hypothesis), Some((source, reference))) = (hypotheses.first(), pairs.first()) {
-            self.session.say(format!(
-                "example: {source}\n  reference:   {reference}\n  translation: {hypothesis}"
-            ));
-        }
-        if self.session.node_rank() == 0 {
-            let path = self.session.dir().join(TRANSLATIONS);
-            let mut text = hypotheses.join("\n");
-            text.push('\n');
-            write_atomic(&path, text.as_bytes())
-                .map_err(|error| io_error("write", &path, error))?;
-        }
-        Ok(corpus_bleu(&hypotheses, &references))
+        translate_and_score(&self.session, model, bpe, pairs, &search, device)
     }
 }
 
@@ -466,18 +392,6 @@ mod tests {
 
     fn parse(flags: &[&str]) -> NmtArgs {
         NmtArgs::try_parse_from(std::iter::once("nmt").chain(flags.iter().copied())).unwrap()
-    }
-
-    #[test]
-    fn translation_progress_gives_the_rate_and_the_time_left() {
-        assert_eq!(
-            translation_progress(64, 320, Duration::from_secs(8)),
-            "translated 64/320 test sentences in 8 s (8.0 sentences/s), ETA 32 s"
-        );
-        assert_eq!(
-            translation_progress(320, 320, Duration::from_secs(100)),
-            "translated 320/320 test sentences in 1m40s (3.2 sentences/s), done"
-        );
     }
 
     #[test]
