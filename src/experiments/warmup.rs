@@ -501,7 +501,7 @@ mod tests {
         );
         let dir = out.path().join("warmup-search");
         std::fs::create_dir_all(&dir).unwrap();
-        let header = super::super::warmup_search::SEARCH_CSV_HEADER;
+        let header = super::super::warmup_search::record::SEARCH_CSV_HEADER;
         std::fs::write(
             dir.join("search.csv"),
             format!("{header}\n2,64,0.001,0.98,0,2016,1.4,1.4,false,false\n"),
