@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Records reference RAdam trajectories for the Rust parity tests.
 
-Writes radam-burn/testdata/radam_reference.json. Run from the repository root:
+Writes radam-core/testdata/radam_reference.json. Run from the repository root:
 
     pip install torch
     python3 tools/radam_reference.py
@@ -24,7 +24,7 @@ import sys
 import torch
 
 SHAPE = (3, 4)
-OUT = os.path.join(os.path.dirname(__file__), "..", "radam-burn", "testdata", "radam_reference.json")
+OUT = os.path.join(os.path.dirname(__file__), "..", "radam-core", "testdata", "radam_reference.json")
 
 
 def f32_list(t):

@@ -16,8 +16,7 @@ use burn::record::Record;
 use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 
-use crate::config::{check_non_negative, check_unit_interval, widen};
-use crate::error::RAdamConfigError;
+use radam_core::{RAdamConfigError, check_non_negative, check_unit_interval, widen};
 
 /// Configuration of [`Adam2k`]: Adam whose first `frozen_steps` steps only update `v_t`.
 ///

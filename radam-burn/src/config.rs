@@ -7,9 +7,9 @@ use burn::module::AutodiffModule;
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::tensor::backend::AutodiffBackend;
 
-use crate::error::RAdamConfigError;
+use radam_core::{Hyper, Preset, RAdamConfigError, RAdamFields, check_positive};
+
 use crate::radam::RAdam;
-use crate::step_plan::Hyper;
 
 /// Configuration of the [RAdam](crate::RAdam) optimizer.
 ///
@@ -72,10 +72,7 @@ impl RAdamConfig {
     /// weight decay as in the paper's experiments (set it with `with_weight_decay`).
     /// `ε` is placed as in PyTorch (Algorithm 2 has none).
     pub fn paper() -> Self {
-        Self::new()
-            .with_threshold(4.0)
-            .with_degenerated_to_sgd(true)
-            .with_decoupled_weight_decay(true)
+        Self::new().with_preset(Preset::PAPER)
     }
 
     /// The official implementation (github.com/LiyuanLucasLiu/RAdam): rectify when `ρ_t ≥ 5`,
@@ -84,33 +81,18 @@ impl RAdamConfig {
     ///
     /// `ρ_t ≥ 5` is expressed as `ρ_t > threshold` with `threshold` the largest `f64` below 5.
     pub fn official() -> Self {
-        Self::new()
-            .with_threshold(f64::from_bits(5.0f64.to_bits() - 1))
-            .with_degenerated_to_sgd(false)
-            .with_decoupled_weight_decay(true)
+        Self::new().with_preset(Preset::OFFICIAL)
+    }
+
+    fn with_preset(self, preset: Preset) -> Self {
+        self.with_threshold(preset.threshold)
+            .with_degenerated_to_sgd(preset.degenerated_to_sgd)
+            .with_decoupled_weight_decay(preset.decoupled_weight_decay)
     }
 
     /// Checks that every hyper-parameter makes sense, naming the first field that does not.
     pub fn validate(&self) -> Result<(), RAdamConfigError> {
-        const NAME: &str = "RAdamConfig";
-        check_unit_interval(NAME, "beta_1", self.beta_1)?;
-        check_unit_interval(NAME, "beta_2", self.beta_2)?;
-        check_non_negative(NAME, "epsilon", self.epsilon)?;
-        check_non_negative(NAME, "weight_decay", self.weight_decay)?;
-        if self.threshold.is_nan() || self.threshold < 4.0 {
-            return Err(RAdamConfigError::new(
-                "threshold",
-                self.threshold,
-                "must be at least 4: the rectification term r_t is undefined for 2 < ρ_t < 4",
-            ));
-        }
-        if self.threshold.is_infinite() {
-            return Err(RAdamConfigError::new(
-                "threshold",
-                self.threshold,
-                "must be finite (a saved config could not hold it): f64::MAX never rectifies",
-            ));
-        }
+        self.fields().validate()?;
         match &self.grad_clipping {
             Some(GradientClippingConfig::Value(limit)) => {
                 check_positive("grad_clipping (Value)", *limit)
@@ -149,82 +131,24 @@ impl RAdamConfig {
         Ok(RAdam::new(self.hyper()))
     }
 
-    /// The hyper-parameters in `f64`, each `f32` field [widened](widen) through its decimal
-    /// form.
+    /// The hyper-parameters in `f64`, each `f32` field [widened](crate::widen) through its
+    /// decimal form.
     pub(crate) fn hyper(&self) -> Hyper {
-        Hyper {
-            beta_1: widen(self.beta_1),
-            beta_2: widen(self.beta_2),
-            epsilon: widen(self.epsilon),
-            weight_decay: widen(self.weight_decay),
+        self.fields().hyper()
+    }
+
+    /// The fields that define the maths, for the checks and the widening shared with every
+    /// Burn version.
+    fn fields(&self) -> RAdamFields {
+        RAdamFields {
+            beta_1: self.beta_1,
+            beta_2: self.beta_2,
+            epsilon: self.epsilon,
+            weight_decay: self.weight_decay,
             decoupled_weight_decay: self.decoupled_weight_decay,
             threshold: self.threshold,
             degenerated_to_sgd: self.degenerated_to_sgd,
         }
-    }
-}
-
-/// Widens an `f32` hyper-parameter to the `f64` with the same shortest decimal representation:
-/// `0.999_f32` becomes the `f64` `0.999`, exactly the Python float PyTorch uses, rather than
-/// `f64::from(0.999_f32)` = `0.99900001287…`. Every scalar of RAdam, of Adam-2k and of the r_t
-/// shown during training is computed from values widened this way.
-///
-/// ```
-/// assert_eq!(radam_burn::widen(0.999), 0.999_f64);
-/// assert_ne!(f64::from(0.999_f32), 0.999_f64);
-/// ```
-pub fn widen(value: f32) -> f64 {
-    value
-        .to_string()
-        .parse()
-        .expect("an f32's Display output always parses as f64")
-}
-
-/// `value` of `config`'s `field` must lie in `[0, 1)`.
-pub(crate) fn check_unit_interval(
-    config: &'static str,
-    field: &'static str,
-    value: f32,
-) -> Result<(), RAdamConfigError> {
-    if (0.0..1.0).contains(&value) {
-        Ok(())
-    } else {
-        Err(RAdamConfigError::of(
-            config,
-            field,
-            value,
-            "must lie in [0, 1)",
-        ))
-    }
-}
-
-/// `value` of `config`'s `field` must be finite and `≥ 0`.
-pub(crate) fn check_non_negative(
-    config: &'static str,
-    field: &'static str,
-    value: f32,
-) -> Result<(), RAdamConfigError> {
-    if value.is_finite() && value >= 0.0 {
-        Ok(())
-    } else {
-        Err(RAdamConfigError::of(
-            config,
-            field,
-            value,
-            "must be finite and ≥ 0",
-        ))
-    }
-}
-
-fn check_positive(field: &'static str, value: f32) -> Result<(), RAdamConfigError> {
-    if value.is_finite() && value > 0.0 {
-        Ok(())
-    } else {
-        Err(RAdamConfigError::new(
-            field,
-            value,
-            "must be finite and > 0",
-        ))
     }
 }
 
@@ -244,6 +168,7 @@ mod tests {
         assert!(config.degenerated_to_sgd);
         assert!(config.grad_clipping.is_none());
         assert!(config.validate().is_ok());
+        assert_eq!(config.fields(), RAdamFields::torch());
     }
 
     #[test]
@@ -255,15 +180,6 @@ mod tests {
         assert_eq!(config.beta_2, 0.99);
         assert_eq!(config.weight_decay, 1e-4);
         assert!(config.decoupled_weight_decay);
-    }
-
-    #[test]
-    fn widening_keeps_the_decimal_value() {
-        assert_eq!(widen(0.999), 0.999_f64);
-        assert_eq!(widen(0.9), 0.9_f64);
-        assert_eq!(widen(1e-8), 1e-8_f64);
-        assert_eq!(widen(0.0), 0.0);
-        assert!(widen(f32::NAN).is_nan());
     }
 
     #[test]

@@ -43,20 +43,17 @@
 
 mod adam_2k;
 mod config;
-mod error;
 mod fused;
 mod lookahead;
 mod radam;
-mod rectification;
-mod step_plan;
 
 #[cfg(test)]
 mod parity_tests;
 
 pub use adam_2k::{Adam2k, Adam2kConfig, Adam2kState};
-pub use config::{RAdamConfig, widen};
-pub use error::RAdamConfigError;
+pub use config::RAdamConfig;
 pub use fused::fused_kernel_for;
 pub use lookahead::{Lookahead, LookaheadConfig, LookaheadRecord, Ranger, RangerConfig};
 pub use radam::{RAdam, RAdamState};
-pub use rectification::{rectification, rho, rho_inf};
+// The maths shared with the adaptor for Burn 0.22 (radam-burn-022).
+pub use radam_core::{RAdamConfigError, rectification, rho, rho_inf, widen};

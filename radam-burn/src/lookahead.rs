@@ -19,8 +19,8 @@ use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 
 use crate::config::RAdamConfig;
-use crate::error::RAdamConfigError;
 use crate::radam::RAdam;
+use radam_core::RAdamConfigError;
 
 /// Configuration of [`Lookahead`]; the defaults are the paper's (`k = 5`, `α = 0.5`).
 ///

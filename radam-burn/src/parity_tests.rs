@@ -3,7 +3,7 @@
 //!
 //! The reference trajectories come from `tools/radam_reference.py` (PyTorch's `torch.optim.RAdam`
 //! and float32 re-implementations of the paper's and the official presets), committed as
-//! `testdata/radam_reference.json`.
+//! `radam-core/testdata/radam_reference.json` (read through `radam_core::reference_data`).
 
 use burn::backend::{Autodiff, NdArray};
 use burn::module::{Module, Param};
@@ -13,83 +13,34 @@ use burn::optim::{GradientsParams, Optimizer};
 use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
-use serde::Deserialize;
+use radam_core::RAdamFields;
+use radam_core::reference_data::{
+    Case, Stepped, assert_close, assert_moment, assert_relative, reference, replay_trajectories,
+};
 
 use crate::{RAdam, RAdamConfig, RAdamState, rectification};
 
 type TestBackend = Autodiff<NdArray<f32>>;
 
-const REFERENCE_JSON: &str = include_str!("../testdata/radam_reference.json");
-
-#[derive(Deserialize)]
-struct Reference {
-    cases: Vec<Case>,
-    large_cases: Vec<LargeCase>,
-    linear_regression: Vec<LinearRegression>,
-}
-
-#[derive(Deserialize)]
-struct Case {
-    name: String,
-    preset: String,
-    beta_1: f32,
-    beta_2: f32,
-    epsilon: f32,
-    weight_decay: f32,
-    decoupled_weight_decay: bool,
-    shape: [usize; 2],
-    lrs: Vec<f64>,
-    theta0: Vec<f32>,
-    grads: Vec<Vec<f32>>,
-    thetas: Vec<Vec<f32>>,
-    /// `m_t` after every step.
-    ms: Vec<Vec<f32>>,
-    /// `v_t` after every step.
-    vs: Vec<Vec<f32>>,
-}
-
-/// A parameter of 200,003 elements (several parallel chunks of the fused step) whose values
-/// both sides build from [`mix`]; a sample of the elements after the last step.
-#[derive(Deserialize)]
-struct LargeCase {
-    name: String,
-    n: usize,
-    steps: usize,
-    weight_decay: f32,
-    decoupled_weight_decay: bool,
-    lrs: Vec<f64>,
-    sample: Vec<usize>,
-    theta: Vec<f32>,
-    m: Vec<f32>,
-    v: Vec<f32>,
-}
-
-#[derive(Deserialize)]
-struct LinearRegression {
-    weight_decay: f32,
-    decoupled_weight_decay: bool,
-    weight: Vec<f32>,
-    bias: Vec<f32>,
-}
-
-impl Case {
-    fn config(&self) -> RAdamConfig {
-        let preset = match self.preset.as_str() {
-            "torch" => RAdamConfig::new().with_decoupled_weight_decay(self.decoupled_weight_decay),
-            "paper" => RAdamConfig::paper(),
-            "official" => RAdamConfig::official(),
-            other => panic!("unknown preset {other} in the reference data"),
-        };
-        preset
-            .with_beta_1(self.beta_1)
-            .with_beta_2(self.beta_2)
-            .with_epsilon(self.epsilon)
-            .with_weight_decay(self.weight_decay)
-    }
-}
-
-fn reference() -> Reference {
-    serde_json::from_str(REFERENCE_JSON).expect("testdata/radam_reference.json parses")
+/// The config of a reference case.
+fn config_of(case: &Case) -> RAdamConfig {
+    let RAdamFields {
+        beta_1,
+        beta_2,
+        epsilon,
+        weight_decay,
+        decoupled_weight_decay,
+        threshold,
+        degenerated_to_sgd,
+    } = case.fields();
+    RAdamConfig::new()
+        .with_beta_1(beta_1)
+        .with_beta_2(beta_2)
+        .with_epsilon(epsilon)
+        .with_weight_decay(weight_decay)
+        .with_decoupled_weight_decay(decoupled_weight_decay)
+        .with_threshold(threshold)
+        .with_degenerated_to_sgd(degenerated_to_sgd)
 }
 
 /// A module whose only parameter is `w`; `loss = sum(w ⊙ G)` makes its gradient exactly `G`.
@@ -118,48 +69,7 @@ fn gradients_of(model: &Weights<TestBackend>, grad: &[f32], shape: [usize; 2]) -
     GradientsParams::from_grads(loss.backward(), model)
 }
 
-/// `|actual − expected| ≤ tolerance · max(|expected|, 1)` for every element, or a message that
-/// names the case, the step and the element.
-fn assert_close(actual: &[f32], expected: &[f32], tolerance: f32, what: &str) -> f32 {
-    assert_eq!(actual.len(), expected.len(), "{what}: length");
-    let mut worst = 0.0_f32;
-    for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
-        let error = (a - e).abs() / e.abs().max(1.0);
-        assert!(
-            error <= tolerance,
-            "{what}, element {i}: got {a}, expected {e} (scaled error {error:e} > {tolerance:e})"
-        );
-        worst = worst.max(error);
-    }
-    worst
-}
-
-/// `|actual − expected| ≤ tolerance · |expected|` (plus the smallest normal float), for values
-/// such as `v_t` that span 1e-19..1e6.
-fn assert_relative(actual: &[f32], expected: &[f32], tolerance: f32, what: &str) {
-    assert_eq!(actual.len(), expected.len(), "{what}: length");
-    for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
-        assert!(
-            (a - e).abs() <= tolerance * e.abs() + f32::MIN_POSITIVE,
-            "{what}, element {i}: got {a}, expected {e}"
-        );
-    }
-}
-
 type Adaptor = OptimizerAdaptor<RAdam, Weights<TestBackend>, TestBackend>;
-
-/// `m_t` against PyTorch's `lerp_` form of the same average: within 5e-6 scaled, or within a
-/// few float32 roundings (4e-7) of the largest gradient averaged so far, whose terms cancel.
-fn assert_moment(actual: &[f32], expected: &[f32], largest_gradient: f32, what: &str) {
-    assert_eq!(actual.len(), expected.len(), "{what}: length");
-    for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
-        let error = (a - e).abs();
-        assert!(
-            error <= 5e-6 * e.abs().max(1.0) || error <= 4e-7 * largest_gradient,
-            "{what}, element {i}: got {a}, expected {e} (largest gradient {largest_gradient})"
-        );
-    }
-}
 
 fn state_of(optimizer: &Adaptor) -> RAdamState<NdArray<f32>, 2> {
     let record = optimizer.to_record();
@@ -185,36 +95,26 @@ fn trajectories_match_the_references() {
 }
 
 fn trajectories_match_the_references_on(fused: bool) {
-    let mut worst_overall = 0.0_f32;
-    for case in reference().cases {
-        let device = Default::default();
-        let mut model = Weights::<TestBackend>::new(&case.theta0, case.shape, &device);
-        let mut optimizer = optimizer(&case.config(), fused);
-        let mut largest_gradient = 0.0_f32;
-        for (step, ((grad, lr), expected)) in case
-            .grads
-            .iter()
-            .zip(&case.lrs)
-            .zip(&case.thetas)
-            .enumerate()
-        {
-            let grads = gradients_of(&model, grad, case.shape);
-            model = optimizer.step(*lr, model, grads);
-            let what = format!("case {}, step {}", case.name, step + 1);
-            worst_overall = worst_overall.max(assert_close(&model.values(), expected, 5e-6, &what));
-            let state = state_of(&optimizer);
-            assert_eq!(state.time, step + 1);
-            let m: Vec<f32> = state.m.into_data().to_vec().unwrap();
-            let v: Vec<f32> = state.v.into_data().to_vec().unwrap();
-            // PyTorch updates m_t as m + (1 − β1)·(g − m) (`lerp_`), which rounds differently
-            // from β1·m + (1 − β1)·g: an f32 rounding of the gradients being averaged.
-            largest_gradient = grad.iter().fold(largest_gradient, |a, g| a.max(g.abs()));
-            assert_moment(&m, &case.ms[step], largest_gradient, &format!("{what}, m"));
-            assert_relative(&v, &case.vs[step], 5e-6, &format!("{what}, v"));
-        }
-    }
+    let device = Default::default();
+    let worst = replay_trajectories(
+        |case| {
+            let model = Weights::<TestBackend>::new(&case.theta0, case.shape, &device);
+            (model, optimizer(&config_of(case), fused), case.shape)
+        },
+        |(model, optimizer, shape), lr, grad| {
+            let grads = gradients_of(model, grad, *shape);
+            *model = optimizer.step(lr, model.clone(), grads);
+            let state = state_of(optimizer);
+            Stepped {
+                theta: model.values(),
+                m: state.m.into_data().to_vec().unwrap(),
+                v: state.v.into_data().to_vec().unwrap(),
+                time: state.time,
+            }
+        },
+    );
     println!(
-        "worst scaled parameter error over all reference trajectories (fused: {fused}): {worst_overall:e}"
+        "worst scaled parameter error over all reference trajectories (fused: {fused}): {worst:e}"
     );
 }
 
@@ -491,7 +391,7 @@ fn a_non_contiguous_parameter_follows_the_same_trajectory() {
     );
     for fused in [true, false] {
         let mut model_run = model.clone();
-        let mut optimizer = optimizer(&case.config(), fused);
+        let mut optimizer = optimizer(&config_of(&case), fused);
         for (step, (grad, expected)) in case.grads.iter().zip(&case.thetas).enumerate() {
             let grads = gradients_of(&model_run, grad, case.shape);
             model_run = optimizer.step(case.lrs[step], model_run, grads);

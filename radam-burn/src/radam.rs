@@ -5,7 +5,7 @@ use burn::record::Record;
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 
-use crate::step_plan::{Hyper, StepPlan, Update};
+use radam_core::{Hyper, StepPlan};
 
 /// Rectified Adam (Liu et al., "On the Variance of the Adaptive Learning Rate and Beyond",
 /// ICLR 2020), as a Burn [`SimpleOptimizer`] for every backend.
@@ -75,74 +75,33 @@ impl RAdam {
     }
 }
 
-/// One RAdam step with Burn tensor operations: works on every backend, and is the oracle the
-/// fused kernels are tested against. Used on every backend without a fused kernel.
+/// One RAdam step with Burn tensor operations ([`radam_core::tensor_op_step!`], the text shared
+/// with every Burn version): works on every backend, and is the oracle the fused kernels are
+/// tested against. Used on every backend without a fused kernel.
 pub(crate) fn tensor_op_step<B: Backend, const D: usize>(
     plan: &StepPlan,
     theta: Tensor<B, D>,
     grad: Tensor<B, D>,
     state: Option<RAdamState<B, D>>,
 ) -> (Tensor<B, D>, RAdamState<B, D>) {
-    // g_t ← ∇f(θ_{t−1}) + λ·θ_{t−1}   (L2 weight decay, coupled)
-    let g_t = if plan.l2_penalty != 0.0 {
-        grad + theta.clone().mul_scalar(plan.l2_penalty)
-    } else {
-        grad
-    };
-
-    // m_t ← β1·m_{t−1} + (1 − β1)·g_t   (Algorithm 2, line 5)
-    // v_t ← β2·v_{t−1} + (1 − β2)·g_t²  (Algorithm 2, line 4)
-    let g_m = g_t.clone().mul_scalar(1.0 - plan.beta_1);
-    let g2_v = g_t.clone().mul_scalar(1.0 - plan.beta_2).mul(g_t);
-    let (m_t, v_t) = match state {
-        Some(state) => (
-            state.m.mul_scalar(plan.beta_1).add(g_m),
-            state.v.mul_scalar(plan.beta_2).add(g2_v),
-        ),
-        None => (g_m, g2_v),
-    };
-
-    // θ ← θ·(1 − α·λ)   (decoupled weight decay, on steps that update θ)
-    let theta = match plan.decay_factor {
-        Some(factor) => theta.mul_scalar(factor),
-        None => theta,
-    };
-
-    let theta = match plan.update {
-        // θ_t ← θ_{t−1} − α·r_t·m̂_t·l_t, with l_t = sqrt(1 − β2^t) / (sqrt(v_t) + ε)  (lines 10–12)
-        Update::Rectified { step_size, epsilon } => {
-            let denominator = v_t.clone().sqrt().add_scalar(epsilon);
-            theta - m_t.clone().mul_scalar(step_size).div(denominator)
-        }
-        // θ_t ← θ_{t−1} − α·m̂_t   (line 14)
-        Update::Momentum { step_size } => theta - m_t.clone().mul_scalar(step_size),
-        Update::Skip => theta,
-    };
-
+    let moments = state.map(|state| (state.m, state.v));
+    let (theta, m, v) = radam_core::tensor_op_step!(plan, theta, grad, moments);
     let state = RAdamState {
         time: plan.time,
-        m: m_t,
-        v: v_t,
+        m,
+        v,
     };
     (theta, state)
 }
 
-/// Whether saved moments `m` and `v` belong to a parameter of shape `theta`: a record from
-/// another model (or a damaged one) is refused with a message instead of being stepped with.
+/// Whether saved moments `m` and `v` belong to a parameter of shape `theta`
+/// ([`radam_core::state_fits`]).
 pub(crate) fn state_fits<B: Backend, const D: usize>(
     theta: &[usize],
     m: &Tensor<B, D>,
     v: &Tensor<B, D>,
 ) -> Result<(), String> {
-    let (m, v) = (m.shape().dims, v.shape().dims);
-    if m == theta && v == theta {
-        Ok(())
-    } else {
-        Err(format!(
-            "RAdam's saved state does not fit the parameter: θ has shape {theta:?}, m_t {m:?} \
-             and v_t {v:?} (is the optimizer record from another model?)"
-        ))
-    }
+    radam_core::state_fits(theta, &m.shape().dims, &v.shape().dims)
 }
 
 impl<B: Backend> SimpleOptimizer<B> for RAdam {
@@ -200,11 +159,7 @@ mod tests {
         let theta = Tensor::<B, 2>::ones([3, 4], &device);
         // Same element count, other shape: the fused path alone would not notice.
         let wrong = state([4, 3]);
-        assert_eq!(
-            state_fits(&[3, 4], &wrong.m, &wrong.v).unwrap_err(),
-            "RAdam's saved state does not fit the parameter: θ has shape [3, 4], m_t [4, 3] and \
-             v_t [4, 3] (is the optimizer record from another model?)"
-        );
+        assert!(state_fits(&[3, 4], &wrong.m, &wrong.v).is_err());
         assert!(state_fits(&[3, 4], &state([3, 4]).m, &state([3, 4]).v).is_ok());
         for fused in [true, false] {
             let mut optimizer = crate::RAdamConfig::new().build().unwrap();

@@ -23,7 +23,7 @@ use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 
 use crate::radam::RAdamState;
-use crate::step_plan::{StepPlan, Update};
+use radam_core::{StepPlan, Update};
 
 /// The tensors of one step, handed back unchanged when no kernel applies.
 pub(crate) type StepInputs<B, const D: usize> =
@@ -138,9 +138,9 @@ impl Scalars {
 #[cfg(all(test, feature = "fused-ndarray"))]
 mod tests {
     use super::*;
-    use crate::step_plan::{Hyper, StepPlan};
     use burn::backend::NdArray;
     use burn::tensor::{Distribution, TensorData};
+    use radam_core::{Hyper, StepPlan};
 
     type B = NdArray<f32>;
 

@@ -7,7 +7,7 @@ use rayon::prelude::*;
 
 use super::{Mode, Scalars, StepInputs, cast, same_type};
 use crate::radam::RAdamState;
-use crate::step_plan::StepPlan;
+use radam_core::StepPlan;
 
 /// Elements per parallel task: large enough to amortise scheduling, small enough to balance.
 const CHUNK: usize = 1 << 16;

@@ -11,7 +11,7 @@ use cubecl::wgpu::WgpuRuntime;
 
 use super::{Mode, Scalars, StepInputs, cast, same_type};
 use crate::radam::RAdamState;
-use crate::step_plan::StepPlan;
+use radam_core::StepPlan;
 
 type Primitive = CubeTensor<WgpuRuntime>;
 

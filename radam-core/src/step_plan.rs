@@ -7,42 +7,61 @@
 
 use crate::rectification::rectification;
 
-/// The hyper-parameters a plan is built from, already widened to `f64` and validated.
+/// The hyper-parameters a plan is built from, already [widened](crate::widen) to `f64` and
+/// validated (see [`RAdamFields`](crate::RAdamFields)).
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Hyper {
+pub struct Hyper {
+    /// Decay rate of the first moment, `β1`.
     pub beta_1: f64,
+    /// Decay rate of the second moment, `β2`.
     pub beta_2: f64,
+    /// Added to `sqrt(v_t)` in the denominator, `ε`.
     pub epsilon: f64,
+    /// Weight decay `λ`.
     pub weight_decay: f64,
+    /// Decoupled (`θ ← θ·(1 − α·λ)`) rather than L2 (`g ← g + λ·θ`) weight decay.
     pub decoupled_weight_decay: bool,
+    /// The step is rectified when `ρ_t > threshold`.
     pub threshold: f64,
+    /// Momentum steps (`true`) or no update (`false`) while `ρ_t ≤ threshold`.
     pub degenerated_to_sgd: bool,
 }
 
 /// How the parameters move at this step.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) enum Update {
+pub enum Update {
     /// `ρ_t > threshold`: `θ ← θ − step_size · m_t / (sqrt(v_t) + ε)` with
     /// `step_size = α·r_t·sqrt(1 − β2^t) / (1 − β1^t)` (Algorithm 2, lines 10–12).
-    Rectified { step_size: f64, epsilon: f64 },
+    Rectified {
+        /// `α·r_t·sqrt(1 − β2^t) / (1 − β1^t)`.
+        step_size: f64,
+        /// `ε`, added to `sqrt(v_t)`.
+        epsilon: f64,
+    },
     /// `ρ_t ≤ threshold`, degenerated to SGD: `θ ← θ − step_size · m_t` with
     /// `step_size = α / (1 − β1^t)` (Algorithm 2, line 14).
-    Momentum { step_size: f64 },
+    Momentum {
+        /// `α / (1 − β1^t)`.
+        step_size: f64,
+    },
     /// `ρ_t ≤ threshold` and `degenerated_to_sgd = false`: θ is left as it is (the official code).
     Skip,
 }
 
 /// Everything one step needs besides the tensors.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) struct StepPlan {
+pub struct StepPlan {
     /// The step number `t`, counted from 1.
     pub time: usize,
+    /// `β1`.
     pub beta_1: f64,
+    /// `β2`.
     pub beta_2: f64,
     /// Coupled (L2) weight decay: `g_t ← ∇f(θ) + λ·θ`. Zero when decay is decoupled or off.
     pub l2_penalty: f64,
     /// Decoupled weight decay: `θ ← θ·(1 − α·λ)`, only on steps that update θ. `None` when off.
     pub decay_factor: Option<f64>,
+    /// How θ moves.
     pub update: Update,
 }
 

@@ -2,8 +2,8 @@
 
 use core::fmt;
 
-/// A field of a config of this crate ([`RAdamConfig`](crate::RAdamConfig),
-/// [`Adam2kConfig`](crate::Adam2kConfig)) holds a value the optimizer cannot use.
+/// A field of an optimizer config (radam-burn's `RAdamConfig` or `Adam2kConfig`, for any Burn
+/// version) holds a value the optimizer cannot use.
 ///
 /// Its message names the config, the field, the value and the rule, e.g.
 /// `invalid RAdamConfig: beta_2 = 1.0 must lie in [0, 1)`.
@@ -11,7 +11,7 @@ use core::fmt;
 pub struct RAdamConfigError {
     /// The config's type name (`RAdamConfig`, `Adam2kConfig`).
     pub config: &'static str,
-    /// The name of the offending field, as spelled in [`RAdamConfig`](crate::RAdamConfig).
+    /// The name of the offending field, as spelled in the config.
     pub field: &'static str,
     /// The offending value, formatted.
     pub value: String,
@@ -20,11 +20,13 @@ pub struct RAdamConfigError {
 }
 
 impl RAdamConfigError {
-    pub(crate) fn new(field: &'static str, value: impl fmt::Debug, rule: &'static str) -> Self {
+    /// A field of `RAdamConfig` breaks `rule`.
+    pub fn new(field: &'static str, value: impl fmt::Debug, rule: &'static str) -> Self {
         Self::of("RAdamConfig", field, value, rule)
     }
 
-    pub(crate) fn of(
+    /// A field of the config named `config` breaks `rule`.
+    pub fn of(
         config: &'static str,
         field: &'static str,
         value: impl fmt::Debug,

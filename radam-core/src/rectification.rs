@@ -12,7 +12,7 @@
 /// `ρ∞ ≤ 4` for `β2 ≤ 0.6`; RAdam then never leaves its momentum phase.
 ///
 /// ```
-/// assert!((radam_burn::rho_inf(0.999) - 1999.0).abs() < 1e-9);
+/// assert!((radam_core::rho_inf(0.999) - 1999.0).abs() < 1e-9);
 /// ```
 pub fn rho_inf(beta_2: f64) -> f64 {
     2.0 / (1.0 - beta_2) - 1.0
@@ -47,7 +47,7 @@ pub fn rho(beta_2: f64, t: usize) -> f64 {
 /// If `t == 0` (see [`rho`]).
 ///
 /// ```
-/// use radam_burn::rectification;
+/// use radam_core::rectification;
 /// assert_eq!(rectification(0.999, 5, 5.0), None); // ρ_5 = 4.996: momentum phase
 /// let r_6 = rectification(0.999, 6, 5.0).unwrap(); // ρ_6 = 5.994: first adaptive step
 /// assert!((r_6 - 0.025821).abs() < 1e-6);
