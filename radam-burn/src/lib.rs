@@ -56,4 +56,4 @@ pub use fused::fused_kernel_for;
 pub use lookahead::{Lookahead, LookaheadConfig, LookaheadRecord, Ranger, RangerConfig};
 pub use radam::{RAdam, RAdamState};
 // The maths shared with the adaptor for Burn 0.22 (radam-burn-022).
-pub use radam_core::{RAdamConfigError, rectification, rho, rho_inf, widen};
+pub use radam_core::{RAdamConfigError, RAdamFields, rectification, rho, rho_inf, widen};

@@ -13,7 +13,6 @@ use burn::optim::{GradientsParams, Optimizer};
 use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
-use radam_core::RAdamFields;
 use radam_core::reference_data::{
     Case, Stepped, assert_close, assert_moment, assert_relative, reference, replay_trajectories,
 };
@@ -24,23 +23,7 @@ type TestBackend = Autodiff<NdArray<f32>>;
 
 /// The config of a reference case.
 fn config_of(case: &Case) -> RAdamConfig {
-    let RAdamFields {
-        beta_1,
-        beta_2,
-        epsilon,
-        weight_decay,
-        decoupled_weight_decay,
-        threshold,
-        degenerated_to_sgd,
-    } = case.fields();
-    RAdamConfig::new()
-        .with_beta_1(beta_1)
-        .with_beta_2(beta_2)
-        .with_epsilon(epsilon)
-        .with_weight_decay(weight_decay)
-        .with_decoupled_weight_decay(decoupled_weight_decay)
-        .with_threshold(threshold)
-        .with_degenerated_to_sgd(degenerated_to_sgd)
+    RAdamConfig::from_fields(&case.fields())
 }
 
 /// A module whose only parameter is `w`; `loss = sum(w ⊙ G)` makes its gradient exactly `G`.

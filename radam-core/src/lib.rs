@@ -5,13 +5,14 @@
 //! framework: the length of the approximated moving average `ρ_t`, the rectification term `r_t`,
 //! the plan of each step (its branch of Algorithm 2 and every scalar factor, in `f64`), the
 //! validation of the hyper-parameters, the presets, and the element-wise step as Burn tensor
-//! operations ([`tensor_op_step!`]).
+//! operations ([`tensor_op_step!`]), and the definition of `RAdamConfig` ([`radam_config!`]).
 //!
 //! `radam-burn` (Burn 0.19) and `radam-burn-022` (Burn 0.22) are thin adaptors over this crate,
 //! so both compute the same maths from the same text. Use one of them, not this crate, to train.
 
 #![warn(missing_docs)]
 
+mod config_struct;
 mod error;
 mod rectification;
 mod step_plan;

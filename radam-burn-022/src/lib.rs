@@ -1,0 +1,46 @@
+//! # radam-burn-022
+//!
+//! RAdam — Rectified Adam (Liu et al., ["On the Variance of the Adaptive Learning Rate and
+//! Beyond"](https://arxiv.org/abs/1908.03265), ICLR 2020) — for [Burn](https://burn.dev) 0.22,
+//! following `torch.optim.RAdam` to within float rounding. It is the same optimizer as
+//! `radam-burn` (for Burn 0.19): both are thin adaptors over `radam-core`, which holds the
+//! maths (`ρ_t`, `r_t`, the plan of each step and its element-wise operations) once.
+//!
+//! In Burn 0.22 an optimizer is a per-tensor [`Optimizer`](burn::optim::Optimizer) wrapped in a
+//! [`ModuleOptimizer`](burn::optim::ModuleOptimizer); [`RAdamConfig::init`] returns one, ready for
+//! `burn::train::Learner::new(model, optimizer, lr_scheduler)` and `SupervisedTraining`.
+//!
+//! ```no_run
+//! use burn::nn::{Linear, LinearConfig};
+//! use burn::optim::GradientsParams;
+//! use burn::tensor::{Device, Tensor};
+//! use radam_burn_022::RAdamConfig;
+//!
+//! let device = Device::flex().autodiff();
+//! let mut model: Linear = LinearConfig::new(4, 1).init(&device);
+//! let mut optimizer = RAdamConfig::new().with_weight_decay(1e-4).init();
+//! for _ in 0..100 {
+//!     let x = Tensor::<2>::ones([8, 4], &device);
+//!     let loss = model.forward(x).powi_scalar(2).mean();
+//!     let grads = GradientsParams::from_grads(loss.backward(), &model);
+//!     model = optimizer.step(1e-3, model, grads);
+//! }
+//! ```
+//!
+//! The step runs as Burn tensor operations on every backend; the fused single-pass kernels of
+//! `radam-burn` are not ported to 0.22.
+
+#![warn(missing_docs)]
+
+mod config;
+mod radam;
+
+// `#[derive(RecordState)]` names these at the crate root, as Burn's own optimizers have them.
+use burn::optim::{RecordState, StateSink, StateSource};
+
+pub use config::RAdamConfig;
+pub use radam::{RAdam, RAdamState};
+pub use radam_core::{RAdamConfigError, RAdamFields, rectification, rho, rho_inf, widen};
+
+#[cfg(test)]
+mod parity_tests;
