@@ -9,31 +9,30 @@
 //! `--steps` timed steps after two untimed ones).
 #![recursion_limit = "256"]
 
-mod common;
-
 use std::process::ExitCode;
 use std::time::Duration;
 
-use common::{LSTM_SHAPE, RESNET_BATCH, TRANSFORMER_SHAPE, time_training};
-use radam_train::models::conv::ConvAlgorithm;
-use radam_train::models::lstm::LstmAlgorithm;
+use radam_train::backend::NdArrayBackend as B;
+use radam_train::workloads::{self, Shapes, Workload};
 
 /// Untimed steps before each repeat, on a fresh model.
 const WARMUP_STEPS: u64 = 2;
 
 /// What to measure: the model, timed steps per repeat, repeats.
 struct Request {
-    model: String,
+    workload: Workload,
     steps: u64,
     repeats: u64,
 }
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Request, String> {
-    let model = args
-        .next()
-        .ok_or("usage: step_speed resnet20|lstm|transformer [--steps N] [--repeats R]")?;
+    let usage = "usage: step_speed resnet20|lstm|transformer [--steps N] [--repeats R]";
+    let name = args.next().ok_or(usage)?;
+    let workload = Workload::from_name(&name).ok_or(format!(
+        "unknown model `{name}`; expected resnet20, lstm or transformer"
+    ))?;
     let mut request = Request {
-        model,
+        workload,
         steps: 3,
         repeats: 3,
     };
@@ -55,57 +54,27 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Request, String> {
     Ok(request)
 }
 
-/// Times the repeats of one model, each on a fresh model after [`WARMUP_STEPS`]: `(items per
-/// step, unit, time of each repeat)`.
-fn measure(request: &Request) -> Result<(usize, &'static str, Vec<Duration>), String> {
-    let Request { steps, repeats, .. } = *request;
-    let mut times = Vec::new();
-    let (items, unit) = match request.model.as_str() {
-        "resnet20" => {
-            for _ in 0..repeats {
-                let (model, batch) = common::resnet20(ConvAlgorithm::Auto);
-                times.push(time_training(model, WARMUP_STEPS, steps, |model| {
-                    model.forward_classification(batch.clone()).loss
-                }));
-            }
-            (RESNET_BATCH, "images")
-        }
-        "lstm" => {
-            for _ in 0..repeats {
-                let (model, batch) = common::lstm_lm(LstmAlgorithm::Fused);
-                times.push(time_training(model, WARMUP_STEPS, steps, |model| {
-                    model.forward_stream(batch.clone()).loss
-                }));
-            }
-            (LSTM_SHAPE.0 * LSTM_SHAPE.1, "tokens")
-        }
-        "transformer" => {
-            for _ in 0..repeats {
-                let (model, batch) = common::transformer();
-                times.push(time_training(model, WARMUP_STEPS, steps, |model| {
-                    model.forward_translation(batch.clone()).loss
-                }));
-            }
-            (TRANSFORMER_SHAPE.0 * TRANSFORMER_SHAPE.1, "tokens")
-        }
-        other => {
-            return Err(format!(
-                "unknown model `{other}`; expected resnet20, lstm or transformer"
-            ));
-        }
-    };
-    Ok((items, unit, times))
+/// Times the repeats, each on a fresh model after [`WARMUP_STEPS`].
+fn measure(request: &Request) -> Vec<Duration> {
+    let device = Default::default();
+    (0..request.repeats)
+        .map(|_| {
+            request
+                .workload
+                .time::<B>(&Shapes::README, WARMUP_STEPS, request.steps, &device)
+        })
+        .collect()
 }
 
 fn main() -> ExitCode {
-    let result = parse(std::env::args().skip(1)).and_then(|request| {
-        common::warm_up_backend();
-        let (items, unit, times) = measure(&request)?;
-        for time in times {
+    let result = parse(std::env::args().skip(1)).map(|request| {
+        workloads::warm_up_backend::<B>(&Default::default());
+        let workload = request.workload;
+        let items = workload.items_per_step(&Shapes::README);
+        for time in measure(&request) {
             let rate = (items as u64 * request.steps) as f64 / time.as_secs_f64();
-            println!("{} {rate:.1} {unit}/s", request.model);
+            println!("{} {rate:.1} {}/s", workload.name(), workload.unit());
         }
-        Ok(())
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

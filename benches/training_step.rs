@@ -5,15 +5,15 @@
 //! `cargo bench --bench training_step` (filter with e.g. `-- resnet`).
 #![recursion_limit = "256"]
 
-mod common;
-
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use radam_train::backend::NdArrayBackend as B;
 use radam_train::models::conv::ConvAlgorithm;
 use radam_train::models::lstm::LstmAlgorithm;
+use radam_train::workloads::{self, Shapes, Workload, time_training};
 
-use common::{LSTM_SHAPE, RESNET_BATCH, TRANSFORMER_SHAPE, time_training};
+const SHAPES: Shapes = Shapes::README;
 
 /// Untimed steps before each measurement.
 const WARMUP_STEPS: u64 = 2;
@@ -24,12 +24,15 @@ fn resnet(c: &mut Criterion) {
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(20));
-    group.throughput(Throughput::Elements(RESNET_BATCH as u64));
+    group.throughput(Throughput::Elements(
+        Workload::ResNet.items_per_step(&SHAPES) as u64,
+    ));
     for algorithm in [ConvAlgorithm::Auto, ConvAlgorithm::Direct] {
         group.bench_function(BenchmarkId::new("conv", format!("{algorithm:?}")), |b| {
             b.iter_custom(|iters| {
-                let (model, batch) = common::resnet20(algorithm);
-                time_training(model, WARMUP_STEPS, iters, |model| {
+                let device = Default::default();
+                let (model, batch) = workloads::resnet::<B>(&SHAPES, algorithm, &device);
+                time_training(model, WARMUP_STEPS, iters, &device, |model| {
                     model.forward_classification(batch.clone()).loss
                 })
             })
@@ -39,18 +42,20 @@ fn resnet(c: &mut Criterion) {
 }
 
 fn lstm(c: &mut Criterion) {
-    let (batch, seq, _) = LSTM_SHAPE;
     let mut group = c.benchmark_group("training_step_lstm_2x256_v10k_32x35");
     group
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(10));
-    group.throughput(Throughput::Elements((batch * seq) as u64));
+    group.throughput(Throughput::Elements(
+        Workload::Lstm.items_per_step(&SHAPES) as u64
+    ));
     for algorithm in [LstmAlgorithm::Fused, LstmAlgorithm::Stepwise] {
         group.bench_function(BenchmarkId::new("lstm", format!("{algorithm:?}")), |b| {
             b.iter_custom(|iters| {
-                let (model, batch) = common::lstm_lm(algorithm);
-                time_training(model, WARMUP_STEPS, iters, |model| {
+                let device = Default::default();
+                let (model, batch) = workloads::lstm_lm::<B>(&SHAPES, algorithm, &device);
+                time_training(model, WARMUP_STEPS, iters, &device, |model| {
                     model.forward_stream(batch.clone()).loss
                 })
             })
@@ -60,17 +65,19 @@ fn lstm(c: &mut Criterion) {
 }
 
 fn transformer(c: &mut Criterion) {
-    let (batch, len, _) = TRANSFORMER_SHAPE;
     let mut group = c.benchmark_group("training_step_transformer_3+3_d256_32x32");
     group
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(10));
-    group.throughput(Throughput::Elements((batch * len) as u64));
+    group.throughput(Throughput::Elements(
+        Workload::Transformer.items_per_step(&SHAPES) as u64,
+    ));
     group.bench_function("transformer", |b| {
         b.iter_custom(|iters| {
-            let (model, batch) = common::transformer();
-            time_training(model, WARMUP_STEPS, iters, |model| {
+            let device = Default::default();
+            let (model, batch) = workloads::transformer::<B>(&SHAPES, &device);
+            time_training(model, WARMUP_STEPS, iters, &device, |model| {
                 model.forward_translation(batch.clone()).loss
             })
         })
@@ -79,7 +86,7 @@ fn transformer(c: &mut Criterion) {
 }
 
 fn all(c: &mut Criterion) {
-    common::warm_up_backend();
+    workloads::warm_up_backend::<B>(&Default::default());
     resnet(c);
     lstm(c);
     transformer(c);

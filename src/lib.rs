@@ -8,8 +8,9 @@
 //! [divergence] guard, the per-epoch [history] with its CSV and [training curves](training_curves), [BLEU](bleu), and the paper's
 //! [tasks] run through the [harness]; the paper's [experiments] on top of them, drawn as
 //! [figure]s, with [gradient histograms](gradient_histogram) and the [variance] analysis;
-//! [distributed] (data-parallel) training on several devices and machines; and the
-//! [quickstart], the shortest complete program.
+//! [distributed] (data-parallel) training on several devices and machines; the
+//! [quickstart], the shortest complete program; and the speed [workloads] that the benchmarks
+//! and the [GPU check](gpu_check) time.
 //!
 //! Everything model- and optimizer-side is generic over `B: Backend`; only this crate names the
 //! concrete backends.
@@ -26,6 +27,7 @@ pub mod distributed;
 pub mod divergence;
 pub mod experiments;
 pub mod figure;
+pub mod gpu_check;
 pub mod gradient_histogram;
 pub mod harness;
 pub mod history;
@@ -38,3 +40,4 @@ pub mod schedule;
 pub mod tasks;
 pub mod training_curves;
 pub mod variance;
+pub mod workloads;

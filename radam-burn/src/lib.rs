@@ -52,7 +52,7 @@ mod parity_tests;
 
 pub use adam_2k::{Adam2k, Adam2kConfig, Adam2kState};
 pub use config::RAdamConfig;
-pub use fused::fused_kernel_for;
+pub use fused::{fused_kernel_for, memory_traffic_pass};
 pub use lookahead::{Lookahead, LookaheadConfig, LookaheadRecord, Ranger, RangerConfig};
 pub use radam::{RAdam, RAdamState};
 // The maths shared with the adaptor for Burn 0.22 (radam-burn-022).

@@ -52,6 +52,25 @@ pub(crate) fn try_fused_step<B: Backend, const D: usize>(
     Err(inputs)
 }
 
+/// One pass of the fused step's memory traffic without its arithmetic — read θ, g, m, v, write
+/// θ, m, v in place: 28 bytes per `f32` parameter, as a step — for measuring how close a step
+/// comes to the device's memory bandwidth (`tools/gpu-check`). Returns the new θ, m, v, or
+/// `None` where `B` has no such kernel (only wgpu without fusion, with the `fused-wgpu` feature).
+pub fn memory_traffic_pass<B: Backend, const D: usize>(
+    theta: Tensor<B, D>,
+    grad: Tensor<B, D>,
+    m: Tensor<B, D>,
+    v: Tensor<B, D>,
+) -> Option<[Tensor<B, D>; 3]> {
+    #[cfg(feature = "fused-wgpu")]
+    return wgpu::traffic_pass(theta, grad, m, v);
+    #[cfg(not(feature = "fused-wgpu"))]
+    {
+        let _ = (theta, grad, m, v);
+        None
+    }
+}
+
 /// Which fused kernel RAdam uses on backend `B`: `Some("ndarray")`, `Some("wgpu")`, or `None`
 /// when the backend gets the generic tensor-operation step (any other backend, Burn's fusion
 /// backend, or a crate built without the `fused-*` features).

@@ -167,6 +167,60 @@ pub(super) fn step<B: Backend, const D: usize>(
     Ok((tensor(theta), state))
 }
 
+/// The memory traffic of [`radam_step_kernel`] without its arithmetic: reads θ, g, m, v and
+/// writes θ, m, v (28 bytes per `f32` parameter), each output a copy of another input.
+#[cube(launch)]
+fn traffic_kernel(
+    theta: &mut Array<Line<f32>>,
+    grad: &Array<Line<f32>>,
+    m: &mut Array<Line<f32>>,
+    v: &mut Array<Line<f32>>,
+) {
+    let i = ABSOLUTE_POS;
+    if i >= theta.len() {
+        terminate!();
+    }
+    let (old_theta, g, old_m, old_v) = (theta[i], grad[i], m[i], v[i]);
+    theta[i] = old_m;
+    m[i] = old_v;
+    v[i] = old_theta + g;
+}
+
+/// One pass of the fused step's memory traffic over wgpu `f32` tensors of one length, in place;
+/// `None` (inputs dropped) on another backend or dtype.
+pub(super) fn traffic_pass<B: Backend, const D: usize>(
+    theta: Tensor<B, D>,
+    grad: Tensor<B, D>,
+    m: Tensor<B, D>,
+    v: Tensor<B, D>,
+) -> Option<[Tensor<B, D>; 3]> {
+    let len = theta.shape().num_elements();
+    let all_f32 = [&theta, &grad, &m, &v]
+        .iter()
+        .all(|t| t.dtype() == DType::F32 && t.shape().num_elements() == len);
+    if !same_type::<B::FloatTensorPrimitive, Primitive>() || !all_f32 || len > u32::MAX as usize {
+        return None;
+    }
+    let (theta, grad, m, v) = (
+        primitive(theta),
+        into_contiguous(primitive_ref(grad)),
+        primitive(m),
+        primitive(v),
+    );
+    let line_size: u8 = if len.is_multiple_of(4) { 4 } else { 1 };
+    let cube_dim = CubeDim::default();
+    traffic_kernel::launch::<WgpuRuntime>(
+        &theta.client,
+        cube_count(len / line_size as usize, cube_dim),
+        cube_dim,
+        theta.as_array_arg::<f32>(line_size),
+        grad.as_array_arg::<f32>(line_size),
+        m.as_array_arg::<f32>(line_size),
+        v.as_array_arg::<f32>(line_size),
+    );
+    Some([tensor(theta), tensor(m), tensor(v)])
+}
+
 /// Enough cubes of `cube_dim` for `invocations`, as a near-square grid (each side stays far
 /// below the 65 535 a dimension may hold). Integer arithmetic throughout: CubeCL's own
 /// `calculate_cube_count_elemwise` divides in `f32`, which rounds 2^24 + 1 down to 2^24 and
