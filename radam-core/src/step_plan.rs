@@ -111,15 +111,7 @@ mod tests {
     use super::*;
 
     fn hyper() -> Hyper {
-        Hyper {
-            beta_1: 0.9,
-            beta_2: 0.999,
-            epsilon: 1e-8,
-            weight_decay: 0.0,
-            decoupled_weight_decay: false,
-            threshold: 5.0,
-            degenerated_to_sgd: true,
-        }
+        crate::RAdamFields::torch().hyper()
     }
 
     #[test]

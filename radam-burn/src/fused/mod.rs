@@ -159,20 +159,12 @@ mod tests {
     use super::*;
     use burn::backend::NdArray;
     use burn::tensor::{Distribution, TensorData};
-    use radam_core::{Hyper, StepPlan};
+    use radam_core::{Hyper, RAdamFields, StepPlan};
 
     type B = NdArray<f32>;
 
     fn hyper() -> Hyper {
-        Hyper {
-            beta_1: 0.9,
-            beta_2: 0.999,
-            epsilon: 1e-8,
-            weight_decay: 0.0,
-            decoupled_weight_decay: false,
-            threshold: 5.0,
-            degenerated_to_sgd: true,
-        }
+        RAdamFields::torch().hyper()
     }
 
     #[test]
