@@ -127,7 +127,12 @@ fn lr_robustness_sweeps_twelve_runs() {
 fn warmup_search_decides_every_setting_it_trains_and_resumes() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let out = tempfile::tempdir().unwrap();
-    let summary = warmup_search::run(&args(out.path())).unwrap();
+    let ledger = out.path().join("ledger.csv");
+    let with_ledger = |out: &Path| ExperimentArgs {
+        ledger: Some(ledger.clone()),
+        ..args(out)
+    };
+    let summary = warmup_search::run(&with_ledger(out.path())).unwrap();
     let dir = out.path().join("warmup-search");
     assert_files(&dir, &["search.csv", "curves.png", "summary.txt"]);
     let csv = std::fs::read_to_string(dir.join("search.csv")).unwrap();
@@ -189,4 +194,31 @@ fn warmup_search_decides_every_setting_it_trains_and_resumes() {
 
     // Run again: every run is reused, and the same table comes out.
     assert_eq!(warmup_search::run(&args(out.path())).unwrap(), summary);
+
+    // On another machine (a fresh output directory) the ledger alone gives the same search:
+    // every run is found there, none is trained, and the same table comes out.
+    let elsewhere = tempfile::tempdir().unwrap();
+    assert_eq!(
+        warmup_search::run(&with_ledger(elsewhere.path())).unwrap(),
+        summary
+    );
+    let search = elsewhere.path().join("warmup-search");
+    assert_eq!(
+        std::fs::read_to_string(search.join("search.csv")).unwrap(),
+        csv
+    );
+    let trained: Vec<_> = std::fs::read_dir(&search)
+        .unwrap()
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.path().is_dir())
+        .collect();
+    assert!(trained.is_empty(), "runs were trained again: {trained:?}");
+    // The ledger refuses another experiment.
+    let error = variance_analysis::run(&with_ledger(elsewhere.path())).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("only warmup-search keeps a ledger"),
+        "{error}"
+    );
 }

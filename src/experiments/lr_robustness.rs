@@ -77,6 +77,7 @@ pub fn configurations(args: &ExperimentArgs) -> Vec<PlannedRun> {
 /// The flags the sweep refuses: `--setting`, and `--lr` (it sweeps its own learning rates).
 fn refuse_flags(args: &ExperimentArgs) -> Result<(), HarnessError> {
     args.refuse_setting("lr-robustness")?;
+    args.refuse_ledger("lr-robustness")?;
     match args.lr {
         Some(_) => Err(HarnessError::Invalid(
             "--lr: lr-robustness sweeps its own learning rates (0.1, 0.03, 0.01, 0.003)"

@@ -68,6 +68,11 @@ pub struct ExperimentArgs {
     /// Seeds per configuration (0, 1, …) [default: 1 for --scale tiny, else 3].
     #[arg(long)]
     pub seeds: Option<usize>,
+    /// `warmup-search` only: a file of finished search runs (e.g. the committed
+    /// `docs/warmup-search-ledger.csv`) to reuse instead of training them again, extended after
+    /// every run, so that the search continues across machines.
+    #[arg(long, value_name = "PATH")]
+    pub ledger: Option<PathBuf>,
 }
 
 impl ExperimentArgs {
@@ -82,6 +87,20 @@ impl ExperimentArgs {
             setting: None,
             fresh: false,
             seeds: None,
+            ledger: None,
+        }
+    }
+
+    /// Refuses `--ledger` for `experiment`: only warmup-search keeps one.
+    ///
+    /// # Errors
+    /// When `--ledger` was given.
+    pub fn refuse_ledger(&self, experiment: &str) -> Result<(), HarnessError> {
+        match self.ledger {
+            Some(_) => Err(HarnessError::Invalid(format!(
+                "--ledger: only warmup-search keeps a ledger, not {experiment}"
+            ))),
+            None => Ok(()),
         }
     }
 

@@ -31,6 +31,7 @@ pub fn simulation_size(scale: Scale) -> (usize, usize) {
 /// If the output directory cannot be written.
 pub fn run(args: &ExperimentArgs) -> Result<String, HarnessError> {
     args.refuse_setting("variance")?;
+    args.refuse_ledger("variance")?;
     let dir = args.output_dir("variance")?;
     let mut summary = String::new();
 

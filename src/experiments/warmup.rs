@@ -187,6 +187,7 @@ pub fn methods(args: &ExperimentArgs, setting: Option<SearchSetting>) -> Vec<Pla
 /// # Errors
 /// A run that fails (bad data directory, unresumable run), or unwritable files.
 pub fn run(args: &ExperimentArgs) -> Result<String, HarnessError> {
+    args.refuse_ledger("warmup")?;
     let setting = setting(args)?;
     // Runs are reused by name: each setting and learning rate has a directory of its own.
     let dir = args.output_dir(&match (setting, args.lr) {

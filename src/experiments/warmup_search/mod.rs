@@ -12,6 +12,7 @@
 //! least 2 of 3 seeds" is decided by the first two seeds that agree, so the third seed is only
 //! trained when the first two disagree — the verdict is the same as with all three.
 
+mod ledger;
 pub(super) mod record;
 
 use std::path::Path;
@@ -23,6 +24,7 @@ use crate::harness::HarnessError;
 use crate::history::Split;
 use crate::tasks::nmt::{self, NmtArgs};
 
+use ledger::Ledger;
 pub use record::cheapest_failing;
 use record::{figure, search_csv, summarise};
 
@@ -265,6 +267,7 @@ pub fn run(args: &ExperimentArgs) -> Result<String, HarnessError> {
         )));
     }
     let dir = args.output_dir("warmup-search")?;
+    let mut ledger = args.ledger.as_deref().map(Ledger::open).transpose()?;
     let common = args.common_flags(&task_flags(args.scale));
     let mut results: Vec<SettingResult> = Vec::new();
     let mut failing_cost = None;
@@ -273,7 +276,7 @@ pub fn run(args: &ExperimentArgs) -> Result<String, HarnessError> {
             break;
         }
         println!("warmup-search: {}", setting.name());
-        let result = search_setting(&dir.join(setting.name()), setting, &common)?;
+        let result = search_setting(&dir, setting, &common, &mut ledger)?;
         if result.fails {
             failing_cost = Some(setting.cost());
         }
@@ -287,12 +290,16 @@ pub fn run(args: &ExperimentArgs) -> Result<String, HarnessError> {
     Ok(summary)
 }
 
-/// Trains seeds of `setting` in `dir` until its verdict is decided.
+/// Trains seeds of `setting` in `search_dir/<setting>` (or finds them in the ledger) until its
+/// verdict is decided.
 fn search_setting(
-    dir: &Path,
+    search_dir: &Path,
     setting: SearchSetting,
     common: &[String],
+    ledger: &mut Option<Ledger>,
 ) -> Result<SettingResult, HarnessError> {
+    let name = setting.name();
+    let dir = &search_dir.join(&name);
     let mut seeds = Vec::new();
     let mut curves = Vec::new();
     let mut steps = 0;
@@ -305,13 +312,13 @@ fn search_setting(
             .chain(common.iter().cloned())
             .collect();
         let without = PlannedRun::new(format!("adam-seed{seed}"), &[]).with(&seed_flags);
-        let without = train_or_diverge(dir, &without)?;
+        let without = train_or_find(dir, &name, &without, ledger)?;
         let with = PlannedRun::new(
             format!("adam-warmup-seed{seed}"),
             &["--warmup-ratio", &WARMUP_FRACTION.to_string()],
         )
         .with(&seed_flags);
-        let with = train_or_diverge(dir, &with)?;
+        let with = train_or_find(dir, &name, &with, ledger)?;
         steps = steps.max(without.steps).max(with.steps);
         seeds.push((without.loss, with.loss));
         curves.push((without.curve, with.curve));
@@ -343,6 +350,25 @@ impl SearchRun {
         steps: 0,
         curve: Vec::new(),
     };
+}
+
+/// The result of `run` of `setting`: from the ledger if it has the run, else trained in
+/// `dir/<name>` (reusing a finished or diverged run there) and added to the ledger.
+fn train_or_find(
+    dir: &Path,
+    setting: &str,
+    run: &PlannedRun,
+    ledger: &mut Option<Ledger>,
+) -> Result<SearchRun, HarnessError> {
+    if let Some(found) = ledger.as_ref().and_then(|ledger| ledger.find(setting, run)) {
+        println!("warmup-search: {setting}/{} from the ledger", run.name);
+        return Ok(found);
+    }
+    let result = train_or_diverge(dir, run)?;
+    if let Some(ledger) = ledger {
+        ledger.record(setting, run, &result)?;
+    }
+    Ok(result)
 }
 
 /// Trains `run` in `dir/<name>`, reusing a finished or diverged one.
