@@ -6,7 +6,7 @@
 //! `cargo bench --bench optimizer_step` (add `-- ndarray` or `-- wgpu` to pick one backend).
 #![recursion_limit = "256"]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use burn::module::{Module, Param};
 use burn::optim::adaptor::OptimizerAdaptor;
@@ -16,6 +16,7 @@ use burn::tensor::{Distribution, Tensor};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use radam_burn::RAdamConfig;
 use radam_train::backend::{NdArrayBackend, WgpuBackend, wgpu_device};
+use radam_train::workloads::time_steps;
 
 #[derive(Module, Debug)]
 struct Flat<B: Backend> {
@@ -23,13 +24,13 @@ struct Flat<B: Backend> {
 }
 
 /// Times `iters` steps after 10 warm-up steps (past RAdam's momentum phase).
-fn time_steps<B: AutodiffBackend, O: Optimizer<Flat<B>, B>>(
+fn time_optimizer<B: AutodiffBackend, O: Optimizer<Flat<B>, B>>(
     mut optimizer: O,
     n: usize,
     iters: u64,
     device: &B::Device,
 ) -> Duration {
-    let mut model = Flat {
+    let model = Flat {
         weights: Param::from_tensor(Tensor::<B, 1>::random(
             [n],
             Distribution::Normal(0.0, 1.0),
@@ -37,21 +38,12 @@ fn time_steps<B: AutodiffBackend, O: Optimizer<Flat<B>, B>>(
         )),
     };
     let grad = Tensor::<B::InnerBackend, 1>::random([n], Distribution::Normal(0.0, 1.0), device);
-    let mut step = |model: Flat<B>| {
+    let step = |model: Flat<B>| {
         let mut grads = GradientsParams::new();
         grads.register(model.weights.id, grad.clone());
         optimizer.step(1e-3, model, grads)
     };
-    for _ in 0..10 {
-        model = step(model);
-    }
-    B::sync(device);
-    let start = Instant::now();
-    for _ in 0..iters {
-        model = step(model);
-    }
-    B::sync(device);
-    let elapsed = start.elapsed();
+    let (elapsed, model) = time_steps::<B, _>(model, 10, iters, device, step);
     std::hint::black_box(model);
     elapsed
 }
@@ -72,21 +64,21 @@ fn bench_backend<B: AutodiffBackend>(
         group.bench_with_input(BenchmarkId::new("radam_fused", n), &n, |b, &n| {
             b.iter_custom(|iters| {
                 let optimizer: OptimizerAdaptor<_, Flat<B>, B> = RAdamConfig::new().init();
-                time_steps(optimizer, n, iters, &device)
+                time_optimizer(optimizer, n, iters, &device)
             })
         });
         group.bench_with_input(BenchmarkId::new("radam_tensor_ops", n), &n, |b, &n| {
             b.iter_custom(|iters| {
                 let radam = RAdamConfig::new().build().unwrap().tensor_ops_only();
                 let optimizer: OptimizerAdaptor<_, Flat<B>, B> = OptimizerAdaptor::from(radam);
-                time_steps(optimizer, n, iters, &device)
+                time_optimizer(optimizer, n, iters, &device)
             })
         });
         group.bench_with_input(BenchmarkId::new("burn_adam", n), &n, |b, &n| {
             b.iter_custom(|iters| {
                 let optimizer: OptimizerAdaptor<_, Flat<B>, B> =
                     AdamConfig::new().with_epsilon(1e-8).init();
-                time_steps(optimizer, n, iters, &device)
+                time_optimizer(optimizer, n, iters, &device)
             })
         });
     }

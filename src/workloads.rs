@@ -163,30 +163,43 @@ impl Workload {
     }
 }
 
+/// Times `iters` calls of `step` after `warmup` untimed ones, each taking the state the last
+/// one returned, and waits for `device` to finish before each reading of the clock. Returns the
+/// time and the last state.
+pub fn time_steps<B: Backend, S>(
+    mut state: S,
+    warmup: u64,
+    iters: u64,
+    device: &B::Device,
+    mut step: impl FnMut(S) -> S,
+) -> (Duration, S) {
+    for _ in 0..warmup {
+        state = step(state);
+    }
+    B::sync(device);
+    let start = Instant::now();
+    for _ in 0..iters {
+        state = step(state);
+    }
+    B::sync(device);
+    (start.elapsed(), state)
+}
+
 /// Times `iters` training steps of `model` with RAdam (torch's defaults, lr 1e-3) after
 /// `warmup` untimed ones, waiting for the device to finish before reading the clock.
 pub fn time_training<B: AutodiffBackend, M: AutodiffModule<B>>(
-    mut model: M,
+    model: M,
     warmup: u64,
     iters: u64,
     device: &B::Device,
     loss: impl Fn(&M) -> Tensor<B, 1>,
 ) -> Duration {
     let mut optimizer = RAdamConfig::new().init::<B, M>();
-    let mut step = |model: M| {
+    let step = |model: M| {
         let grads = GradientsParams::from_grads(loss(&model).backward(), &model);
         optimizer.step(1e-3, model, grads)
     };
-    for _ in 0..warmup {
-        model = step(model);
-    }
-    B::sync(device);
-    let start = Instant::now();
-    for _ in 0..iters {
-        model = step(model);
-    }
-    B::sync(device);
-    start.elapsed()
+    time_steps::<B, M>(model, warmup, iters, device, step).0
 }
 
 fn ints<B: Backend>(values: Vec<i64>, shape: [usize; 2], device: &B::Device) -> Tensor<B, 2, Int> {

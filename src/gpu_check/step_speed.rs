@@ -2,8 +2,6 @@
 //! on one flat parameter, against a kernel with the step's memory traffic and no arithmetic — the
 //! floor any step of this traffic can reach on this adapter.
 
-use std::time::Instant;
-
 use burn::backend::Autodiff;
 use burn::backend::Wgpu;
 use burn::module::{AutodiffModule, Module, Param};
@@ -14,6 +12,7 @@ use burn::tensor::{Distribution, Tensor};
 use radam_burn::RAdamConfig;
 
 use super::Report;
+use crate::workloads::time_steps;
 
 type G = Wgpu<f32, i32>;
 type A = Autodiff<G>;
@@ -31,8 +30,11 @@ pub fn sizes(tiny: bool) -> Vec<usize> {
     }
 }
 
-/// Timed steps per figure (after three untimed ones).
-fn timed_steps(n: usize) -> u32 {
+/// Untimed steps before each figure.
+const UNTIMED: u64 = 3;
+
+/// Timed steps per figure (after [`UNTIMED`] ones).
+fn timed_steps(n: usize) -> u64 {
     if n >= 100_000_000 { 10 } else { 20 }
 }
 
@@ -46,58 +48,41 @@ struct Flat<B: burn::tensor::backend::Backend> {
 fn seconds_per_step<O: Optimizer<Flat<A>, A>>(
     mut optimizer: O,
     n: usize,
-    steps: u32,
+    steps: u64,
     device: &Device,
 ) -> f64 {
-    let mut model = Flat::<A> {
+    let model = Flat::<A> {
         w: Param::from_tensor(Tensor::random([n], Distribution::Normal(0.0, 1.0), device)),
     };
     let grad = Tensor::<G, 1>::random([n], Distribution::Normal(0.0, 1e-2), device);
-    let mut step = |model: Flat<A>| {
+    let step = |model: Flat<A>| {
         let mut grads = GradientsParams::new();
         grads.register(model.w.id, grad.clone());
         optimizer.step(1e-3, model, grads)
     };
-    for _ in 0..3 {
-        model = step(model);
-    }
-    G::sync(device);
-    let start = Instant::now();
-    for _ in 0..steps {
-        model = step(model);
-    }
-    G::sync(device);
-    let seconds = start.elapsed().as_secs_f64() / f64::from(steps);
+    let (time, model) = time_steps::<G, _>(model, UNTIMED, steps, device, step);
     drop(model.valid());
-    seconds
+    time.as_secs_f64() / steps as f64
 }
 
 /// Seconds per pass of the traffic kernel over `n` elements.
-fn seconds_per_traffic_pass(n: usize, steps: u32, device: &Device) -> f64 {
+fn seconds_per_traffic_pass(n: usize, steps: u64, device: &Device) -> f64 {
     let normal = || Tensor::<G, 1>::random([n], Distribution::Normal(0.0, 1.0), device);
     let grad = normal();
-    let mut state = [normal(), normal(), normal()];
     let pass = |[theta, m, v]: [Tensor<G, 1>; 3]| {
         radam_burn::memory_traffic_pass(theta, grad.clone(), m, v)
             .expect("the traffic kernel runs on wgpu")
     };
-    for _ in 0..3 {
-        state = pass(state);
-    }
-    G::sync(device);
-    let start = Instant::now();
-    for _ in 0..steps {
-        state = pass(state);
-    }
-    G::sync(device);
-    start.elapsed().as_secs_f64() / f64::from(steps)
+    let state = [normal(), normal(), normal()];
+    let (time, _) = time_steps::<G, _>(state, UNTIMED, steps, device, pass);
+    time.as_secs_f64() / steps as f64
 }
 
 /// The optimizers whose steps are timed.
 const OPTIMIZERS: [&str; 3] = ["radam-fused", "radam-tensor-ops", "burn-adam"];
 
 /// Seconds per step of the optimizer called `name` in [`OPTIMIZERS`].
-fn seconds_per_step_of(name: &str, n: usize, steps: u32, device: &Device) -> f64 {
+fn seconds_per_step_of(name: &str, n: usize, steps: u64, device: &Device) -> f64 {
     match name {
         "radam-fused" => {
             seconds_per_step(RAdamConfig::new().init::<A, Flat<A>>(), n, steps, device)
