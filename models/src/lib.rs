@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod adaptive_softmax;
+mod batch_norm;
 pub mod carried_state;
 pub mod conv;
 pub mod decoding;

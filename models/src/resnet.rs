@@ -5,13 +5,14 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d, Relu};
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::train::{ClassificationOutput, TrainOutput, TrainStep, ValidStep};
 use radam_datasets::ImageBatch;
 use serde::{Deserialize, Serialize};
 
+use crate::batch_norm::batch_norm;
 use crate::conv::{ConvAlgorithm, ConvLayer, ConvLayerConfig};
 
 /// How a block's shortcut adapts the input when the block changes the shape.
@@ -96,7 +97,6 @@ pub struct BasicBlock<B: Backend> {
     zero_pad_channels: usize,
     /// The block's stride (an option-A shortcut subsamples by it).
     stride: usize,
-    activation: Relu,
 }
 
 /// A residual network for image classification (either family).
@@ -107,7 +107,6 @@ pub struct ResNet<B: Backend> {
     stem_pool: Option<MaxPool2d>,
     blocks: Vec<BasicBlock<B>>,
     classifier: Linear<B>,
-    activation: Relu,
 }
 
 fn conv(
@@ -154,21 +153,22 @@ impl<B: Backend> BasicBlock<B> {
             projection,
             zero_pad_channels,
             stride,
-            activation: Relu::new(),
         }
     }
 
     fn forward(&self, input: Tensor<B, 4>) -> Tensor<B, 4> {
-        let x = self
-            .activation
-            .forward(self.norm_1.forward(self.conv_1.forward(input.clone())));
-        let x = self.norm_2.forward(self.conv_2.forward(x));
+        let x = batch_norm(&self.norm_1, self.conv_1.forward(input.clone()), None, true);
         let shortcut = match &self.projection {
-            Some(projection) => projection.norm.forward(projection.conv.forward(input)),
+            Some(projection) => batch_norm(
+                &projection.norm,
+                projection.conv.forward(input),
+                None,
+                false,
+            ),
             None if self.zero_pad_channels > 0 || self.stride > 1 => self.zero_pad(input),
             None => input,
         };
-        self.activation.forward(x + shortcut)
+        batch_norm(&self.norm_2, self.conv_2.forward(x), Some(shortcut), true)
     }
 
     /// Option A: `x[:, :, ::stride, ::stride]`, zero-padded with `zero_pad_channels` channels on
@@ -238,7 +238,6 @@ impl CifarResNetConfig {
                 device,
             ),
             classifier: LinearConfig::new(4 * w, self.num_classes).init(device),
-            activation: Relu::new(),
         }
     }
 }
@@ -264,7 +263,6 @@ impl ImageNetResNetConfig {
                 device,
             ),
             classifier: LinearConfig::new(512, self.num_classes).init(device),
-            activation: Relu::new(),
         }
     }
 }
@@ -272,9 +270,7 @@ impl ImageNetResNetConfig {
 impl<B: Backend> ResNet<B> {
     /// Class logits `[batch, classes]` for images `[batch, 3, height, width]`.
     pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
-        let mut x = self
-            .activation
-            .forward(self.stem_norm.forward(self.stem_conv.forward(images)));
+        let mut x = batch_norm(&self.stem_norm, self.stem_conv.forward(images), None, true);
         if let Some(pool) = &self.stem_pool {
             x = pool.forward(x);
         }

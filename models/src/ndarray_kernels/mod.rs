@@ -1,11 +1,12 @@
 //! Native ndarray kernels, with their own backward on `Autodiff<NdArray<f32>>`, for the
 //! operations where Burn 0.19.1's ndarray backend is slow to train: convolution (im2col), the
-//! LSTM recurrence and softmax cross-entropy.
+//! LSTM recurrence, softmax cross-entropy and training-mode batch normalization.
 //!
 //! Each entry point takes generic tensors, recognises `NdArray<f32>` and
 //! `Autodiff<NdArray<f32>>` at run time from their type, and hands every other backend back to
 //! the caller, which then uses Burn tensor operations. Model code never names a backend.
 
+pub(crate) mod batch_norm;
 pub(crate) mod conv;
 pub(crate) mod cross_entropy;
 pub(crate) mod lstm;
