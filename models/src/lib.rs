@@ -18,6 +18,7 @@ pub mod incremental;
 pub mod loss;
 pub mod lstm;
 pub mod lstm_lm;
+mod matmul;
 pub mod metrics;
 pub mod mlp;
 #[cfg(feature = "ndarray-kernels")]

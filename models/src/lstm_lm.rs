@@ -16,6 +16,7 @@ use crate::adaptive_softmax::{AdaptiveSoftmax, AdaptiveSoftmaxConfig};
 use crate::carried_state::CarriedState;
 use crate::loss::label_smoothed_cross_entropy;
 use crate::lstm::{LstmAlgorithm, StackedLstm, StackedLstmConfig};
+use crate::matmul::{linear, matmul};
 use crate::output::LmOutput;
 
 /// The output layer of an [`LstmLm`].
@@ -198,14 +199,14 @@ impl<B: Backend> LstmLm<B> {
     /// With an adaptive softmax output layer (use [`log_prob`](Self::log_prob)).
     fn logits(&self, hidden: Tensor<B, 2>) -> Tensor<B, 2> {
         if let Some(output) = &self.output {
-            return output.forward(hidden);
+            return linear(output, hidden);
         }
         assert!(
             self.adaptive.is_none(),
             "an adaptive-softmax model has no full logits"
         );
         let weight = self.embedding.weight.val(); // [vocab, d]
-        let logits = hidden.matmul(weight.transpose());
+        let logits = matmul(hidden, weight.transpose());
         match &self.output_bias {
             Some(bias) => logits + bias.val().unsqueeze_dim(0),
             None => logits,

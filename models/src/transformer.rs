@@ -22,6 +22,7 @@ use radam_datasets::TranslationBatch;
 
 use crate::incremental::IncrementalDecoder;
 use crate::loss::label_smoothed_cross_entropy;
+use crate::matmul::{linear, matmul};
 use crate::output::TranslationOutput;
 
 /// Configuration of a [`TransformerNmt`].
@@ -291,18 +292,17 @@ impl<B: Backend> TransformerNmt<B> {
             Some(norm) => norm.forward(decoded),
             None => decoded,
         };
-        match &self.output {
-            Some(output) => output.forward(decoded),
+        let [batch, time, d] = decoded.dims();
+        let rows = decoded.reshape([batch * time, d]);
+        let logits = match &self.output {
+            Some(output) => linear(output, rows),
             None => {
-                let [batch, time, d] = decoded.dims();
                 let weight = self.source_embedding.weight.val(); // [vocab, d]
-                let vocab = weight.dims()[0];
-                decoded
-                    .reshape([batch * time, d])
-                    .matmul(weight.transpose())
-                    .reshape([batch, time, vocab])
+                matmul(rows, weight.transpose())
             }
-        }
+        };
+        let vocab = logits.dims()[1];
+        logits.reshape([batch, time, vocab])
     }
 
     /// Logits `[batch, target_len, vocab]` for the decoder inputs (teacher forcing).

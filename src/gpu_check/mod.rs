@@ -51,8 +51,11 @@ pub struct GpuCheckArgs {
 /// Seconds a part needs left to be started.
 const MARGIN: Duration = Duration::from_secs(5);
 
-/// Runs `gpu-check` with `args` (without the program name) and returns the exit status.
+/// Runs `gpu-check` with `args` (without the program name) and returns the exit status. Call it
+/// first in `main`, before any thread starts (it sets matrixmultiply's threads, as the
+/// examples do: [`single_threaded_gemm_by_default`](crate::backend::single_threaded_gemm_by_default)).
 pub fn run(args: impl IntoIterator<Item = String>) -> i32 {
+    crate::backend::single_threaded_gemm_by_default();
     let args =
         match GpuCheckArgs::try_parse_from(std::iter::once("gpu-check".to_string()).chain(args)) {
             Ok(args) => args,

@@ -115,7 +115,11 @@ pub struct TrainArgs {
 /// Parses the command line as `A`. `--help` and `--version` print as clap prints them; any
 /// other problem ends the process with one `error: …` line (clap's message, its tip and the
 /// possible values, without the usage block) and exit code 2.
+///
+/// Call it first in `main`, before any thread starts: it also keeps matrixmultiply on one
+/// thread ([`single_threaded_gemm_by_default`](crate::backend::single_threaded_gemm_by_default)).
 pub fn parse_args<A: clap::Parser>() -> A {
+    crate::backend::single_threaded_gemm_by_default();
     match A::try_parse() {
         Ok(args) => args,
         Err(error) if !error.use_stderr() => error.exit(),

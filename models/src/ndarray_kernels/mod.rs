@@ -1,6 +1,7 @@
 //! Native ndarray kernels, with their own backward on `Autodiff<NdArray<f32>>`, for the
 //! operations where Burn 0.19.1's ndarray backend is slow to train: convolution (im2col), the
-//! LSTM recurrence, softmax cross-entropy and training-mode batch normalization.
+//! LSTM recurrence, softmax cross-entropy, training-mode batch normalization and the 2-D matrix
+//! product.
 //!
 //! Each entry point takes generic tensors, recognises `NdArray<f32>` and
 //! `Autodiff<NdArray<f32>>` at run time from their type, and hands every other backend back to
@@ -10,11 +11,13 @@ pub(crate) mod batch_norm;
 pub(crate) mod conv;
 pub(crate) mod cross_entropy;
 pub(crate) mod lstm;
+pub(crate) mod matmul;
 
 use burn::backend::ndarray::NdArrayTensor;
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::{Tensor, TensorMetadata, TensorPrimitive};
 use ndarray::{ArcArray, IxDyn};
+use rayon::prelude::*;
 
 pub(crate) type Inner = NdArray<f32>;
 pub(crate) type Ad = Autodiff<Inner>;
@@ -81,6 +84,20 @@ impl<'a> Matrix<'a> {
         }
     }
 
+    /// A 2-D array in any contiguous layout (row-major, or a transposed view of one); `None`
+    /// for others (broadcast or reversed axes).
+    pub(crate) fn of(array: &'a ArcArray<f32, IxDyn>) -> Option<Self> {
+        let strides = array.strides();
+        if array.ndim() != 2 || strides.iter().any(|&stride| stride < 0) {
+            return None;
+        }
+        Some(Self {
+            data: array.as_slice_memory_order()?,
+            row_stride: strides[0],
+            col_stride: strides[1],
+        })
+    }
+
     /// The transpose of a row-major matrix with `cols` columns.
     pub(crate) fn transposed(data: &'a [f32], cols: usize) -> Self {
         Self {
@@ -91,7 +108,35 @@ impl<'a> Matrix<'a> {
     }
 }
 
+/// Multiply-adds below which a product is not split across threads.
+const SPLIT_WORK: usize = 1 << 22;
+
+/// A pointer that may cross threads: the tasks of [`gemm`] write disjoint blocks through it.
+#[derive(Clone, Copy)]
+struct SharedOutput(*mut f32);
+
+// SAFETY: every task of `gemm` writes only its own block of rows or columns of `c`.
+unsafe impl Send for SharedOutput {}
+unsafe impl Sync for SharedOutput {}
+
+impl SharedOutput {
+    /// The element `offset` past the start (a method, so that closures capture the whole
+    /// wrapper, which is Sync, rather than its raw-pointer field).
+    ///
+    /// # Safety
+    /// `offset` must lie within the output.
+    unsafe fn at(&self, offset: usize) -> *mut f32 {
+        // SAFETY: the caller keeps `offset` within the output.
+        unsafe { self.0.add(offset) }
+    }
+}
+
 /// `c ← a·b + beta·c`, `a: m × k`, `b: k × n`, `c: m × n` row-major.
+///
+/// Called outside a rayon task, a large product is split into one block of rows (or of columns,
+/// when `n > m`) per rayon thread; inside one (the convolution's per-image products) it runs on
+/// the calling thread. Either way matrixmultiply itself should not add threads on top
+/// (`MATMUL_NUM_THREADS=1`, which the programs set by default).
 pub(crate) fn gemm(
     m: usize,
     k: usize,
@@ -101,30 +146,125 @@ pub(crate) fn gemm(
     beta: f32,
     c: &mut [f32],
 ) {
+    let threads = match rayon::current_thread_index() {
+        Some(_) => 1,
+        None => rayon::current_num_threads(),
+    };
+    gemm_split(threads, m, k, n, a, b, beta, c);
+}
+
+/// [`gemm`] in at most `threads` blocks.
+#[allow(clippy::too_many_arguments)]
+fn gemm_split(
+    threads: usize,
+    m: usize,
+    k: usize,
+    n: usize,
+    a: Matrix<'_>,
+    b: Matrix<'_>,
+    beta: f32,
+    c: &mut [f32],
+) {
     assert!(c.len() >= m * n, "gemm output too small");
+    if m == 0 || n == 0 {
+        return;
+    }
     let a_end = (m.saturating_sub(1) as isize * a.row_stride
         + k.saturating_sub(1) as isize * a.col_stride) as usize;
     let b_end = (k.saturating_sub(1) as isize * b.row_stride
         + n.saturating_sub(1) as isize * b.col_stride) as usize;
     assert!(m * k == 0 || a_end < a.data.len(), "gemm: a out of bounds");
     assert!(k * n == 0 || b_end < b.data.len(), "gemm: b out of bounds");
-    // SAFETY: the bounds of a, b and c were checked above for the given shapes and strides.
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.data.as_ptr(),
-            a.row_stride,
-            a.col_stride,
-            b.data.as_ptr(),
-            b.row_stride,
-            b.col_stride,
-            beta,
-            c.as_mut_ptr(),
-            n as isize,
-            1,
-        );
+    let by_rows = m >= n;
+    let split = if by_rows { m } else { n };
+    let tasks = threads.min(split).min((m * k * n / SPLIT_WORK).max(1));
+    let block = split.div_ceil(tasks);
+    let output = SharedOutput(c.as_mut_ptr());
+    let run = |task: usize| {
+        let (first, count) = (task * block, block.min(split - task * block));
+        // Offsets of the block's first row (or column) in a (or b) and c.
+        let (a_offset, b_offset, c_offset, rows, cols) = if by_rows {
+            (first as isize * a.row_stride, 0, first * n, count, n)
+        } else {
+            (0, first as isize * b.col_stride, first, m, count)
+        };
+        // SAFETY: the bounds of a, b and c were checked above for the whole product; this task
+        // reads within them and writes only its own rows (or columns) of c.
+        unsafe {
+            matrixmultiply::sgemm(
+                rows,
+                k,
+                cols,
+                1.0,
+                a.data.as_ptr().offset(a_offset),
+                a.row_stride,
+                a.col_stride,
+                b.data.as_ptr().offset(b_offset),
+                b.row_stride,
+                b.col_stride,
+                beta,
+                output.at(c_offset),
+                n as isize,
+                1,
+            );
+        }
+    };
+    if tasks <= 1 {
+        run(0);
+    } else {
+        (0..tasks).into_par_iter().for_each(run);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `a·b` by the definition, in f64.
+    fn naive(m: usize, k: usize, n: usize, a: Matrix<'_>, b: Matrix<'_>) -> Vec<f64> {
+        let at = |mat: Matrix<'_>, i: usize, j: usize| {
+            mat.data[(i as isize * mat.row_stride + j as isize * mat.col_stride) as usize] as f64
+        };
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k).map(|p| at(a, i, p) * at(b, p, j)).sum();
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn split_products_match_the_definition() {
+        // Large enough to be split on two threads, by rows (m ≥ n) and by columns (n > m), with
+        // plain and transposed operands and beta = 0 and 1; and a product too small to split.
+        for (m, k, n) in [(301, 200, 150), (150, 200, 333), (3, 4, 5)] {
+            let a_data: Vec<f32> = (0..m * k)
+                .map(|i| ((i * 7 % 19) as f32 - 9.0) / 8.0)
+                .collect();
+            let b_data: Vec<f32> = (0..k * n)
+                .map(|i| ((i * 5 % 23) as f32 - 11.0) / 8.0)
+                .collect();
+            for (a, b) in [
+                (Matrix::row_major(&a_data, k), Matrix::row_major(&b_data, n)),
+                (
+                    Matrix::transposed(&a_data, m),
+                    Matrix::transposed(&b_data, k),
+                ),
+            ] {
+                let expected = naive(m, k, n, a, b);
+                for beta in [0.0, 1.0] {
+                    let mut c = vec![1.0_f32; m * n];
+                    gemm_split(2, m, k, n, a, b, beta, &mut c);
+                    for (i, (&got, &want)) in c.iter().zip(&expected).enumerate() {
+                        let want = want + beta as f64;
+                        assert!(
+                            (got as f64 - want).abs() < 1e-3,
+                            "{m}x{k}x{n} [{i}]: {got} vs {want}"
+                        );
+                    }
+                }
+            }
+        }
     }
 }
