@@ -67,7 +67,7 @@ fn measure(request: &Request) -> Vec<Duration> {
 }
 
 fn main() -> ExitCode {
-    radam_train::backend::single_threaded_gemm_by_default();
+    radam_train::backend::configure_cpu_runtime();
     let result = parse(std::env::args().skip(1)).map(|request| {
         workloads::warm_up_backend::<B>(&Default::default());
         let workload = request.workload;

@@ -10,7 +10,7 @@
 
 /// `quickstart [ndarray|wgpu] [DEVICES]`.
 fn main() {
-    radam_train::backend::single_threaded_gemm_by_default();
+    radam_train::backend::configure_cpu_runtime();
     if let Err(message) =
         radam_train::quickstart::run(&std::env::args().skip(1).collect::<Vec<_>>())
     {

@@ -52,10 +52,10 @@ pub struct GpuCheckArgs {
 const MARGIN: Duration = Duration::from_secs(5);
 
 /// Runs `gpu-check` with `args` (without the program name) and returns the exit status. Call it
-/// first in `main`, before any thread starts (it sets matrixmultiply's threads, as the
-/// examples do: [`single_threaded_gemm_by_default`](crate::backend::single_threaded_gemm_by_default)).
+/// first in `main`, before any thread starts (it sets the CPU defaults the examples run with:
+/// [`configure_cpu_runtime`](crate::backend::configure_cpu_runtime)).
 pub fn run(args: impl IntoIterator<Item = String>) -> i32 {
-    crate::backend::single_threaded_gemm_by_default();
+    crate::backend::configure_cpu_runtime();
     let args =
         match GpuCheckArgs::try_parse_from(std::iter::once("gpu-check".to_string()).chain(args)) {
             Ok(args) => args,

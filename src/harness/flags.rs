@@ -116,10 +116,10 @@ pub struct TrainArgs {
 /// other problem ends the process with one `error: …` line (clap's message, its tip and the
 /// possible values, without the usage block) and exit code 2.
 ///
-/// Call it first in `main`, before any thread starts: it also keeps matrixmultiply on one
-/// thread ([`single_threaded_gemm_by_default`](crate::backend::single_threaded_gemm_by_default)).
+/// Call it first in `main`, before any thread starts: it also sets the CPU defaults of
+/// [`configure_cpu_runtime`](crate::backend::configure_cpu_runtime).
 pub fn parse_args<A: clap::Parser>() -> A {
-    crate::backend::single_threaded_gemm_by_default();
+    crate::backend::configure_cpu_runtime();
     match A::try_parse() {
         Ok(args) => args,
         Err(error) if !error.use_stderr() => error.exit(),
