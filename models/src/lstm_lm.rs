@@ -33,6 +33,9 @@ pub enum LmOutputLayer {
     },
 }
 
+/// From this vocabulary size on, [`LstmLmConfig::small`] uses an adaptive softmax.
+pub const SMALL_ADAPTIVE_VOCAB: usize = 20_000;
+
 /// Configuration of an [`LstmLm`].
 #[derive(Config, Debug)]
 pub struct LstmLmConfig {
@@ -72,13 +75,36 @@ impl LstmLmConfig {
         })
     }
 
-    /// A model for CPU runs: 2 × 256 LSTM, 128-d tied embeddings, full softmax, dropout 0.2.
+    /// A model for CPU runs: 2 × 256 LSTM, 128-d embeddings, dropout 0.2; below
+    /// [`SMALL_ADAPTIVE_VOCAB`] words a full softmax tied to the embeddings, from there on an
+    /// adaptive softmax with cut-offs `[V/10, V/3]` (the head holds the tenth most frequent
+    /// words — most of the tokens of a Zipfian corpus — and two tail clusters the rest; the
+    /// paper's divisor 4), so that a large vocabulary does not dominate the step.
     pub fn small(vocab_size: usize) -> Self {
-        Self::new(vocab_size)
+        let config = Self::new(vocab_size)
             .with_d_embedding(128)
             .with_d_hidden(256)
-            .with_dropout(0.2)
-            .with_tie_embeddings(true)
+            .with_dropout(0.2);
+        if vocab_size >= SMALL_ADAPTIVE_VOCAB {
+            config.with_output(LmOutputLayer::Adaptive {
+                cutoffs: vec![vocab_size / 10, vocab_size / 3],
+                div_value: 4.0,
+            })
+        } else {
+            config.with_tie_embeddings(true)
+        }
+    }
+
+    /// The output layer in words, for logs: `full softmax (tied embeddings)` or `adaptive
+    /// softmax, cut-offs [3000, 10000], divisor 4`.
+    pub fn output_description(&self) -> String {
+        match &self.output {
+            LmOutputLayer::Full if self.tie_embeddings => "full softmax (tied embeddings)".into(),
+            LmOutputLayer::Full => "full softmax".into(),
+            LmOutputLayer::Adaptive { cutoffs, div_value } => {
+                format!("adaptive softmax, cut-offs {cutoffs:?}, divisor {div_value}")
+            }
+        }
     }
 
     /// Checks the combination of options.
@@ -309,6 +335,29 @@ mod tests {
 
     fn tokens(values: Vec<i64>, shape: [usize; 2]) -> Tensor<TestBackend, 2, Int> {
         Tensor::from_data(TensorData::new(values, shape), &Default::default())
+    }
+
+    #[test]
+    fn small_models_switch_to_the_adaptive_softmax_at_large_vocabularies() {
+        let below = LstmLmConfig::small(SMALL_ADAPTIVE_VOCAB - 1);
+        assert_eq!(below.output, LmOutputLayer::Full);
+        assert!(below.tie_embeddings);
+        assert_eq!(below.output_description(), "full softmax (tied embeddings)");
+        let large = LstmLmConfig::small(30_000);
+        assert_eq!(
+            large.output,
+            LmOutputLayer::Adaptive {
+                cutoffs: vec![3000, 10_000],
+                div_value: 4.0
+            }
+        );
+        assert!(!large.tie_embeddings);
+        assert_eq!(large.validate(), Ok(()));
+        assert_eq!(
+            large.output_description(),
+            "adaptive softmax, cut-offs [3000, 10000], divisor 4"
+        );
+        assert!(LstmLmConfig::small(SMALL_ADAPTIVE_VOCAB).validate().is_ok());
     }
 
     #[test]

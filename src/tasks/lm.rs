@@ -190,9 +190,11 @@ impl OnBackend for LmTask {
         B::seed(&device, settings.seed);
         let model = config.init::<B>(&device);
         self.session.say(format!(
-            "LSTM LM {}×{} ({} parameters), {} {}, {} epochs of {steps_per_epoch} steps",
+            "LSTM LM {}×{}, {} over {vocab} words ({} parameters), {} {}, {} epochs of \
+             {steps_per_epoch} steps",
             config.num_layers,
             config.d_hidden,
+            config.output_description(),
             burn::module::Module::num_params(&model),
             settings.optimizer.label(),
             settings.lr,
