@@ -96,13 +96,13 @@ impl LstmLmConfig {
     }
 
     /// The output layer in words, for logs: `full softmax (tied embeddings)` or `adaptive
-    /// softmax, cut-offs [3000, 10000], divisor 4`.
+    /// softmax (cut-offs [3000, 10000], divisor 4)`.
     pub fn output_description(&self) -> String {
         match &self.output {
             LmOutputLayer::Full if self.tie_embeddings => "full softmax (tied embeddings)".into(),
             LmOutputLayer::Full => "full softmax".into(),
             LmOutputLayer::Adaptive { cutoffs, div_value } => {
-                format!("adaptive softmax, cut-offs {cutoffs:?}, divisor {div_value}")
+                format!("adaptive softmax (cut-offs {cutoffs:?}, divisor {div_value})")
             }
         }
     }
@@ -355,7 +355,7 @@ mod tests {
         assert_eq!(large.validate(), Ok(()));
         assert_eq!(
             large.output_description(),
-            "adaptive softmax, cut-offs [3000, 10000], divisor 4"
+            "adaptive softmax (cut-offs [3000, 10000], divisor 4)"
         );
         assert!(LstmLmConfig::small(SMALL_ADAPTIVE_VOCAB).validate().is_ok());
     }

@@ -190,7 +190,7 @@ impl OnBackend for LmTask {
         B::seed(&device, settings.seed);
         let model = config.init::<B>(&device);
         self.session.say(format!(
-            "LSTM LM {}×{}, {} over {vocab} words ({} parameters), {} {}, {} epochs of \
+            "LSTM LM {}×{} over {vocab} words, {} ({} parameters), {} {}, {} epochs of \
              {steps_per_epoch} steps",
             config.num_layers,
             config.d_hidden,
