@@ -150,15 +150,27 @@ fn normalize(
     output
 }
 
+/// What the operation applies after normalizing, besides the input.
+struct Affine<'a> {
+    gamma: &'a [f32],
+    beta: &'a [f32],
+    residual: Option<&'a [f32]>,
+    epsilon: f64,
+    relu: bool,
+}
+
 /// The forward pass: the output, what the backward pass keeps and the batch's variance.
 fn forward(
     input: ArcArray<f32, IxDyn>,
-    gamma: &[f32],
-    beta: &[f32],
-    residual: Option<&[f32]>,
-    epsilon: f64,
-    relu: bool,
+    affine: &Affine<'_>,
 ) -> (ArcArray<f32, IxDyn>, Saved, Vec<f32>) {
+    let Affine {
+        gamma,
+        beta,
+        residual,
+        epsilon,
+        relu,
+    } = *affine;
     let shape = input.shape().to_vec();
     let dims = Dims {
         batch: shape[0],
@@ -270,13 +282,9 @@ impl<const N: usize> Backward<Inner, N> for BatchNormBackward<N> {
 fn autodiff_forward<const N: usize>(
     parents: [&FloatTensor<Ad>; N],
     input: ArcArray<f32, IxDyn>,
-    gamma: &[f32],
-    beta: &[f32],
-    residual: Option<&[f32]>,
-    epsilon: f64,
-    relu: bool,
+    affine: &Affine<'_>,
 ) -> (FloatTensor<Ad>, Vec<f32>, Vec<f32>) {
-    let (output, saved, var) = forward(input, gamma, beta, residual, epsilon, relu);
+    let (output, saved, var) = forward(input, affine);
     let mean = saved.mean.clone();
     let output = NdArrayTensor::F32(output);
     let tensor = match BatchNormBackward::<N>
@@ -321,30 +329,18 @@ pub(crate) fn batch_norm_train<B: Backend>(
         f32_array(gamma.primitive.clone()),
         f32_array(beta.primitive.clone()),
     );
-    let (gamma_values, beta_values) = (slice(&gamma_values), slice(&beta_values));
+    let r_values = residual.as_ref().map(|r| f32_array(r.primitive.clone()));
+    let affine = Affine {
+        gamma: slice(&gamma_values),
+        beta: slice(&beta_values),
+        residual: r_values.as_ref().map(slice),
+        epsilon,
+        relu,
+    };
     let x = f32_array(input.primitive.clone());
     let (output, mean, var) = match &residual {
-        Some(r) => {
-            let r_values = f32_array(r.primitive.clone());
-            autodiff_forward(
-                [&input, &gamma, &beta, r],
-                x,
-                gamma_values,
-                beta_values,
-                Some(slice(&r_values)),
-                epsilon,
-                relu,
-            )
-        }
-        None => autodiff_forward(
-            [&input, &gamma, &beta],
-            x,
-            gamma_values,
-            beta_values,
-            None,
-            epsilon,
-            relu,
-        ),
+        Some(r) => autodiff_forward([&input, &gamma, &beta, r], x, &affine),
+        None => autodiff_forward([&input, &gamma, &beta], x, &affine),
     };
     let output: Tensor<Ad, 4> = Tensor::from_primitive(TensorPrimitive::Float(output));
     let statistic = |values: Vec<f32>| {
