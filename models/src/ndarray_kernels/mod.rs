@@ -150,13 +150,14 @@ pub(crate) fn gemm(
         Some(_) => 1,
         None => rayon::current_num_threads(),
     };
-    gemm_split(threads, m, k, n, a, b, beta, c);
+    gemm_split(threads, SPLIT_WORK, m, k, n, a, b, beta, c);
 }
 
-/// [`gemm`] in at most `threads` blocks.
+/// [`gemm`] in at most `threads` blocks of at least `work_per_task` multiply-adds each.
 #[allow(clippy::too_many_arguments)]
 fn gemm_split(
     threads: usize,
+    work_per_task: usize,
     m: usize,
     k: usize,
     n: usize,
@@ -177,8 +178,10 @@ fn gemm_split(
     assert!(k * n == 0 || b_end < b.data.len(), "gemm: b out of bounds");
     let by_rows = m >= n;
     let split = if by_rows { m } else { n };
-    let tasks = threads.min(split).min((m * k * n / SPLIT_WORK).max(1));
+    let tasks = threads.min(split).min((m * k * n / work_per_task).max(1));
     let block = split.div_ceil(tasks);
+    // Blocks of `block` rows may cover `split` in fewer tasks (5 rows in 4 tasks: 3 of 2 rows).
+    let tasks = split.div_ceil(block);
     let output = SharedOutput(c.as_mut_ptr());
     let run = |task: usize| {
         let (first, count) = (task * block, block.min(split - task * block));
@@ -255,7 +258,7 @@ mod tests {
                 let expected = naive(m, k, n, a, b);
                 for beta in [0.0, 1.0] {
                     let mut c = vec![1.0_f32; m * n];
-                    gemm_split(2, m, k, n, a, b, beta, &mut c);
+                    gemm_split(2, SPLIT_WORK, m, k, n, a, b, beta, &mut c);
                     for (i, (&got, &want)) in c.iter().zip(&expected).enumerate() {
                         let want = want + beta as f64;
                         assert!(
@@ -264,6 +267,21 @@ mod tests {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn blocks_that_do_not_divide_the_product_evenly_cover_it_once() {
+        // 5 rows (or columns) for 4 threads: blocks of 2 rows, so 3 tasks; 7 for 3: 3, 3, 1.
+        for (threads, m, k, n) in [(4, 5, 6, 3), (4, 3, 6, 5), (3, 7, 2, 4), (8, 9, 1, 9)] {
+            let a_data: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 - 3.0).collect();
+            let b_data: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 - 2.0).collect();
+            let (a, b) = (Matrix::row_major(&a_data, k), Matrix::row_major(&b_data, n));
+            let mut c = vec![0.5_f32; m * n];
+            gemm_split(threads, 1, m, k, n, a, b, 1.0, &mut c);
+            for (i, (&got, &want)) in c.iter().zip(&naive(m, k, n, a, b)).enumerate() {
+                assert_eq!(got as f64, want + 0.5, "{m}x{k}x{n} in {threads} [{i}]");
             }
         }
     }
