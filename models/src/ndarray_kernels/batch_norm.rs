@@ -111,13 +111,13 @@ fn gate(grad: &[f32], output: Option<&[f32]>, g: &mut [f32]) {
 }
 
 /// `relu?((x − μ)·γ/σ + β + r)`, in parallel over images.
-fn normalize(
-    x: &[f32],
-    residual: Option<&[f32]>,
-    saved: &Saved,
-    beta: &[f32],
-    relu: bool,
-) -> Vec<f32> {
+fn normalize(x: &[f32], saved: &Saved, affine: &Affine<'_>) -> Vec<f32> {
+    let Affine {
+        beta,
+        residual,
+        relu,
+        ..
+    } = *affine;
     let d = saved.dims;
     let image = d.channels * d.plane;
     let mut output = vec![0.0_f32; x.len()];
@@ -164,13 +164,6 @@ fn forward(
     input: ArcArray<f32, IxDyn>,
     affine: &Affine<'_>,
 ) -> (ArcArray<f32, IxDyn>, Saved, Vec<f32>) {
-    let Affine {
-        gamma,
-        beta,
-        residual,
-        epsilon,
-        relu,
-    } = *affine;
     let shape = input.shape().to_vec();
     let dims = Dims {
         batch: shape[0],
@@ -181,19 +174,19 @@ fn forward(
     let (mean, var) = statistics(x, dims);
     let inv_std = var
         .iter()
-        .map(|&v| (1.0 / (v as f64 + epsilon).sqrt()) as f32)
+        .map(|&v| (1.0 / (v as f64 + affine.epsilon).sqrt()) as f32)
         .collect();
     let mut saved = Saved {
         input: input.clone(),
         output: None,
         mean,
         inv_std,
-        gamma: gamma.to_vec(),
+        gamma: affine.gamma.to_vec(),
         dims,
     };
-    let output = normalize(x, residual, &saved, beta, relu);
+    let output = normalize(x, &saved, affine);
     let output = f32_array(nd_tensor(output, &shape));
-    if relu {
+    if affine.relu {
         saved.output = Some(output.clone());
     }
     (output, saved, var)

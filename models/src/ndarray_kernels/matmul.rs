@@ -16,14 +16,14 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorPrimitive};
 use ndarray::{ArcArray, IxDyn};
 
-use super::{Ad, Inner, Matrix, checked_cast, gemm, nd_tensor, same_type};
+use super::{Ad, Inner, Matrix, checked_cast, f32_array, gemm, nd_tensor, same_type};
 
-/// An f32 array in the layout it has, made row-major only if [`Matrix::of`] cannot read it.
+/// An f32 array in the layout it has, made row-major ([`f32_array`]) only if [`Matrix::of`]
+/// cannot read it.
 fn operand(tensor: NdArrayTensor) -> ArcArray<f32, IxDyn> {
     match tensor {
         NdArrayTensor::F32(array) if Matrix::of(&array).is_some() => array,
-        NdArrayTensor::F32(array) => array.as_standard_layout().into_owned().into_shared(),
-        other => panic!("the ndarray matmul takes f32 tensors, got {:?}", other),
+        other => f32_array(other),
     }
 }
 
