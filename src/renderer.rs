@@ -102,10 +102,17 @@ impl EpochMetrics {
 
 /// Four significant digits, switching to scientific notation for very small or large values.
 fn format_value(value: f64) -> String {
+    four_significant_digits(value, 1e5, "0.000")
+}
+
+/// `value` with four significant digits: plain notation for magnitudes in `[1e-3, plain_below)`,
+/// scientific (`1.235e-4`) otherwise, and `zero` for zero. Shared by the training logs and
+/// gpu-check's report.
+pub(crate) fn four_significant_digits(value: f64, plain_below: f64, zero: &str) -> String {
     let magnitude = value.abs();
     if value == 0.0 {
-        "0.000".to_string()
-    } else if (1e-3..1e5).contains(&magnitude) {
+        zero.to_string()
+    } else if (1e-3..plain_below).contains(&magnitude) {
         let decimals = (3 - magnitude.log10().floor() as i32).clamp(0, 6) as usize;
         format!("{value:.decimals$}")
     } else {

@@ -124,27 +124,19 @@ impl Report {
     /// Writes the JSON file (atomically: a half-written file is never left behind).
     fn save(&self, measured: &Measured) {
         let Some(path) = &self.json else { return };
-        let partial = path.with_extension("json.partial");
         let written = serde_json::to_vec_pretty(measured)
             .map_err(std::io::Error::other)
-            .and_then(|bytes| std::fs::write(&partial, bytes))
-            .and_then(|()| std::fs::rename(&partial, path));
+            .and_then(|bytes| crate::run_dir::write_atomic(path, &bytes));
         if let Err(error) = written {
             eprintln!("gpu-check: cannot write {}: {error}", path.display());
         }
     }
 }
 
-/// Four significant digits, in plain or scientific notation as fits.
+/// Four significant digits, in plain notation below 10⁶ (and `0` for zero), scientific
+/// otherwise.
 fn format_value(value: f64) -> String {
-    if value == 0.0 {
-        "0".to_string()
-    } else if (1e-3..1e6).contains(&value.abs()) {
-        let digits = (3 - value.abs().log10().floor() as i32).clamp(0, 6) as usize;
-        format!("{value:.digits$}")
-    } else {
-        format!("{value:.3e}")
-    }
+    crate::renderer::four_significant_digits(value, 1e6, "0")
 }
 
 #[cfg(test)]
