@@ -208,7 +208,7 @@ impl<B: Backend> TransformerNmt<B> {
                 source_padding.int().select(0, rows).bool(),
             )
         };
-        let decoder = self.incremental_decoder(&device);
+        let decoder = self.incremental_decoder();
         let state = decoder.start(memory, padding);
         Decoding {
             model: self,

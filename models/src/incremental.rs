@@ -2,41 +2,20 @@
 //! attends over the keys and values it cached for the earlier positions, which beam search
 //! reorders by parent row (a gather) instead of recomputing the prefix.
 //!
-//! The layers are the trained ones of Burn's [`TransformerDecoder`], loaded from its record; a
-//! step computes what [`TransformerDecoder::forward`] computes at the newest position under the
-//! causal mask (same sub-layer order, same masking value, same softmax), so decoding a prefix
-//! step by step gives the teacher-forced outputs.
+//! The layers are the trained ones of the model's [`Decoder`], and a step runs each through
+//! the same sub-layer code as the teacher-forced forward pass (same order, masking value and
+//! softmax), attending over the cache instead of whole sequences, so decoding a prefix step by
+//! step gives the teacher-forced outputs.
 
-use burn::module::Module;
-use burn::nn::attention::{MultiHeadAttention, MultiHeadAttentionConfig};
-use burn::nn::transformer::{
-    PositionWiseFeedForward, PositionWiseFeedForwardConfig, TransformerDecoder,
-};
-use burn::nn::{Initializer, LayerNorm, LayerNormConfig, Linear};
-use burn::tensor::activation::{quiet_softmax, softmax};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor};
 
-/// One decoder layer's trained modules.
-#[derive(Debug)]
-struct Layer<B: Backend> {
-    self_attn: MultiHeadAttention<B>,
-    cross_attn: MultiHeadAttention<B>,
-    pwff: PositionWiseFeedForward<B>,
-    /// Before the cross-attention (pre-norm) or after it (post-norm).
-    norm_1: LayerNorm<B>,
-    /// Around the feed-forward layer.
-    norm_2: LayerNorm<B>,
-    /// Before the self-attention (pre-norm) or at the end of the layer (post-norm).
-    norm_3: LayerNorm<B>,
-}
+use crate::transformer_layers::{Decoder, DecoderLayer, attend, heads, padding_mask};
 
 /// A Transformer decoder that decodes one position at a time over a reorderable cache.
 #[derive(Debug)]
 pub struct IncrementalDecoder<B: Backend> {
-    layers: Vec<Layer<B>>,
-    norm_first: bool,
-    quiet_softmax: bool,
+    layers: Vec<DecoderLayer<B>>,
 }
 
 /// What decoding `rows` hypotheses has cached: per layer, the self-attention keys and values of
@@ -77,54 +56,15 @@ impl<B: Backend> DecoderState<B> {
     }
 }
 
-/// The heads of `linear(x)`: `[rows, length, d_model]` → `[rows, heads, length, d_k]`.
-fn heads<B: Backend>(
-    attention: &MultiHeadAttention<B>,
-    linear: &Linear<B>,
-    x: Tensor<B, 3>,
-) -> Tensor<B, 4> {
-    let [rows, length, _] = x.dims();
-    linear
-        .forward(x)
-        .reshape([rows, length, attention.n_heads, attention.d_k])
-        .swap_dims(1, 2)
-}
-
 impl<B: Backend> IncrementalDecoder<B> {
-    /// The layers of `decoder`, for inference on `device`.
-    pub fn new(decoder: &TransformerDecoder<B>, device: &B::Device) -> Self {
-        // The modules are only shells for the trained weights loaded next: zeros, not a random
-        // initialisation, on every call (one per batch of sentences translated).
-        let attention = || {
-            MultiHeadAttentionConfig::new(decoder.d_model, decoder.n_heads)
-                .with_quiet_softmax(decoder.quiet_softmax)
-                .with_dropout(0.0)
-                .with_initializer(Initializer::Zeros)
-                .init(device)
-        };
-        let norm = || LayerNormConfig::new(decoder.d_model).init(device);
-        let layers = decoder
-            .clone()
-            .into_record()
-            .layers
-            .into_iter()
-            .map(|layer| Layer {
-                self_attn: attention().load_record(layer.self_attn),
-                cross_attn: attention().load_record(layer.cross_attn),
-                pwff: PositionWiseFeedForwardConfig::new(decoder.d_model, decoder.d_ff)
-                    .with_dropout(0.0)
-                    .with_initializer(Initializer::Zeros)
-                    .init(device)
-                    .load_record(layer.pwff),
-                norm_1: norm().load_record(layer.norm_1),
-                norm_2: norm().load_record(layer.norm_2),
-                norm_3: norm().load_record(layer.norm_3),
-            })
-            .collect();
+    /// The layers of `decoder`, for inference (without dropout, on any backend).
+    pub fn new(decoder: &Decoder<B>) -> Self {
         Self {
-            layers,
-            norm_first: decoder.norm_first,
-            quiet_softmax: decoder.quiet_softmax,
+            layers: decoder
+                .layers
+                .iter()
+                .map(DecoderLayer::without_dropout)
+                .collect(),
         }
     }
 
@@ -132,108 +72,60 @@ impl<B: Backend> IncrementalDecoder<B> {
     /// d_model]` with its `padding` `[rows, source_length]`: the cross-attention keys and values
     /// of every layer, computed once.
     pub fn start(&self, memory: Tensor<B, 3>, padding: Tensor<B, 2, Bool>) -> DecoderState<B> {
-        let [rows, source_length] = padding.dims();
         DecoderState {
             past: vec![None; self.layers.len()],
             memory: self
                 .layers
                 .iter()
                 .map(|layer| {
-                    let attention = &layer.cross_attn;
+                    let attention = layer.cross_attention();
                     (
                         heads(attention, &attention.key, memory.clone()),
                         heads(attention, &attention.value, memory.clone()),
                     )
                 })
                 .collect(),
-            memory_padding: padding.reshape([rows, 1, 1, source_length]),
+            memory_padding: padding_mask(padding),
         }
-    }
-
-    /// Attention of the queries `query` `[rows, heads, 1, d_k]` over `keys` and `values`, padded
-    /// keys masked out, through the output projection: `[rows, 1, d_model]`.
-    fn attend(
-        &self,
-        attention: &MultiHeadAttention<B>,
-        query: Tensor<B, 4>,
-        (keys, values): (Tensor<B, 4>, Tensor<B, 4>),
-        padding: Option<Tensor<B, 4, Bool>>,
-    ) -> Tensor<B, 3> {
-        let [rows, _, length, _] = query.dims();
-        let mut scores = query
-            .matmul(keys.transpose())
-            .div_scalar((attention.d_k as f32).sqrt());
-        if let Some(padding) = padding {
-            scores = scores.mask_fill(padding, attention.min_float);
-        }
-        let weights = if self.quiet_softmax {
-            quiet_softmax(scores, 3)
-        } else {
-            softmax(scores, 3)
-        };
-        let context =
-            weights
-                .matmul(values)
-                .swap_dims(1, 2)
-                .reshape([rows, length, attention.d_model]);
-        attention.output.forward(context)
     }
 
     /// Reads the embedded newest token of every row, `x` `[rows, 1, d_model]`, and returns the
     /// decoder's output there `[rows, 1, d_model]`, appending the position to `state`.
     pub fn step(&self, x: Tensor<B, 3>, state: &mut DecoderState<B>) -> Tensor<B, 3> {
-        let mut x = x;
-        for ((layer, past), memory) in self.layers.iter().zip(&mut state.past).zip(&state.memory) {
-            // Self-attention over every position so far (the causal mask hides nothing from
-            // the newest one).
-            let input = if self.norm_first {
-                layer.norm_3.forward(x.clone())
-            } else {
-                x.clone()
-            };
-            let attention = &layer.self_attn;
-            let query = heads(attention, &attention.query, input.clone());
-            let key = heads(attention, &attention.key, input.clone());
-            let value = heads(attention, &attention.value, input);
-            let (keys, values) = match past.take() {
-                Some((keys, values)) => (
-                    Tensor::cat(vec![keys, key], 2),
-                    Tensor::cat(vec![values, value], 2),
-                ),
-                None => (key, value),
-            };
-            *past = Some((keys.clone(), values.clone()));
-            x = x + self.attend(attention, query, (keys, values), None);
-
-            // Cross-attention over the encoder output.
-            let input = if self.norm_first {
-                layer.norm_1.forward(x.clone())
-            } else {
-                x = layer.norm_1.forward(x);
-                x.clone()
-            };
-            let attention = &layer.cross_attn;
-            let query = heads(attention, &attention.query, input);
-            x = x + self.attend(
-                attention,
-                query,
-                memory.clone(),
-                Some(state.memory_padding.clone()),
-            );
-
-            // Feed-forward.
-            let input = if self.norm_first {
-                layer.norm_2.forward(x.clone())
-            } else {
-                x = layer.norm_2.forward(x);
-                x.clone()
-            };
-            x = x + layer.pwff.forward(input);
-            if !self.norm_first {
-                x = layer.norm_3.forward(x);
-            }
-        }
-        x
+        let padding = [state.memory_padding.clone()];
+        let layers = self.layers.iter().zip(&mut state.past).zip(&state.memory);
+        layers.fold(x, |x, ((layer, past), (memory_keys, memory_values))| {
+            layer.forward_with(
+                x,
+                // Self-attention over every position so far (the causal mask hides nothing
+                // from the newest one).
+                |attention, input| {
+                    let query = heads(attention, &attention.query, input.clone());
+                    let key = heads(attention, &attention.key, input.clone());
+                    let value = heads(attention, &attention.value, input);
+                    let (keys, values) = match past.take() {
+                        Some((keys, values)) => (
+                            Tensor::cat(vec![keys, key], 2),
+                            Tensor::cat(vec![values, value], 2),
+                        ),
+                        None => (key, value),
+                    };
+                    *past = Some((keys.clone(), values.clone()));
+                    attend(attention, query, keys, values, &[])
+                },
+                // Cross-attention over the encoder output.
+                |attention, input| {
+                    let query = heads(attention, &attention.query, input);
+                    attend(
+                        attention,
+                        query,
+                        memory_keys.clone(),
+                        memory_values.clone(),
+                        &padding,
+                    )
+                },
+            )
+        })
     }
 }
 
@@ -271,7 +163,7 @@ mod tests {
                 ),
                 2,
             );
-            let decoder = model.incremental_decoder(&Default::default());
+            let decoder = model.incremental_decoder();
             let mut state = decoder.start(
                 model.encode(source.clone(), padding(&source)),
                 padding(&source),

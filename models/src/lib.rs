@@ -13,6 +13,8 @@ pub mod conv;
 pub mod decoding;
 #[cfg(test)]
 mod decoding_reference;
+mod dropout;
+mod gelu;
 pub mod im2col;
 pub mod incremental;
 pub mod loss;
@@ -27,6 +29,7 @@ pub mod output;
 pub mod parameters;
 pub mod resnet;
 pub mod transformer;
+pub mod transformer_layers;
 
 #[cfg(test)]
 mod test_support;

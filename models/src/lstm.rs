@@ -9,6 +9,8 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, s};
 use serde::{Deserialize, Serialize};
 
+use crate::dropout::dropout;
+
 /// How a [`StackedLstm`] runs its recurrence (same parameters, same results).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LstmAlgorithm {
@@ -82,7 +84,7 @@ impl<B: Backend> StackedLstm<B> {
         let mut finals = Vec::with_capacity(self.layers.len());
         for (index, layer) in self.layers.iter().enumerate() {
             if index > 0 {
-                x = self.dropout.forward(x);
+                x = dropout(&self.dropout, x);
             }
             let state = states
                 .as_mut()

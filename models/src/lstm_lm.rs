@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::adaptive_softmax::{AdaptiveSoftmax, AdaptiveSoftmaxConfig};
 use crate::carried_state::CarriedState;
+use crate::dropout::dropout;
 use crate::loss::label_smoothed_cross_entropy;
 use crate::lstm::{LstmAlgorithm, StackedLstm, StackedLstmConfig};
 use crate::matmul::{linear, matmul};
@@ -210,9 +211,9 @@ impl<B: Backend> LstmLm<B> {
         inputs: Tensor<B, 2, Int>,
         state: Option<LmState<B>>,
     ) -> (Tensor<B, 3>, LmState<B>) {
-        let x = self.dropout.forward(self.embedding.forward(inputs));
+        let x = dropout(&self.dropout, self.embedding.forward(inputs));
         let (x, state) = self.lstm.forward(x, state);
-        let mut x = self.dropout.forward(x);
+        let mut x = dropout(&self.dropout, x);
         if let Some(projection) = &self.projection {
             x = projection.forward(x);
         }

@@ -1,16 +1,15 @@
-//! A Transformer encoder-decoder for translation (Vaswani et al., 2017) on Burn's encoder and
-//! decoder stacks: scaled token embeddings, sinusoidal positions, optional shared embeddings,
+//! A Transformer encoder-decoder for translation (Vaswani et al., 2017) on the encoder and
+//! decoder stacks of [`crate::transformer_layers`] (Burn's layers and records, our forward pass): scaled token embeddings, sinusoidal positions, optional shared embeddings,
 //! pre- or post-norm, label-smoothed cross-entropy.
 
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::attention::generate_autoregressive_mask;
 #[cfg(test)]
-use burn::nn::transformer::TransformerDecoderAutoregressiveCache;
 use burn::nn::transformer::{
-    TransformerDecoder, TransformerDecoderConfig, TransformerDecoderInput, TransformerEncoder,
-    TransformerEncoderConfig, TransformerEncoderInput,
+    TransformerDecoder, TransformerDecoderAutoregressiveCache, TransformerDecoderInput,
 };
+use burn::nn::transformer::{TransformerDecoderConfig, TransformerEncoderConfig};
 use burn::nn::{
     Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig,
     Linear, LinearConfig, PositionalEncoding, PositionalEncodingConfig,
@@ -20,10 +19,12 @@ use burn::tensor::{Bool, Int, Tensor};
 use burn::train::{TrainOutput, TrainStep, ValidStep};
 use radam_datasets::TranslationBatch;
 
+use crate::dropout::dropout;
 use crate::incremental::IncrementalDecoder;
 use crate::loss::label_smoothed_cross_entropy;
 use crate::matmul::{linear, matmul};
 use crate::output::TranslationOutput;
+use crate::transformer_layers::{Decoder, Encoder};
 
 /// Configuration of a [`TransformerNmt`].
 #[derive(Config, Debug)]
@@ -153,24 +154,28 @@ impl TransformerNmtConfig {
                 .with_max_sequence_size(self.max_positions)
                 .init(device),
             dropout: DropoutConfig::new(self.dropout).init(),
-            encoder: TransformerEncoderConfig::new(
-                self.d_model,
-                self.d_ff,
-                self.n_heads,
-                self.encoder_layers,
-            )
-            .with_dropout(self.dropout)
-            .with_norm_first(self.norm_first)
-            .init(device),
-            decoder: TransformerDecoderConfig::new(
-                self.d_model,
-                self.d_ff,
-                self.n_heads,
-                self.decoder_layers,
-            )
-            .with_dropout(self.dropout)
-            .with_norm_first(self.norm_first)
-            .init(device),
+            encoder: Encoder::new(
+                &TransformerEncoderConfig::new(
+                    self.d_model,
+                    self.d_ff,
+                    self.n_heads,
+                    self.encoder_layers,
+                )
+                .with_dropout(self.dropout)
+                .with_norm_first(self.norm_first),
+                device,
+            ),
+            decoder: Decoder::new(
+                &TransformerDecoderConfig::new(
+                    self.d_model,
+                    self.d_ff,
+                    self.n_heads,
+                    self.decoder_layers,
+                )
+                .with_dropout(self.dropout)
+                .with_norm_first(self.norm_first),
+                device,
+            ),
             encoder_norm: final_norm(),
             decoder_norm: final_norm(),
             d_model: self.d_model,
@@ -191,8 +196,8 @@ pub struct TransformerNmt<B: Backend> {
     output: Option<Linear<B>>,
     positions: PositionalEncoding<B>,
     dropout: Dropout,
-    encoder: TransformerEncoder<B>,
-    decoder: TransformerDecoder<B>,
+    encoder: Encoder<B>,
+    decoder: Decoder<B>,
     encoder_norm: Option<LayerNorm<B>>,
     decoder_norm: Option<LayerNorm<B>>,
     d_model: usize,
@@ -239,7 +244,7 @@ impl<B: Backend> TransformerNmt<B> {
                 .sinusoids
                 .clone()
                 .slice([0..1, start..start + length, 0..self.d_model]);
-        self.dropout.forward(x + positions)
+        dropout(&self.dropout, x + positions)
     }
 
     /// The decoder input of target `tokens` `[rows, 1]` at `position`, for incremental decoding.
@@ -252,8 +257,8 @@ impl<B: Backend> TransformerNmt<B> {
     }
 
     /// The trained decoder, for decoding one position at a time.
-    pub(crate) fn incremental_decoder(&self, device: &B::Device) -> IncrementalDecoder<B> {
-        IncrementalDecoder::new(&self.decoder, device)
+    pub(crate) fn incremental_decoder(&self) -> IncrementalDecoder<B> {
+        IncrementalDecoder::new(&self.decoder)
     }
 
     /// Log-probabilities of the next token `[rows, vocab]` from the decoder's output at one
@@ -278,9 +283,7 @@ impl<B: Backend> TransformerNmt<B> {
         source_padding: Tensor<B, 2, Bool>,
     ) -> Tensor<B, 3> {
         let x = self.embed(&self.source_embedding, source);
-        let memory = self
-            .encoder
-            .forward(TransformerEncoderInput::new(x).mask_pad(source_padding));
+        let memory = self.encoder.forward(x, source_padding);
         match &self.encoder_norm {
             Some(norm) => norm.forward(memory),
             None => memory,
@@ -317,12 +320,9 @@ impl<B: Backend> TransformerNmt<B> {
         let [batch, time] = target_input.dims();
         let causal = generate_autoregressive_mask::<B>(batch, time, &memory.device());
         let x = self.embed(self.target_embedding(), target_input);
-        let decoded = self.decoder.forward(
-            TransformerDecoderInput::new(x, memory)
-                .target_mask_pad(target_padding)
-                .target_mask_attn(causal)
-                .memory_mask_pad(source_padding),
-        );
+        let decoded = self
+            .decoder
+            .forward(x, memory, target_padding, causal, source_padding);
         self.project(decoded)
     }
 
@@ -368,7 +368,7 @@ impl<B: Backend> TransformerNmt<B> {
         let [rows, time] = prefix.dims();
         let causal = generate_autoregressive_mask::<B>(rows, time, &memory.device());
         let x = self.embed(self.target_embedding(), prefix);
-        let decoded = self.decoder.forward_autoregressive_inference(
+        let decoded = self.burn_decoder().forward_autoregressive_inference(
             TransformerDecoderInput::new(x, memory)
                 .target_mask_attn(causal)
                 .memory_mask_pad(memory_padding),
@@ -381,7 +381,23 @@ impl<B: Backend> TransformerNmt<B> {
     /// An empty cache of Burn's autoregressive decoder (the tests' reference).
     #[cfg(test)]
     pub(crate) fn new_cache(&self) -> TransformerDecoderAutoregressiveCache<B> {
-        self.decoder.new_autoregressive_cache()
+        self.burn_decoder().new_autoregressive_cache()
+    }
+
+    /// The decoder as Burn's `TransformerDecoder`, through its record (the tests' reference).
+    #[cfg(test)]
+    fn burn_decoder(&self) -> TransformerDecoder<B> {
+        use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
+        let device = self.source_embedding.weight.device();
+        let d = &self.decoder;
+        let recorder = NamedMpkBytesRecorder::<FullPrecisionSettings>::default();
+        let bytes = recorder.record(d.clone().into_record(), ()).unwrap();
+        TransformerDecoderConfig::new(d.d_model, d.d_ff, d.n_heads, d.n_layers)
+            .with_dropout(d.dropout)
+            .with_norm_first(d.norm_first)
+            .with_quiet_softmax(d.quiet_softmax)
+            .init(&device)
+            .load_record(recorder.load(bytes, &device).unwrap())
     }
 }
 

@@ -1,7 +1,7 @@
 //! Native ndarray kernels, with their own backward on `Autodiff<NdArray<f32>>`, for the
 //! operations where Burn 0.19.1's ndarray backend is slow to train: convolution (im2col), the
-//! LSTM recurrence, softmax cross-entropy, training-mode batch normalization and the 2-D matrix
-//! product.
+//! LSTM recurrence, softmax cross-entropy, training-mode batch normalization, the 2-D matrix
+//! product, GELU and dropout masks.
 //!
 //! Each entry point takes generic tensors, recognises `NdArray<f32>` and
 //! `Autodiff<NdArray<f32>>` at run time from their type, and hands every other backend back to
@@ -10,6 +10,8 @@
 pub(crate) mod batch_norm;
 pub(crate) mod conv;
 pub(crate) mod cross_entropy;
+pub(crate) mod dropout;
+pub(crate) mod gelu;
 pub(crate) mod lstm;
 pub(crate) mod matmul;
 
