@@ -180,22 +180,26 @@ fn forward_slices(input: &[f32], weight: &[f32], g: &Geometry) -> Vec<f32> {
 }
 
 /// `∂W = Σ_n ∂y_n · im2col(x_n)ᵀ`, summed per thread then across threads.
+///
+/// Each thread accumulates the transpose, `∂Wᵀ += im2col(x_n) · ∂y_nᵀ`: with the long patch rows
+/// as the left operand's rows, matrixmultiply runs this product 1.6–1.8× as fast as the
+/// untransposed one on ResNet-20's shapes (measured on 2 cores, AVX-512).
 fn weight_gradient(input: &[f32], grad: &[f32], g: &Geometry) -> Vec<f32> {
     let (k, l, o) = (g.k(), g.l(), g.out_channels);
     let image_len = g.channels * g.height * g.width;
-    (0..g.batch)
+    let transposed = (0..g.batch)
         .into_par_iter()
         .fold(
-            || (vec![0.0_f32; o * k], vec![0.0_f32; k * l]),
+            || (vec![0.0_f32; k * o], vec![0.0_f32; k * l]),
             |(mut sum, mut patches), n| {
                 im2col_sample(&input[n * image_len..(n + 1) * image_len], g, &mut patches);
-                let grad_n = Matrix::row_major(&grad[n * o * l..(n + 1) * o * l], l);
+                let grad_n = &grad[n * o * l..(n + 1) * o * l];
                 gemm(
-                    o,
-                    l,
                     k,
-                    grad_n,
-                    Matrix::transposed(&patches, l),
+                    l,
+                    o,
+                    Matrix::row_major(&patches, l),
+                    Matrix::transposed(grad_n, l),
                     1.0,
                     &mut sum,
                 );
@@ -204,12 +208,20 @@ fn weight_gradient(input: &[f32], grad: &[f32], g: &Geometry) -> Vec<f32> {
         )
         .map(|(sum, _)| sum)
         .reduce(
-            || vec![0.0_f32; o * k],
+            || vec![0.0_f32; k * o],
             |mut a, b| {
                 a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
                 a
             },
-        )
+        );
+    // `∂Wᵀ` is `k × o`; `∂W` is `o × k`.
+    let mut weight_grad = vec![0.0_f32; o * k];
+    for (row, values) in transposed.chunks_exact(o).enumerate() {
+        for (column, &value) in values.iter().enumerate() {
+            weight_grad[column * k + row] = value;
+        }
+    }
+    weight_grad
 }
 
 /// `∂x_n = col2im(Wᵀ · ∂y_n)` for every image, in parallel.
