@@ -191,7 +191,7 @@ fn residual<B: Backend>(
     }
 }
 
-/// A multi-head attention layer of `config`'s shape (Burn's arguments for its layers).
+/// A multi-head attention layer, built with the arguments Burn's transformer layers give theirs.
 fn attention_layer<B: Backend>(
     d_model: usize,
     n_heads: usize,
