@@ -3,10 +3,9 @@
 //! [`TransformerEncoder`](burn::nn::transformer::TransformerEncoder) and
 //! [`TransformerDecoder`](burn::nn::transformer::TransformerDecoder) — a checkpoint of either
 //! loads into these — with a forward pass of our own that computes what Burn's does, but draws
-//! its dropout masks through [`crate::dropout`], its GELU through [`crate::gelu`] and runs its
-//! projections as 2-D products through
-//! [`crate::matmul`] (both native on ndarray). The decoder layer's sub-layers are shared with
-//! the incremental decoder ([`crate::incremental`]).
+//! its dropout masks, computes its GELU and runs its projections as 2-D products natively on
+//! ndarray (the crate's `dropout`, `gelu` and `matmul` modules). The decoder layer's sub-layers
+//! are shared with the incremental decoder ([`crate::incremental`]).
 
 use burn::module::Module;
 use burn::nn::attention::{MultiHeadAttention, MultiHeadAttentionConfig};
