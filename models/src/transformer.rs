@@ -1,6 +1,7 @@
 //! A Transformer encoder-decoder for translation (Vaswani et al., 2017) on the encoder and
-//! decoder stacks of [`crate::transformer_layers`] (Burn's layers and records, our forward pass): scaled token embeddings, sinusoidal positions, optional shared embeddings,
-//! pre- or post-norm, label-smoothed cross-entropy.
+//! decoder stacks of [`crate::transformer_layers`] (Burn's layers and records, our forward
+//! pass): scaled token embeddings, sinusoidal positions, optional shared embeddings, pre- or
+//! post-norm, label-smoothed cross-entropy.
 
 use burn::config::Config;
 use burn::module::Module;
