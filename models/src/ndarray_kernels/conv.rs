@@ -16,13 +16,13 @@ use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::ndarray::NdArrayTensor;
+use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;
-use burn::tensor::{Tensor, TensorPrimitive};
 use rayon::prelude::*;
 
 use super::{
-    Ad, Inner, Matrix, checked_cast, f32_array, gemm, inner, nd_tensor, primitive, same_type, slice,
+    Ad, Inner, Matrix, f32_array, gemm, nd_tensor, primitive_of, same_type, slice, tensor_of,
 };
 
 /// The geometry of one convolution.
@@ -314,21 +314,20 @@ pub(crate) fn conv2d_gemm<B: Backend>(
 ) -> Result<Tensor<B, 4>, (Tensor<B, 4>, Tensor<B, 4>)> {
     let g = Geometry::new(input.dims(), weight.dims(), stride, padding);
     if same_type::<B, Ad>() {
-        let input: Tensor<Ad, 4> = checked_cast(input);
-        let weight: Tensor<Ad, 4> = checked_cast(weight);
         let output = autodiff_forward(
-            input.into_primitive().tensor(),
-            weight.into_primitive().tensor(),
+            primitive_of::<Ad, _, 4>(input),
+            primitive_of::<Ad, _, 4>(weight),
             g,
         );
-        let output: Tensor<Ad, 4> = Tensor::from_primitive(TensorPrimitive::Float(output));
-        return Ok(checked_cast(output));
+        return Ok(tensor_of::<Ad, _, 4>(output));
     }
     if same_type::<B, Inner>() {
-        let input: Tensor<Inner, 4> = checked_cast(input);
-        let weight: Tensor<Inner, 4> = checked_cast(weight);
-        let output: Tensor<Inner, 4> = inner(forward(primitive(input), primitive(weight), &g));
-        return Ok(checked_cast(output));
+        let output = forward(
+            primitive_of::<Inner, _, 4>(input),
+            primitive_of::<Inner, _, 4>(weight),
+            &g,
+        );
+        return Ok(tensor_of::<Inner, _, 4>(output));
     }
     Err((input, weight))
 }

@@ -8,11 +8,11 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::ndarray::NdArrayTensor;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Int, Tensor, TensorPrimitive};
+use burn::tensor::{Int, Tensor};
 use ndarray::{ArcArray, IxDyn};
 use rayon::prelude::*;
 
-use super::{Ad, Inner, checked_cast, f32_array, nd_tensor, same_type, slice};
+use super::{Ad, Inner, f32_array, nd_tensor, primitive_of, same_type, slice, tensor_of};
 
 /// Rows per parallel task.
 const ROWS_PER_TASK: usize = 16;
@@ -154,8 +154,7 @@ pub(crate) fn cross_entropy_sums<B: Backend>(
         log_sum_exps: Vec::new(),
     };
     if same_type::<B, Ad>() {
-        let logits: Tensor<Ad, 2> = checked_cast(logits);
-        let logits = logits.into_primitive().tensor();
+        let logits = primitive_of::<Ad, _, 2>(logits);
         let mut saved = make_saved(logits.primitive);
         let values = saved.logits.clone();
         let sums = forward(slice(&values), classes, &mut saved);
@@ -168,14 +167,10 @@ pub(crate) fn cross_entropy_sums<B: Backend>(
             OpsKind::Tracked(prep) => prep.finish(std::sync::Arc::new(saved), output),
             OpsKind::UnTracked(prep) => prep.finish(output),
         };
-        let output: Tensor<Ad, 1> = Tensor::from_primitive(TensorPrimitive::Float(output));
-        return Ok(checked_cast(output));
+        return Ok(tensor_of::<Ad, _, 1>(output));
     }
-    let logits: Tensor<Inner, 2> = checked_cast(logits);
-    let mut saved = make_saved(logits.into_primitive().tensor());
+    let mut saved = make_saved(primitive_of::<Inner, _, 2>(logits));
     let values = saved.logits.clone();
     let sums = forward(slice(&values), classes, &mut saved);
-    let output: Tensor<Inner, 1> =
-        Tensor::from_primitive(TensorPrimitive::Float(nd_tensor(sums.to_vec(), &[2])));
-    Ok(checked_cast(output))
+    Ok(tensor_of::<Inner, _, 1>(nd_tensor(sums.to_vec(), &[2])))
 }

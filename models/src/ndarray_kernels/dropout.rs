@@ -7,10 +7,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor};
 use rayon::prelude::*;
 
-use super::{Ad, Inner, checked_cast, inner, nd_tensor, same_type};
-
-/// Elements per parallel task.
-const CHUNK: usize = 1 << 14;
+use super::{Ad, ELEMENTS_PER_TASK, Inner, checked_cast, inner, nd_tensor, same_type};
 
 /// SplitMix64's increment γ (the golden ratio in 64 bits).
 const GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -41,10 +38,10 @@ pub(crate) fn mask_values(len: usize, prob: f64, key: u64) -> Vec<f32> {
     let scale = (1.0 / (1.0 - prob)) as f32;
     let mut values = vec![0.0f32; len];
     values
-        .par_chunks_mut(CHUNK)
+        .par_chunks_mut(ELEMENTS_PER_TASK)
         .enumerate()
         .for_each(|(chunk, values)| {
-            let start = (chunk * CHUNK) as u64;
+            let start = (chunk * ELEMENTS_PER_TASK) as u64;
             for (offset, value) in values.iter_mut().enumerate() {
                 let index = start + offset as u64;
                 let hash = mix(key.wrapping_add(index.wrapping_add(1).wrapping_mul(GAMMA)));

@@ -15,21 +15,23 @@ use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::ndarray::NdArrayTensor;
+use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Tensor, TensorPrimitive};
 use ndarray::{ArcArray, IxDyn};
 use rayon::prelude::*;
 
-use super::{Ad, Inner, checked_cast, f32_array, nd_tensor, same_type, slice};
-
-/// Elements per parallel task.
-const CHUNK: usize = 1 << 14;
+use super::{
+    Ad, ELEMENTS_PER_TASK, Inner, f32_array, nd_tensor, primitive_of, same_type, slice, tensor_of,
+};
 
 /// `f` applied to the pairs `(a[i], b[i])` in parallel.
 fn zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
     let mut out = vec![0.0f32; a.len()];
-    out.par_chunks_mut(CHUNK)
-        .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
+    out.par_chunks_mut(ELEMENTS_PER_TASK)
+        .zip(
+            a.par_chunks(ELEMENTS_PER_TASK)
+                .zip(b.par_chunks(ELEMENTS_PER_TASK)),
+        )
         .for_each(|(out, (a, b))| {
             for ((out, &a), &b) in out.iter_mut().zip(a).zip(b) {
                 *out = f(a, b);
@@ -84,20 +86,13 @@ pub(crate) fn gelu_native<B: Backend, const D: usize>(
         nd_tensor(zip_map(values, values, |x, _| gelu(x)), x.shape())
     };
     if same_type::<B, Inner>() {
-        let x = f32_array(
-            checked_cast::<_, Tensor<Inner, D>>(x)
-                .into_primitive()
-                .tensor(),
-        );
-        let y: Tensor<Inner, D> = Tensor::from_primitive(TensorPrimitive::Float(forward(&x)));
-        return Ok(checked_cast(y));
+        let x = f32_array(primitive_of::<Inner, _, D>(x));
+        return Ok(tensor_of::<Inner, _, D>(forward(&x)));
     }
     if !same_type::<B, Ad>() {
         return Err(x);
     }
-    let x = checked_cast::<_, Tensor<Ad, D>>(x)
-        .into_primitive()
-        .tensor();
+    let x = primitive_of::<Ad, _, D>(x);
     let values = f32_array(x.primitive.clone());
     let output: NdArrayTensor = forward(&values);
     let y = match GeluBackward
@@ -108,6 +103,5 @@ pub(crate) fn gelu_native<B: Backend, const D: usize>(
         OpsKind::Tracked(prep) => prep.finish(Arc::new(values), output),
         OpsKind::UnTracked(prep) => prep.finish(output),
     };
-    let y: Tensor<Ad, D> = Tensor::from_primitive(TensorPrimitive::Float(y));
-    Ok(checked_cast(y))
+    Ok(tensor_of::<Ad, _, D>(y))
 }

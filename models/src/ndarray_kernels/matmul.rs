@@ -12,11 +12,11 @@ use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::ndarray::NdArrayTensor;
+use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Tensor, TensorPrimitive};
 use ndarray::{ArcArray, IxDyn};
 
-use super::{Ad, Inner, Matrix, checked_cast, f32_array, gemm, nd_tensor, same_type};
+use super::{Ad, Inner, Matrix, f32_array, gemm, nd_tensor, primitive_of, same_type, tensor_of};
 
 /// An f32 array in the layout it has, made row-major ([`f32_array`]) only if [`Matrix::of`]
 /// cannot read it.
@@ -74,12 +74,7 @@ pub(crate) fn matmul<B: Backend>(
     b: Tensor<B, 2>,
 ) -> Result<Tensor<B, 2>, (Tensor<B, 2>, Tensor<B, 2>)> {
     if same_type::<B, Ad>() {
-        let a = checked_cast::<_, Tensor<Ad, 2>>(a)
-            .into_primitive()
-            .tensor();
-        let b = checked_cast::<_, Tensor<Ad, 2>>(b)
-            .into_primitive()
-            .tensor();
+        let (a, b) = (primitive_of::<Ad, _, 2>(a), primitive_of::<Ad, _, 2>(b));
         let (a_values, b_values) = (operand(a.primitive.clone()), operand(b.primitive.clone()));
         let output = product(&a_values, &b_values);
         let output = match MatmulBackward
@@ -90,19 +85,14 @@ pub(crate) fn matmul<B: Backend>(
             OpsKind::Tracked(prep) => prep.finish((a_values, b_values), output),
             OpsKind::UnTracked(prep) => prep.finish(output),
         };
-        let output: Tensor<Ad, 2> = Tensor::from_primitive(TensorPrimitive::Float(output));
-        return Ok(checked_cast(output));
+        return Ok(tensor_of::<Ad, _, 2>(output));
     }
     if same_type::<B, Inner>() {
-        let a = checked_cast::<_, Tensor<Inner, 2>>(a)
-            .into_primitive()
-            .tensor();
-        let b = checked_cast::<_, Tensor<Inner, 2>>(b)
-            .into_primitive()
-            .tensor();
-        let output = product(&operand(a), &operand(b));
-        let output: Tensor<Inner, 2> = Tensor::from_primitive(TensorPrimitive::Float(output));
-        return Ok(checked_cast(output));
+        let (a, b) = (
+            primitive_of::<Inner, _, 2>(a),
+            primitive_of::<Inner, _, 2>(b),
+        );
+        return Ok(tensor_of::<Inner, _, 2>(product(&operand(a), &operand(b))));
     }
     Err((a, b))
 }

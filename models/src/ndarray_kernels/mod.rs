@@ -17,6 +17,8 @@ pub(crate) mod matmul;
 
 use burn::backend::ndarray::NdArrayTensor;
 use burn::backend::{Autodiff, NdArray};
+use burn::tensor::backend::Backend;
+use burn::tensor::ops::FloatTensor;
 use burn::tensor::{Tensor, TensorMetadata, TensorPrimitive};
 use ndarray::{ArcArray, IxDyn};
 use rayon::prelude::*;
@@ -61,8 +63,24 @@ pub(crate) fn inner<const D: usize>(tensor: NdArrayTensor) -> Tensor<Inner, D> {
     Tensor::from_primitive(TensorPrimitive::Float(tensor))
 }
 
-pub(crate) fn primitive<const D: usize>(tensor: Tensor<Inner, D>) -> NdArrayTensor {
-    tensor.into_primitive().tensor()
+/// The float primitive of `tensor`, whose backend `B` is `K` (the caller compared the types with
+/// [`same_type`]).
+pub(crate) fn primitive_of<K: Backend, B: Backend, const D: usize>(
+    tensor: Tensor<B, D>,
+) -> FloatTensor<K> {
+    checked_cast::<_, Tensor<K, D>>(tensor)
+        .into_primitive()
+        .tensor()
+}
+
+/// The tensor of `B` holding `primitive`, a float primitive of `K`, where `B` is `K` (the caller
+/// compared the types with [`same_type`]).
+pub(crate) fn tensor_of<K: Backend, B: Backend, const D: usize>(
+    primitive: FloatTensor<K>,
+) -> Tensor<B, D> {
+    checked_cast(Tensor::<K, D>::from_primitive(TensorPrimitive::Float(
+        primitive,
+    )))
 }
 
 pub(crate) fn slice(array: &ArcArray<f32, IxDyn>) -> &[f32] {
@@ -109,6 +127,9 @@ impl<'a> Matrix<'a> {
         }
     }
 }
+
+/// Elements per parallel task of the element-wise kernels (dropout masks, GELU).
+pub(crate) const ELEMENTS_PER_TASK: usize = 1 << 14;
 
 /// Multiply-adds below which a product is not split across threads.
 const SPLIT_WORK: usize = 1 << 22;
