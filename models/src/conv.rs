@@ -199,6 +199,8 @@ mod tests {
             ([4, 6], [3, 3], [2, 2], [1, 1], false, [3, 8, 8]),
             ([5, 7], [1, 1], [2, 2], [0, 0], false, [2, 7, 7]),
             ([2, 3], [3, 2], [1, 2], [0, 1], true, [2, 6, 5]),
+            // 256 output pixels: long enough for the AVX-512 dot-product weight gradient.
+            ([3, 10], [3, 3], [1, 1], [1, 1], false, [2, 16, 16]),
         ];
         for (channels, kernel, stride, padding, bias, [batch, h, w]) in cases {
             let layer: ConvLayer<TestAutodiffBackend> = ConvLayerConfig::new(channels, kernel)

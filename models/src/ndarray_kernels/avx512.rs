@@ -1,0 +1,496 @@
+//! f32 matrix products with AVX-512 register kernels that read the larger operand in place,
+//! for the products where matrixmultiply (16 × 16 AVX-512 kernel, but both operands copied into
+//! packed panels on every call) spends a large share of its time copying:
+//!
+//! - [`product_with_rows`]: `c ← a·b + beta·c` with `b` row-major and `a` the small operand (a
+//!   convolution's weight). `a` is packed; `b` is read in place, 32 columns at a time, so the
+//!   convolution's patch matrix is not copied again. Register tile: 8 rows × 32 columns.
+//! - [`product_with_transpose`]: `c ← a·bᵀ + beta·c` with `a` and `b` row-major, as dot
+//!   products along their common rows: the weight gradient `im2col(x)·∂yᵀ`, whose long rows are
+//!   read in place. Register tile: 4 × 4 dot products of 16 lanes.
+//!
+//! x86-64 only. [`super::gemm_with`] uses them for [`super::Kernels::InPlace`] where the CPU
+//! has AVX-512F ([`available`]) and the shape suits them, matrixmultiply everywhere else.
+
+use std::arch::x86_64::{
+    __m512, __mmask16, _mm512_fmadd_ps, _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps,
+    _mm512_reduce_add_ps, _mm512_set1_ps, _mm512_setzero_ps,
+};
+
+use super::Matrix;
+
+/// Rows of `c` in the register tile of [`product_with_rows`].
+const TILE_ROWS: usize = 8;
+/// Columns of `c` in that tile: two 16-lane vectors.
+const TILE_COLUMNS: usize = 32;
+/// Rows of `a` packed at a time, so that the packed block stays in L2.
+const BLOCK_ROWS: usize = 128;
+/// Columns of `a` (rows of `b`) per pass, so that the 32 columns of `b` a tile reads
+/// (`BLOCK_DEPTH × 128` bytes) stay in L1.
+const BLOCK_DEPTH: usize = 256;
+/// Rows and columns of `c` in the tile of [`product_with_transpose`].
+const DOT_TILE: usize = 4;
+/// Bytes of `b` per block of [`product_with_transpose`] (a quarter of a 1 MiB L2).
+const DOT_BLOCK_BYTES: usize = 256 * 1024;
+/// f32 lanes of one AVX-512 vector.
+const LANES: usize = 16;
+
+/// Whether the AVX-512 kernels run: the CPU has AVX-512F and `RADAM_NO_AVX512` is not set
+/// (which leaves every product to matrixmultiply, for comparison).
+pub(crate) fn available() -> bool {
+    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::env::var_os("RADAM_NO_AVX512").is_none()
+    })
+}
+
+/// The lanes `0..count.min(16)` of a vector, as a mask.
+fn lanes(count: usize) -> __mmask16 {
+    if count >= LANES {
+        u16::MAX
+    } else {
+        (1u16 << count) - 1
+    }
+}
+
+thread_local! {
+    /// The packed rows of `a` for [`product_with_rows`], reused across calls on one thread.
+    static PACKED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Copies rows `first..first + rows` and columns `depth` of `a` into panels of [`TILE_ROWS`]
+/// rows, each stored column by column (`depth.len() × TILE_ROWS`), rows past the end as zeros.
+fn pack_rows(
+    a: Matrix<'_>,
+    first: usize,
+    rows: usize,
+    depth: std::ops::Range<usize>,
+    packed: &mut Vec<f32>,
+) {
+    let (panels, k) = (rows.div_ceil(TILE_ROWS), depth.len());
+    packed.clear();
+    packed.resize(panels * k * TILE_ROWS, 0.0);
+    for (panel, block) in packed.chunks_exact_mut(k * TILE_ROWS).enumerate() {
+        let top = panel * TILE_ROWS;
+        for row in 0..TILE_ROWS.min(rows - top) {
+            let start = (first + top + row) as isize * a.row_stride;
+            for (p, column) in depth.clone().zip(block.chunks_exact_mut(TILE_ROWS)) {
+                column[row] = a.data[(start + p as isize * a.col_stride) as usize];
+            }
+        }
+    }
+}
+
+/// `c ← a·b + beta·c`: `a: m × k` (any strides), `b: k × n` row-major with rows `ldb` apart,
+/// `c: m × n` row-major with rows `ldc` apart, `k ≥ 1`. With `beta = 0`, `c` is not read.
+///
+/// # Safety
+/// The CPU has AVX-512F ([`available`]); `b` holds `k` rows of `n` elements `ldb` apart and
+/// `c` points at `m` writable rows of `n` elements `ldc` apart.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn product_with_rows(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: Matrix<'_>,
+    b: *const f32,
+    ldb: usize,
+    beta: f32,
+    c: *mut f32,
+    ldc: usize,
+) {
+    PACKED.with_borrow_mut(|packed| {
+        for first in (0..m).step_by(BLOCK_ROWS) {
+            let rows = BLOCK_ROWS.min(m - first);
+            for depth_start in (0..k).step_by(BLOCK_DEPTH) {
+                let depth = depth_start..k.min(depth_start + BLOCK_DEPTH);
+                pack_rows(a, first, rows, depth.clone(), packed);
+                // The first block of the common dimension applies beta; the others add to it.
+                let beta = if depth_start == 0 { beta } else { 1.0 };
+                let b = b.wrapping_add(depth_start * ldb);
+                for column in (0..n).step_by(TILE_COLUMNS) {
+                    let width = TILE_COLUMNS.min(n - column);
+                    for (panel, block) in packed.chunks_exact(depth.len() * TILE_ROWS).enumerate() {
+                        let top = first + panel * TILE_ROWS;
+                        // SAFETY: the tile's rows and columns lie inside `c` and `b` (caller).
+                        unsafe {
+                            tile_with_rows(
+                                block,
+                                b.wrapping_add(column),
+                                ldb,
+                                c.wrapping_add(top * ldc + column),
+                                ldc,
+                                TILE_ROWS.min(m - top),
+                                width,
+                                beta,
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// One register tile of [`product_with_rows`]: `rows ≤ 8` rows and `width ≤ 32` columns of
+/// `c`, from a packed panel of `a` (`k × 8`) and `width` columns of `b`'s `k` rows.
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_with_rows(
+    panel: &[f32],
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    width: usize,
+    beta: f32,
+) {
+    let masks = [lanes(width), lanes(width.saturating_sub(LANES))];
+    let mut sums = [[_mm512_setzero_ps(); 2]; TILE_ROWS];
+    // Plain counted loops over raw pointers: they unroll, and keep the sums in registers, at
+    // the test profile's opt-level 1 too (where iterator adaptors stay out-of-line calls).
+    let (mut a_column, mut b_row) = (panel.as_ptr(), b);
+    let mut p = 0;
+    while p < panel.len() / TILE_ROWS {
+        // SAFETY: masked-off lanes are not read; the others lie in row p of b (caller); the
+        // panel holds TILE_ROWS values per row of b.
+        let (b_low, b_high) = unsafe {
+            (
+                _mm512_maskz_loadu_ps(masks[0], b_row),
+                _mm512_maskz_loadu_ps(masks[1], b_row.wrapping_add(LANES)),
+            )
+        };
+        let mut r = 0;
+        while r < TILE_ROWS {
+            // SAFETY: as above.
+            let a_value = _mm512_set1_ps(unsafe { *a_column.add(r) });
+            sums[r][0] = _mm512_fmadd_ps(a_value, b_low, sums[r][0]);
+            sums[r][1] = _mm512_fmadd_ps(a_value, b_high, sums[r][1]);
+            r += 1;
+        }
+        a_column = a_column.wrapping_add(TILE_ROWS);
+        b_row = b_row.wrapping_add(ldb);
+        p += 1;
+    }
+    let mut r = 0;
+    while r < rows {
+        let target = c.wrapping_add(r * ldc);
+        // SAFETY: masked-off lanes are neither read nor written; the others lie in c (caller).
+        unsafe {
+            store(target, masks[0], sums[r][0], beta);
+            store(target.wrapping_add(LANES), masks[1], sums[r][1], beta);
+        }
+        r += 1;
+    }
+}
+
+/// `target ← value + beta·target` on the lanes of `mask` (`target` not read when `beta = 0`).
+///
+/// # Safety
+/// The CPU has AVX-512F; the lanes of `mask` lie in writable memory at `target`.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn store(target: *mut f32, mask: __mmask16, value: __m512, beta: f32) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let value = if beta == 0.0 {
+            value
+        } else {
+            let old = _mm512_maskz_loadu_ps(mask, target);
+            _mm512_fmadd_ps(_mm512_set1_ps(beta), old, value)
+        };
+        _mm512_mask_storeu_ps(target, mask, value);
+    }
+}
+
+/// `c ← a·bᵀ + beta·c`: `a: m × k` and `b: n × k` row-major with rows `lda` and `ldb` apart,
+/// `c: m × n` row-major with rows `ldc` apart. With `beta = 0`, `c` is not read.
+///
+/// # Safety
+/// The CPU has AVX-512F ([`available`]); `a` and `b` hold `m` and `n` rows of `k` elements and
+/// `c` points at `m` writable rows of `n` elements `ldc` apart.
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn product_with_transpose(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    ldb: usize,
+    beta: f32,
+    c: *mut f32,
+    ldc: usize,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    // Blocks of b's rows small enough to stay in L2 while every row of a passes over them.
+    let block = (DOT_BLOCK_BYTES / (k.max(1) * 4))
+        .max(1)
+        .next_multiple_of(DOT_TILE);
+    for block_left in (0..n).step_by(block) {
+        let block_end = n.min(block_left + block);
+        for top in (0..m).step_by(DOT_TILE) {
+            // Rows past the end of a tile repeat the last row (read, never stored), so that
+            // every load stays inside the operands.
+            let mut a_rows = [a; DOT_TILE];
+            for (r, row) in a_rows.iter_mut().enumerate() {
+                *row = a.wrapping_add((top + r).min(m - 1) * lda);
+            }
+            for left in (block_left..block_end).step_by(DOT_TILE) {
+                let mut b_rows = [b; DOT_TILE];
+                for (s, row) in b_rows.iter_mut().enumerate() {
+                    *row = b.wrapping_add((left + s).min(n - 1) * ldb);
+                }
+                // SAFETY: the caller's contract, for this tile.
+                unsafe {
+                    dot_tile(
+                        k,
+                        a_rows,
+                        b_rows,
+                        c.wrapping_add(top * ldc + left),
+                        ldc,
+                        DOT_TILE.min(m - top),
+                        DOT_TILE.min(n - left),
+                        beta,
+                    )
+                };
+            }
+        }
+    }
+}
+
+/// One tile of [`product_with_transpose`]: the dot products of `rows ≤ 4` rows of `a` with
+/// `columns ≤ 4` rows of `b` (`k` elements each), into `c`.
+///
+/// # Safety
+/// The CPU has AVX-512F; every pointer of `a_rows` and `b_rows` starts `k` readable elements,
+/// and `c` holds `rows` rows of `columns` elements `ldc` apart.
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn dot_tile(
+    k: usize,
+    a_rows: [*const f32; DOT_TILE],
+    b_rows: [*const f32; DOT_TILE],
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    columns: usize,
+    beta: f32,
+) {
+    let mut sums = [[_mm512_setzero_ps(); DOT_TILE]; DOT_TILE];
+    let mut p = 0;
+    while p < k {
+        let mask = lanes(k - p);
+        let mut b_chunks = [_mm512_setzero_ps(); DOT_TILE];
+        let mut s = 0;
+        while s < DOT_TILE {
+            // SAFETY: the mask keeps the load inside a row of k elements (caller).
+            b_chunks[s] = unsafe { _mm512_maskz_loadu_ps(mask, b_rows[s].wrapping_add(p)) };
+            s += 1;
+        }
+        let mut r = 0;
+        while r < DOT_TILE {
+            // SAFETY: as above.
+            let a_chunk = unsafe { _mm512_maskz_loadu_ps(mask, a_rows[r].wrapping_add(p)) };
+            let mut s = 0;
+            while s < DOT_TILE {
+                sums[r][s] = _mm512_fmadd_ps(a_chunk, b_chunks[s], sums[r][s]);
+                s += 1;
+            }
+            r += 1;
+        }
+        p += LANES;
+    }
+    for (r, sums) in sums.iter().enumerate().take(rows) {
+        for (s, &sum) in sums.iter().enumerate().take(columns) {
+            let target = c.wrapping_add(r * ldc + s);
+            let value = _mm512_reduce_add_ps(sum);
+            // SAFETY: the element lies in c (caller).
+            unsafe {
+                *target = if beta == 0.0 {
+                    value
+                } else {
+                    value + beta * *target
+                };
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(count: usize, salt: usize) -> Vec<f32> {
+        (0..count)
+            .map(|i| ((i * 7 + salt) % 23) as f32 / 8.0 - 1.4)
+            .collect()
+    }
+
+    /// `a·b` by the definition in f64, `a` and `b` as element functions.
+    fn naive(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: impl Fn(usize, usize) -> f32,
+        b: impl Fn(usize, usize) -> f32,
+    ) -> Vec<f64> {
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k).map(|p| a(i, p) as f64 * b(p, j) as f64).sum();
+            }
+        }
+        c
+    }
+
+    fn assert_close(got: &[f32], want: &[f64], what: &str) {
+        for (i, (&got, &want)) in got.iter().zip(want).enumerate() {
+            assert!(
+                (got as f64 - want).abs() <= 1e-4 * want.abs().max(1.0),
+                "{what} [{i}]: {got} vs {want}"
+            );
+        }
+    }
+
+    // Shapes with remainders on every axis: rows not a multiple of 8 (or 4), columns not of 32
+    // (or 4), k not of 16, and more rows than one packed block.
+    const SHAPES: [(usize, usize, usize); 8] = [
+        (16, 144, 1024),
+        (3, 5, 7),
+        (13, 17, 33),
+        (9, 31, 50),
+        (130, 20, 40),
+        (10, 600, 37),
+        (9, 300, 230),
+        (1, 1, 1),
+    ];
+
+    #[test]
+    fn product_with_rows_matches_the_definition() {
+        if !available() {
+            eprintln!("skipped: this CPU has no AVX-512F");
+            return;
+        }
+        for (m, k, n) in SHAPES {
+            let (a_data, b_data) = (values(m * k, 1), values(k * (n + 3), 2));
+            let ldb = n + 3; // b's rows are longer than the product's columns
+            let ldc = n + 2;
+            let want = naive(
+                m,
+                k,
+                n,
+                |i, p| a_data[i * k + p],
+                |p, j| b_data[p * ldb + j],
+            );
+            // a both row-major and as a transposed view; beta 0 over NaN (not read) and beta 1.
+            for (a, label) in [
+                (Matrix::row_major(&a_data, k), "row-major a"),
+                (
+                    Matrix {
+                        data: &a_data,
+                        row_stride: 1,
+                        col_stride: m as isize,
+                    },
+                    "strided a",
+                ),
+            ] {
+                let want: Vec<f64> = if label == "row-major a" {
+                    want.clone()
+                } else {
+                    naive(
+                        m,
+                        k,
+                        n,
+                        |i, p| a_data[p * m + i],
+                        |p, j| b_data[p * ldb + j],
+                    )
+                };
+                for beta in [0.0_f32, 1.0] {
+                    let start = if beta == 0.0 { f32::NAN } else { 0.5 };
+                    let mut c = vec![start; m * ldc];
+                    // SAFETY: AVX-512F checked; the operands have the stated shapes.
+                    unsafe {
+                        product_with_rows(
+                            m,
+                            k,
+                            n,
+                            a,
+                            b_data.as_ptr(),
+                            ldb,
+                            beta,
+                            c.as_mut_ptr(),
+                            ldc,
+                        )
+                    };
+                    let got: Vec<f32> = c.chunks(ldc).flat_map(|row| row[..n].to_vec()).collect();
+                    let want: Vec<f64> = want
+                        .iter()
+                        .map(|w| w + if beta == 0.0 { 0.0 } else { 0.5 })
+                        .collect();
+                    assert_close(&got, &want, &format!("{m}x{k}x{n} {label} beta {beta}"));
+                    // The padding past each row's n columns is untouched.
+                    for row in c.chunks(ldc) {
+                        for &pad in &row[n..] {
+                            assert!(pad.is_nan() || pad == 0.5, "{m}x{k}x{n}: wrote past n");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn product_with_transpose_matches_the_definition() {
+        if !available() {
+            eprintln!("skipped: this CPU has no AVX-512F");
+            return;
+        }
+        for (m, k, n) in SHAPES {
+            let (lda, ldb, ldc) = (k + 1, k + 5, n + 2);
+            let (a_data, b_data) = (values(m * lda, 3), values(n * ldb, 4));
+            let want = naive(
+                m,
+                k,
+                n,
+                |i, p| a_data[i * lda + p],
+                |p, j| b_data[j * ldb + p],
+            );
+            for beta in [0.0_f32, 1.0] {
+                let start = if beta == 0.0 { f32::NAN } else { 0.5 };
+                let mut c = vec![start; m * ldc];
+                // SAFETY: AVX-512F checked; the operands have the stated shapes.
+                unsafe {
+                    product_with_transpose(
+                        m,
+                        k,
+                        n,
+                        a_data.as_ptr(),
+                        lda,
+                        b_data.as_ptr(),
+                        ldb,
+                        beta,
+                        c.as_mut_ptr(),
+                        ldc,
+                    )
+                };
+                let got: Vec<f32> = c.chunks(ldc).flat_map(|row| row[..n].to_vec()).collect();
+                let want: Vec<f64> = want
+                    .iter()
+                    .map(|w| w + if beta == 0.0 { 0.0 } else { 0.5 })
+                    .collect();
+                assert_close(&got, &want, &format!("{m}x{k}x{n} beta {beta}"));
+                for row in c.chunks(ldc) {
+                    for &pad in &row[n..] {
+                        assert!(pad.is_nan() || pad == 0.5, "{m}x{k}x{n}: wrote past n");
+                    }
+                }
+            }
+        }
+    }
+}
