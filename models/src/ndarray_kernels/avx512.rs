@@ -358,6 +358,29 @@ mod tests {
         }
     }
 
+    /// Runs `product(beta, c)` with beta 0 over a NaN-filled `c` (which must not be read) and
+    /// beta 1 over 0.5, `c` having `m` rows `ldc ≥ n` apart, and checks the `m × n` result
+    /// against `want` (+ 0.5 for beta 1) and that nothing past `n` in a row was written.
+    fn check_product(
+        (m, n, ldc): (usize, usize, usize),
+        want: &[f64],
+        what: &str,
+        product: impl Fn(f32, *mut f32),
+    ) {
+        for (beta, start) in [(0.0_f32, f32::NAN), (1.0, 0.5)] {
+            let mut c = vec![start; m * ldc];
+            product(beta, c.as_mut_ptr());
+            let got: Vec<f32> = c.chunks(ldc).flat_map(|row| row[..n].to_vec()).collect();
+            let want: Vec<f64> = want.iter().map(|w| w + f64::from(beta) * 0.5).collect();
+            assert_close(&got, &want, &format!("{what} beta {beta}"));
+            for row in c.chunks(ldc) {
+                for &pad in &row[n..] {
+                    assert!(pad.is_nan() || pad == 0.5, "{what}: wrote past n");
+                }
+            }
+        }
+    }
+
     // Shapes with remainders on every axis: rows not a multiple of 8 (or 4), columns not of 32
     // (or 4), k not of 16, and more rows than one packed block.
     const SHAPES: [(usize, usize, usize); 8] = [
@@ -411,36 +434,11 @@ mod tests {
                         |p, j| b_data[p * ldb + j],
                     )
                 };
-                for beta in [0.0_f32, 1.0] {
-                    let start = if beta == 0.0 { f32::NAN } else { 0.5 };
-                    let mut c = vec![start; m * ldc];
+                let what = format!("{m}x{k}x{n} {label}");
+                check_product((m, n, ldc), &want, &what, |beta, c| {
                     // SAFETY: AVX-512F checked; the operands have the stated shapes.
-                    unsafe {
-                        product_with_rows(
-                            m,
-                            k,
-                            n,
-                            a,
-                            b_data.as_ptr(),
-                            ldb,
-                            beta,
-                            c.as_mut_ptr(),
-                            ldc,
-                        )
-                    };
-                    let got: Vec<f32> = c.chunks(ldc).flat_map(|row| row[..n].to_vec()).collect();
-                    let want: Vec<f64> = want
-                        .iter()
-                        .map(|w| w + if beta == 0.0 { 0.0 } else { 0.5 })
-                        .collect();
-                    assert_close(&got, &want, &format!("{m}x{k}x{n} {label} beta {beta}"));
-                    // The padding past each row's n columns is untouched.
-                    for row in c.chunks(ldc) {
-                        for &pad in &row[n..] {
-                            assert!(pad.is_nan() || pad == 0.5, "{m}x{k}x{n}: wrote past n");
-                        }
-                    }
-                }
+                    unsafe { product_with_rows(m, k, n, a, b_data.as_ptr(), ldb, beta, c, ldc) }
+                });
             }
         }
     }
@@ -461,36 +459,11 @@ mod tests {
                 |i, p| a_data[i * lda + p],
                 |p, j| b_data[j * ldb + p],
             );
-            for beta in [0.0_f32, 1.0] {
-                let start = if beta == 0.0 { f32::NAN } else { 0.5 };
-                let mut c = vec![start; m * ldc];
+            check_product((m, n, ldc), &want, &format!("{m}x{k}x{n}"), |beta, c| {
+                let (a, b) = (a_data.as_ptr(), b_data.as_ptr());
                 // SAFETY: AVX-512F checked; the operands have the stated shapes.
-                unsafe {
-                    product_with_transpose(
-                        m,
-                        k,
-                        n,
-                        a_data.as_ptr(),
-                        lda,
-                        b_data.as_ptr(),
-                        ldb,
-                        beta,
-                        c.as_mut_ptr(),
-                        ldc,
-                    )
-                };
-                let got: Vec<f32> = c.chunks(ldc).flat_map(|row| row[..n].to_vec()).collect();
-                let want: Vec<f64> = want
-                    .iter()
-                    .map(|w| w + if beta == 0.0 { 0.0 } else { 0.5 })
-                    .collect();
-                assert_close(&got, &want, &format!("{m}x{k}x{n} beta {beta}"));
-                for row in c.chunks(ldc) {
-                    for &pad in &row[n..] {
-                        assert!(pad.is_nan() || pad == 0.5, "{m}x{k}x{n}: wrote past n");
-                    }
-                }
-            }
+                unsafe { product_with_transpose(m, k, n, a, lda, b, ldb, beta, c, ldc) }
+            });
         }
     }
 }
