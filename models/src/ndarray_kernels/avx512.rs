@@ -324,29 +324,13 @@ unsafe fn dot_tile(
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::naive;
     use super::*;
 
     fn values(count: usize, salt: usize) -> Vec<f32> {
         (0..count)
             .map(|i| ((i * 7 + salt) % 23) as f32 / 8.0 - 1.4)
             .collect()
-    }
-
-    /// `a·b` by the definition in f64, `a` and `b` as element functions.
-    fn naive(
-        m: usize,
-        k: usize,
-        n: usize,
-        a: impl Fn(usize, usize) -> f32,
-        b: impl Fn(usize, usize) -> f32,
-    ) -> Vec<f64> {
-        let mut c = vec![0.0; m * n];
-        for i in 0..m {
-            for j in 0..n {
-                c[i * n + j] = (0..k).map(|p| a(i, p) as f64 * b(p, j) as f64).sum();
-            }
-        }
-        c
     }
 
     fn assert_close(got: &[f32], want: &[f64], what: &str) {
@@ -404,36 +388,13 @@ mod tests {
             let (a_data, b_data) = (values(m * k, 1), values(k * (n + 3), 2));
             let ldb = n + 3; // b's rows are longer than the product's columns
             let ldc = n + 2;
-            let want = naive(
-                m,
-                k,
-                n,
-                |i, p| a_data[i * k + p],
-                |p, j| b_data[p * ldb + j],
-            );
-            // a both row-major and as a transposed view; beta 0 over NaN (not read) and beta 1.
+            let b = Matrix::row_major(&b_data, ldb);
+            // a both row-major and as a transposed view.
             for (a, label) in [
                 (Matrix::row_major(&a_data, k), "row-major a"),
-                (
-                    Matrix {
-                        data: &a_data,
-                        row_stride: 1,
-                        col_stride: m as isize,
-                    },
-                    "strided a",
-                ),
+                (Matrix::transposed(&a_data, m), "strided a"),
             ] {
-                let want: Vec<f64> = if label == "row-major a" {
-                    want.clone()
-                } else {
-                    naive(
-                        m,
-                        k,
-                        n,
-                        |i, p| a_data[p * m + i],
-                        |p, j| b_data[p * ldb + j],
-                    )
-                };
+                let want = naive(m, k, n, a, b);
                 let what = format!("{m}x{k}x{n} {label}");
                 check_product((m, n, ldc), &want, &what, |beta, c| {
                     // SAFETY: AVX-512F checked; the operands have the stated shapes.
@@ -456,8 +417,8 @@ mod tests {
                 m,
                 k,
                 n,
-                |i, p| a_data[i * lda + p],
-                |p, j| b_data[j * ldb + p],
+                Matrix::row_major(&a_data, lda),
+                Matrix::transposed(&b_data, ldb),
             );
             check_product((m, n, ldc), &want, &format!("{m}x{k}x{n}"), |beta, c| {
                 let (a, b) = (a_data.as_ptr(), b_data.as_ptr());

@@ -161,11 +161,11 @@ impl SharedOutput {
 pub(crate) enum Kernels {
     /// matrixmultiply's, which copy both operands into packed panels.
     MatrixMultiply,
-    /// The AVX-512 kernels of `avx512` (x86-64), which read the larger operand in place, where the CPU
-    /// has AVX-512F and the layout and shape suit them; matrixmultiply's otherwise. Faster on
-    /// the convolution's skinny per-image products (measured on ResNet-20: 1.3× the whole
-    /// step), slower on the LSTM's and no faster on the Transformer's, so only the convolution
-    /// asks for them.
+    /// The AVX-512 kernels of `avx512` (x86-64), which read the larger operand in place, where
+    /// the CPU has AVX-512F and the layout and shape suit them; matrixmultiply's otherwise.
+    /// Faster on the convolution's skinny per-image products (measured on ResNet-20: 1.3× the
+    /// whole step), slower on the LSTM's and no faster on the Transformer's, so only the
+    /// convolution asks for them.
     InPlace,
 }
 
@@ -360,8 +360,8 @@ unsafe fn block_product(
 mod tests {
     use super::*;
 
-    /// `a·b` by the definition, in f64.
-    fn naive(m: usize, k: usize, n: usize, a: Matrix<'_>, b: Matrix<'_>) -> Vec<f64> {
+    /// `a·b` by the definition, in f64 (also the reference of the AVX-512 kernels' tests).
+    pub(super) fn naive(m: usize, k: usize, n: usize, a: Matrix<'_>, b: Matrix<'_>) -> Vec<f64> {
         let at = |mat: Matrix<'_>, i: usize, j: usize| {
             mat.data[(i as isize * mat.row_stride + j as isize * mat.col_stride) as usize] as f64
         };
