@@ -3,11 +3,16 @@
 //! packed panels on every call) spends a large share of its time copying:
 //!
 //! - [`product_with_rows`]: `c ← a·b + beta·c` with `b` row-major and `a` the small operand (a
-//!   convolution's weight). `a` is packed; `b` is read in place, 32 columns at a time, so the
-//!   convolution's patch matrix is not copied again. Register tile: 8 rows × 32 columns.
+//!   convolution's weight). `a` is packed once ([`PackedRows`]) for any number of products; `b`
+//!   is read in place, 32 columns at a time, so the convolution's patches are not copied again.
+//!   Register tile: 8 rows × 32 columns.
 //! - [`product_with_transpose`]: `c ← a·bᵀ + beta·c` with `a` and `b` row-major, as dot
 //!   products along their common rows: the weight gradient `im2col(x)·∂yᵀ`, whose long rows are
 //!   read in place. Register tile: 4 × 4 dot products of 16 lanes.
+//!
+//! The operands read in place are given as [`Rows`]: evenly spaced rows, or a table of row
+//! offsets, which lets a stride-1 convolution read its patches as shifted views of one padded
+//! image instead of copying them out (`super::implicit_conv`).
 //!
 //! x86-64 only. [`super::gemm_with`] uses them for [`super::Kernels::InPlace`] where the CPU
 //! has AVX-512F ([`available`]) and the shape suits them, matrixmultiply everywhere else.
@@ -54,93 +59,121 @@ fn lanes(count: usize) -> __mmask16 {
     }
 }
 
-thread_local! {
-    /// The packed rows of `a` for [`product_with_rows`], reused across calls on one thread.
-    static PACKED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+/// Where the rows of an operand that is read in place start.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Rows<'a> {
+    /// Row `p` at `base + p·stride`.
+    Strided(*const f32, usize),
+    /// Row `p` at `base + offsets[p]`.
+    Table(*const f32, &'a [usize]),
 }
 
-/// Copies rows `first..first + rows` and columns `depth` of `a` into panels of [`TILE_ROWS`]
-/// rows, each stored column by column (`depth.len() × TILE_ROWS`), rows past the end as zeros.
-fn pack_rows(
-    a: Matrix<'_>,
-    first: usize,
-    rows: usize,
-    depth: std::ops::Range<usize>,
-    packed: &mut Vec<f32>,
-) {
-    let (panels, k) = (rows.div_ceil(TILE_ROWS), depth.len());
-    packed.clear();
-    packed.resize(panels * k * TILE_ROWS, 0.0);
-    for (panel, block) in packed.chunks_exact_mut(k * TILE_ROWS).enumerate() {
-        let top = panel * TILE_ROWS;
-        for row in 0..TILE_ROWS.min(rows - top) {
-            let start = (first + top + row) as isize * a.row_stride;
-            for (p, column) in depth.clone().zip(block.chunks_exact_mut(TILE_ROWS)) {
-                column[row] = a.data[(start + p as isize * a.col_stride) as usize];
-            }
+impl Rows<'_> {
+    /// The start of row `p` (computed with wrapping arithmetic; reading it is the caller's
+    /// business).
+    #[inline(always)]
+    fn row(self, p: usize) -> *const f32 {
+        match self {
+            Rows::Strided(base, stride) => base.wrapping_add(p * stride),
+            Rows::Table(base, offsets) => base.wrapping_add(offsets[p]),
         }
     }
 }
 
-/// `c ← a·b + beta·c`: `a: m × k` (any strides), `b: k × n` row-major with rows `ldb` apart,
-/// `c: m × n` row-major with rows `ldc` apart, `k ≥ 1`. With `beta = 0`, `c` is not read.
-///
-/// # Safety
-/// The CPU has AVX-512F ([`available`]); `b` holds `k` rows of `n` elements `ldb` apart and
-/// `c` points at `m` writable rows of `n` elements `ldc` apart.
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn product_with_rows(
+/// The small operand `a` (`m × k`) of [`product_with_rows`], packed once so that it can serve
+/// many products (a convolution's weight, for every image of the batch): for each block of
+/// [`BLOCK_ROWS`] rows and [`BLOCK_DEPTH`] columns, panels of [`TILE_ROWS`] rows stored column
+/// by column (`depth × TILE_ROWS`), rows past the end as zeros.
+pub(crate) struct PackedRows {
     m: usize,
     k: usize,
-    n: usize,
-    a: Matrix<'_>,
-    b: *const f32,
-    ldb: usize,
-    beta: f32,
-    c: *mut f32,
-    ldc: usize,
-) {
-    PACKED.with_borrow_mut(|packed| {
+    data: Vec<f32>,
+}
+
+impl PackedRows {
+    /// Packs `a`, `m × k` with any strides.
+    pub(crate) fn new(a: Matrix<'_>, m: usize, k: usize) -> Self {
+        let mut data = Vec::with_capacity(m.next_multiple_of(TILE_ROWS) * k);
         for first in (0..m).step_by(BLOCK_ROWS) {
             let rows = BLOCK_ROWS.min(m - first);
             for depth_start in (0..k).step_by(BLOCK_DEPTH) {
-                let depth = depth_start..k.min(depth_start + BLOCK_DEPTH);
-                pack_rows(a, first, rows, depth.clone(), packed);
-                // The first block of the common dimension applies beta; the others add to it.
-                let beta = if depth_start == 0 { beta } else { 1.0 };
-                let b = b.wrapping_add(depth_start * ldb);
-                for column in (0..n).step_by(TILE_COLUMNS) {
-                    let width = TILE_COLUMNS.min(n - column);
-                    for (panel, block) in packed.chunks_exact(depth.len() * TILE_ROWS).enumerate() {
-                        let top = first + panel * TILE_ROWS;
-                        // SAFETY: the tile's rows and columns lie inside `c` and `b` (caller).
-                        unsafe {
-                            tile_with_rows(
-                                block,
-                                b.wrapping_add(column),
-                                ldb,
-                                c.wrapping_add(top * ldc + column),
-                                ldc,
-                                TILE_ROWS.min(m - top),
-                                width,
-                                beta,
-                            );
+                let depth_end = k.min(depth_start + BLOCK_DEPTH);
+                for top in (first..first + rows).step_by(TILE_ROWS) {
+                    for p in depth_start..depth_end {
+                        for row in top..top + TILE_ROWS {
+                            data.push(if row < m {
+                                a.data[(row as isize * a.row_stride + p as isize * a.col_stride)
+                                    as usize]
+                            } else {
+                                0.0
+                            });
                         }
                     }
                 }
             }
         }
-    });
+        Self { m, k, data }
+    }
+}
+
+/// `c ← a·b + beta·c`: `a: m × k` packed, `b: k × n` with row-major rows at `b`, `c: m × n`
+/// row-major with rows `ldc` apart, `k ≥ 1`. With `beta = 0`, `c` is not read.
+///
+/// # Safety
+/// The CPU has AVX-512F ([`available`]); each of `b`'s `k` rows starts `n` readable elements
+/// and `c` points at `m` writable rows of `n` elements `ldc` apart.
+pub(crate) unsafe fn product_with_rows(
+    a: &PackedRows,
+    n: usize,
+    b: Rows<'_>,
+    beta: f32,
+    c: *mut f32,
+    ldc: usize,
+) {
+    let (m, k) = (a.m, a.k);
+    let mut panels = a.data.as_slice();
+    for first in (0..m).step_by(BLOCK_ROWS) {
+        let rows = BLOCK_ROWS.min(m - first);
+        for depth_start in (0..k).step_by(BLOCK_DEPTH) {
+            let depth = BLOCK_DEPTH.min(k - depth_start);
+            let (block, rest) = panels.split_at(rows.div_ceil(TILE_ROWS) * depth * TILE_ROWS);
+            panels = rest;
+            // The first block of the common dimension applies beta; the others add to it.
+            let beta = if depth_start == 0 { beta } else { 1.0 };
+            for column in (0..n).step_by(TILE_COLUMNS) {
+                let width = TILE_COLUMNS.min(n - column);
+                for (panel, values) in block.chunks_exact(depth * TILE_ROWS).enumerate() {
+                    let top = first + panel * TILE_ROWS;
+                    // SAFETY: the tile's rows and columns lie inside `c` and `b` (caller).
+                    unsafe {
+                        tile_with_rows(
+                            values,
+                            b,
+                            depth_start,
+                            column,
+                            c.wrapping_add(top * ldc + column),
+                            ldc,
+                            TILE_ROWS.min(m - top),
+                            width,
+                            beta,
+                        );
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// One register tile of [`product_with_rows`]: `rows ≤ 8` rows and `width ≤ 32` columns of
-/// `c`, from a packed panel of `a` (`k × 8`) and `width` columns of `b`'s `k` rows.
+/// `c`, from a packed panel of `a` (`depth × 8`) and columns `column..column + width` of `b`'s
+/// rows `first..first + depth`.
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn tile_with_rows(
     panel: &[f32],
-    b: *const f32,
-    ldb: usize,
+    b: Rows<'_>,
+    first: usize,
+    column: usize,
     c: *mut f32,
     ldc: usize,
     rows: usize,
@@ -151,9 +184,10 @@ unsafe fn tile_with_rows(
     let mut sums = [[_mm512_setzero_ps(); 2]; TILE_ROWS];
     // Plain counted loops over raw pointers: they unroll, and keep the sums in registers, at
     // the test profile's opt-level 1 too (where iterator adaptors stay out-of-line calls).
-    let (mut a_column, mut b_row) = (panel.as_ptr(), b);
+    let mut a_column = panel.as_ptr();
     let mut p = 0;
     while p < panel.len() / TILE_ROWS {
+        let b_row = b.row(first + p).wrapping_add(column);
         // SAFETY: masked-off lanes are not read; the others lie in row p of b (caller); the
         // panel holds TILE_ROWS values per row of b.
         let (b_low, b_high) = unsafe {
@@ -171,7 +205,6 @@ unsafe fn tile_with_rows(
             r += 1;
         }
         a_column = a_column.wrapping_add(TILE_ROWS);
-        b_row = b_row.wrapping_add(ldb);
         p += 1;
     }
     let mut r = 0;
@@ -205,22 +238,21 @@ unsafe fn store(target: *mut f32, mask: __mmask16, value: __m512, beta: f32) {
     }
 }
 
-/// `c ← a·bᵀ + beta·c`: `a: m × k` and `b: n × k` row-major with rows `lda` and `ldb` apart,
-/// `c: m × n` row-major with rows `ldc` apart. With `beta = 0`, `c` is not read.
+/// `c ← a·bᵀ + beta·c`: `a: m × k` and `b: n × k` with row-major rows, `c: m × n` row-major
+/// with rows `ldc` apart. With `beta = 0`, `c` is not read.
 ///
 /// # Safety
-/// The CPU has AVX-512F ([`available`]); `a` and `b` hold `m` and `n` rows of `k` elements and
-/// `c` points at `m` writable rows of `n` elements `ldc` apart.
+/// The CPU has AVX-512F ([`available`]); each of the `m` rows of `a` and the `n` rows of `b`
+/// starts `k` readable elements, and `c` points at `m` writable rows of `n` elements `ldc`
+/// apart.
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn product_with_transpose(
     m: usize,
     k: usize,
     n: usize,
-    a: *const f32,
-    lda: usize,
-    b: *const f32,
-    ldb: usize,
+    a: Rows<'_>,
+    b: Rows<'_>,
     beta: f32,
     c: *mut f32,
     ldc: usize,
@@ -237,14 +269,14 @@ pub(crate) unsafe fn product_with_transpose(
         for top in (0..m).step_by(DOT_TILE) {
             // Rows past the end of a tile repeat the last row (read, never stored), so that
             // every load stays inside the operands.
-            let mut a_rows = [a; DOT_TILE];
+            let mut a_rows = [std::ptr::null(); DOT_TILE];
             for (r, row) in a_rows.iter_mut().enumerate() {
-                *row = a.wrapping_add((top + r).min(m - 1) * lda);
+                *row = a.row((top + r).min(m - 1));
             }
             for left in (block_left..block_end).step_by(DOT_TILE) {
-                let mut b_rows = [b; DOT_TILE];
+                let mut b_rows = [std::ptr::null(); DOT_TILE];
                 for (s, row) in b_rows.iter_mut().enumerate() {
-                    *row = b.wrapping_add((left + s).min(n - 1) * ldb);
+                    *row = b.row((left + s).min(n - 1));
                 }
                 // SAFETY: the caller's contract, for this tile.
                 unsafe {
@@ -398,7 +430,8 @@ mod tests {
                 let what = format!("{m}x{k}x{n} {label}");
                 check_product((m, n, ldc), &want, &what, |beta, c| {
                     // SAFETY: AVX-512F checked; the operands have the stated shapes.
-                    unsafe { product_with_rows(m, k, n, a, b_data.as_ptr(), ldb, beta, c, ldc) }
+                    let b = Rows::Strided(b_data.as_ptr(), ldb);
+                    unsafe { product_with_rows(&PackedRows::new(a, m, k), n, b, beta, c, ldc) }
                 });
             }
         }
@@ -421,9 +454,10 @@ mod tests {
                 Matrix::transposed(&b_data, ldb),
             );
             check_product((m, n, ldc), &want, &format!("{m}x{k}x{n}"), |beta, c| {
-                let (a, b) = (a_data.as_ptr(), b_data.as_ptr());
+                let a = Rows::Strided(a_data.as_ptr(), lda);
+                let b = Rows::Strided(b_data.as_ptr(), ldb);
                 // SAFETY: AVX-512F checked; the operands have the stated shapes.
-                unsafe { product_with_transpose(m, k, n, a, lda, b, ldb, beta, c, ldc) }
+                unsafe { product_with_transpose(m, k, n, a, b, beta, c, ldc) }
             });
         }
     }

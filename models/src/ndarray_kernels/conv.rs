@@ -8,6 +8,10 @@
 //! - backward: `∂W = Σ_n ∂y_n·P_nᵀ` (P recomputed from x), `∂x = col2im(Wᵀ·∂y)` (a native
 //!   scatter-add) — matrix products and two memory-bound passes.
 //!
+//! On x86-64 CPUs with AVX-512F, stride-1 convolutions skip `P` altogether: the products read
+//! their patches as shifted views of the padded image ([`implicit_conv`]; ResNet-20's step 1.2×
+//! in one A/B run).
+//!
 //! The model code stays generic: [`conv2d_gemm`] recognises these backends at run time from
 //! the tensor type and hands every other backend back to the caller.
 
@@ -21,6 +25,8 @@ use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;
 use rayon::prelude::*;
 
+#[cfg(target_arch = "x86_64")]
+use super::implicit_conv;
 use super::{
     Ad, Inner, Kernels, Matrix, f32_array, gemm_with, nd_tensor, primitive_of, same_type, slice,
     tensor_of,
@@ -28,17 +34,17 @@ use super::{
 
 /// The geometry of one convolution.
 #[derive(Clone, Copy, Debug)]
-struct Geometry {
-    batch: usize,
-    channels: usize,
-    height: usize,
-    width: usize,
-    out_channels: usize,
-    kernel: [usize; 2],
-    stride: [usize; 2],
-    padding: [usize; 2],
-    out_height: usize,
-    out_width: usize,
+pub(super) struct Geometry {
+    pub(super) batch: usize,
+    pub(super) channels: usize,
+    pub(super) height: usize,
+    pub(super) width: usize,
+    pub(super) out_channels: usize,
+    pub(super) kernel: [usize; 2],
+    pub(super) stride: [usize; 2],
+    pub(super) padding: [usize; 2],
+    pub(super) out_height: usize,
+    pub(super) out_width: usize,
 }
 
 impl Geometry {
@@ -64,12 +70,12 @@ impl Geometry {
     }
 
     /// Rows of the patch matrix: `c·kh·kw`.
-    fn k(&self) -> usize {
+    pub(super) fn k(&self) -> usize {
         self.channels * self.kernel[0] * self.kernel[1]
     }
 
     /// Columns of the patch matrix: `h'·w'`.
-    fn l(&self) -> usize {
+    pub(super) fn l(&self) -> usize {
         self.out_height * self.out_width
     }
 }
@@ -223,8 +229,18 @@ fn col2im_sample(patches: &mut [f32], g: &Geometry, image: &mut [f32]) {
     }
 }
 
-/// `y_n = W · im2col(x_n)` for every image, in parallel, one image's patches at a time.
+/// `y = W · im2col(x)`: implicitly for stride-1 convolutions on AVX-512 CPUs
+/// ([`implicit_conv`]), else [`forward_im2col`].
 fn forward_slices(input: &[f32], weight: &[f32], g: &Geometry) -> Vec<f32> {
+    #[cfg(target_arch = "x86_64")]
+    if implicit_conv::applies(g) {
+        return implicit_conv::forward(input, weight, g);
+    }
+    forward_im2col(input, weight, g)
+}
+
+/// `y_n = W · im2col(x_n)` for every image, in parallel, one image's patches at a time.
+fn forward_im2col(input: &[f32], weight: &[f32], g: &Geometry) -> Vec<f32> {
     let (k, l, o) = (g.k(), g.l(), g.out_channels);
     let image_len = g.channels * g.height * g.width;
     let mut output = vec![0.0_f32; g.batch * o * l];
@@ -247,13 +263,27 @@ fn forward_slices(input: &[f32], weight: &[f32], g: &Geometry) -> Vec<f32> {
     output
 }
 
+/// `∂W = Σ_n ∂y_n · im2col(x_n)ᵀ`: implicitly for stride-1 convolutions on AVX-512 CPUs whose
+/// rows are long enough for the dot-product kernel ([`implicit_conv`]), else
+/// [`weight_gradient_im2col`].
+fn weight_gradient(input: &[f32], grad: &[f32], g: &Geometry) -> Vec<f32> {
+    #[cfg(target_arch = "x86_64")]
+    if implicit_conv::applies(g)
+        && let Some(weight_grad) =
+            implicit_conv::weight_gradient(input, grad, g, super::DOT_PRODUCT_MIN_K)
+    {
+        return weight_grad;
+    }
+    weight_gradient_im2col(input, grad, g)
+}
+
 /// `∂W = Σ_n ∂y_n · im2col(x_n)ᵀ`, summed per thread then across threads.
 ///
 /// Each thread accumulates the transpose, `∂Wᵀ += im2col(x_n) · ∂y_nᵀ`: both operands' long
 /// rows are read in place, as dot products, by the AVX-512 kernel where the CPU has one; and
 /// even matrixmultiply runs this form 1.6–1.8× as fast as the untransposed one on ResNet-20's
 /// shapes (measured on 2 cores).
-fn weight_gradient(input: &[f32], grad: &[f32], g: &Geometry) -> Vec<f32> {
+fn weight_gradient_im2col(input: &[f32], grad: &[f32], g: &Geometry) -> Vec<f32> {
     let (k, l, o) = (g.k(), g.l(), g.out_channels);
     let image_len = g.channels * g.height * g.width;
     let transposed = (0..g.batch)
@@ -294,8 +324,18 @@ fn weight_gradient(input: &[f32], grad: &[f32], g: &Geometry) -> Vec<f32> {
     weight_grad
 }
 
-/// `∂x_n = col2im(Wᵀ · ∂y_n)` for every image, in parallel.
+/// `∂x = col2im(Wᵀ · ∂y)`: implicitly, as a transposed convolution, for stride-1 convolutions on
+/// AVX-512 CPUs ([`implicit_conv`]), else [`input_gradient_im2col`].
 fn input_gradient(weight: &[f32], grad: &[f32], g: &Geometry) -> Vec<f32> {
+    #[cfg(target_arch = "x86_64")]
+    if implicit_conv::applies_to_input_gradient(g) {
+        return implicit_conv::input_gradient(weight, grad, g);
+    }
+    input_gradient_im2col(weight, grad, g)
+}
+
+/// `∂x_n = col2im(Wᵀ · ∂y_n)` for every image, in parallel.
+fn input_gradient_im2col(weight: &[f32], grad: &[f32], g: &Geometry) -> Vec<f32> {
     let (k, l, o) = (g.k(), g.l(), g.out_channels);
     let image_len = g.channels * g.height * g.width;
     let mut input_grad = vec![0.0_f32; g.batch * image_len];
@@ -492,5 +532,72 @@ mod tests {
                 "{lhs} vs {rhs}"
             );
         }
+    }
+
+    /// The implicit stride-1 products ([`implicit_conv`]) against the im2col ones, on kernels
+    /// odd and even, square and not, padding from 0 to `k − 1` and beyond, and a case deep
+    /// enough (40 channels × 9) for the rows kernel's blocks of the common dimension.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn implicit_products_match_im2col() {
+        if !super::super::avx512::available() {
+            eprintln!("skipped: this CPU has no AVX-512F");
+            return;
+        }
+        let close = |got: &[f32], want: &[f32], what: &str| {
+            assert_eq!(got.len(), want.len(), "{what}: length");
+            for (i, (&got, &want)) in got.iter().zip(want).enumerate() {
+                assert!(
+                    (got - want).abs() <= 1e-4 * want.abs().max(1.0),
+                    "{what} [{i}]: {got} vs {want}"
+                );
+            }
+        };
+        let values = |count: usize, salt: usize| -> Vec<f32> {
+            (0..count)
+                .map(|i| ((i * 37 + salt) % 101) as f32 / 50.0 - 1.0)
+                .collect()
+        };
+        for (input, out_channels, kernel, padding) in [
+            ([2, 3, 7, 6], 4, [3, 3], [1, 1]),
+            ([2, 3, 7, 6], 4, [5, 5], [2, 2]),
+            ([2, 3, 7, 6], 4, [3, 3], [0, 0]),
+            ([2, 3, 7, 6], 4, [1, 1], [0, 0]),
+            ([2, 3, 7, 6], 4, [3, 1], [1, 0]),
+            ([2, 3, 7, 6], 4, [2, 2], [1, 1]),
+            ([2, 3, 7, 6], 4, [3, 3], [2, 2]),
+            ([2, 3, 7, 6], 4, [1, 1], [1, 1]),
+            ([3, 40, 9, 11], 20, [3, 3], [1, 1]),
+        ] {
+            let weight_shape = [out_channels, input[1], kernel[0], kernel[1]];
+            let g = Geometry::new(input, weight_shape, [1, 1], padding);
+            let what = format!("{input:?} {weight_shape:?} padding {padding:?}");
+            assert!(implicit_conv::applies(&g), "{what}");
+            let x = values(input.iter().product(), 1);
+            let w = values(weight_shape.iter().product(), 2);
+            let dy = values(g.batch * g.out_channels * g.l(), 3);
+            close(
+                &implicit_conv::forward(&x, &w, &g),
+                &forward_im2col(&x, &w, &g),
+                &format!("forward {what}"),
+            );
+            close(
+                &implicit_conv::weight_gradient(&x, &dy, &g, 0).expect("no minimum"),
+                &weight_gradient_im2col(&x, &dy, &g),
+                &format!("weight gradient {what}"),
+            );
+            let transposable = padding[0] < kernel[0] && padding[1] < kernel[1];
+            assert_eq!(implicit_conv::applies_to_input_gradient(&g), transposable);
+            if transposable {
+                close(
+                    &implicit_conv::input_gradient(&w, &dy, &g),
+                    &input_gradient_im2col(&w, &dy, &g),
+                    &format!("input gradient {what}"),
+                );
+            }
+        }
+        // Below the dot-product kernel's row length the weight gradient is left to im2col.
+        let g = Geometry::new([1, 2, 4, 4], [2, 2, 3, 3], [1, 1], [1, 1]);
+        assert!(implicit_conv::weight_gradient(&[0.0; 32], &[0.0; 32], &g, 25).is_none());
     }
 }

@@ -14,6 +14,8 @@ pub(crate) mod conv;
 pub(crate) mod cross_entropy;
 pub(crate) mod dropout;
 pub(crate) mod gelu;
+#[cfg(target_arch = "x86_64")]
+mod implicit_conv;
 pub(crate) mod lstm;
 pub(crate) mod matmul;
 
@@ -312,25 +314,17 @@ unsafe fn block_product(
         if layout.col_stride == 1 && m <= ROWS_KERNEL_MAX_M && k > 0 {
             // SAFETY: AVX-512F is there; the shapes are the caller's.
             unsafe {
-                avx512::product_with_rows(m, k, n, a, b, layout.row_stride as usize, beta, c, ldc)
+                let b = avx512::Rows::Strided(b, layout.row_stride as usize);
+                avx512::product_with_rows(&avx512::PackedRows::new(a, m, k), n, b, beta, c, ldc)
             };
             return;
         }
         if layout.row_stride == 1 && a.col_stride == 1 && k >= DOT_PRODUCT_MIN_K {
             // SAFETY: as above; bᵀ is row-major with rows `col_stride` apart.
             unsafe {
-                avx512::product_with_transpose(
-                    m,
-                    k,
-                    n,
-                    a.data.as_ptr(),
-                    a.row_stride as usize,
-                    b,
-                    layout.col_stride as usize,
-                    beta,
-                    c,
-                    ldc,
-                )
+                let a = avx512::Rows::Strided(a.data.as_ptr(), a.row_stride as usize);
+                let b = avx512::Rows::Strided(b, layout.col_stride as usize);
+                avx512::product_with_transpose(m, k, n, a, b, beta, c, ldc)
             };
             return;
         }
