@@ -277,6 +277,34 @@ fn weight_gradient(input: &[f32], grad: &[f32], g: &Geometry) -> Vec<f32> {
     weight_gradient_im2col(input, grad, g)
 }
 
+/// `Σ_n term(n)` over the `batch` images, `len` values: each rayon task keeps one running sum
+/// and one `scratch` (made once per task), to which `add(n, sum, scratch)` adds image `n`'s term;
+/// the tasks' sums are then added.
+pub(super) fn batch_sum<S: Send>(
+    batch: usize,
+    len: usize,
+    scratch: impl Fn() -> S + Send + Sync,
+    add: impl Fn(usize, &mut [f32], &mut S) + Send + Sync,
+) -> Vec<f32> {
+    (0..batch)
+        .into_par_iter()
+        .fold(
+            || (vec![0.0_f32; len], scratch()),
+            |(mut sum, mut scratch), n| {
+                add(n, &mut sum, &mut scratch);
+                (sum, scratch)
+            },
+        )
+        .map(|(sum, _)| sum)
+        .reduce(
+            || vec![0.0_f32; len],
+            |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                a
+            },
+        )
+}
+
 /// `∂W = Σ_n ∂y_n · im2col(x_n)ᵀ`, summed per thread then across threads.
 ///
 /// Each thread accumulates the transpose, `∂Wᵀ += im2col(x_n) · ∂y_nᵀ`: both operands' long
@@ -286,34 +314,25 @@ fn weight_gradient(input: &[f32], grad: &[f32], g: &Geometry) -> Vec<f32> {
 fn weight_gradient_im2col(input: &[f32], grad: &[f32], g: &Geometry) -> Vec<f32> {
     let (k, l, o) = (g.k(), g.l(), g.out_channels);
     let image_len = g.channels * g.height * g.width;
-    let transposed = (0..g.batch)
-        .into_par_iter()
-        .fold(
-            || (vec![0.0_f32; k * o], vec![0.0_f32; k * l]),
-            |(mut sum, mut patches), n| {
-                im2col_sample(&input[n * image_len..(n + 1) * image_len], g, &mut patches);
-                let grad_n = &grad[n * o * l..(n + 1) * o * l];
-                gemm_with(
-                    Kernels::InPlace,
-                    k,
-                    l,
-                    o,
-                    Matrix::row_major(&patches, l),
-                    Matrix::transposed(grad_n, l),
-                    1.0,
-                    &mut sum,
-                );
-                (sum, patches)
-            },
-        )
-        .map(|(sum, _)| sum)
-        .reduce(
-            || vec![0.0_f32; k * o],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-                a
-            },
-        );
+    let transposed = batch_sum(
+        g.batch,
+        k * o,
+        || vec![0.0_f32; k * l],
+        |n, sum, patches| {
+            im2col_sample(&input[n * image_len..(n + 1) * image_len], g, patches);
+            let grad_n = &grad[n * o * l..(n + 1) * o * l];
+            gemm_with(
+                Kernels::InPlace,
+                k,
+                l,
+                o,
+                Matrix::row_major(patches, l),
+                Matrix::transposed(grad_n, l),
+                1.0,
+                sum,
+            );
+        },
+    );
     // `∂Wᵀ` is `k × o`; `∂W` is `o × k`.
     let mut weight_grad = vec![0.0_f32; o * k];
     for (row, values) in transposed.chunks_exact(o).enumerate() {

@@ -19,7 +19,7 @@ use rayon::prelude::*;
 
 use super::Matrix;
 use super::avx512::{self, Rows};
-use super::conv::Geometry;
+use super::conv::{Geometry, batch_sum};
 
 /// A padded image on the wide grid and the offsets of its patch rows.
 struct WideGrid {
@@ -243,40 +243,28 @@ pub(super) fn weight_gradient(
         return None;
     }
     let (image_len, grad_len) = (g.channels * g.height * g.width, o * g.l());
-    let sum = (0..g.batch)
-        .into_par_iter()
-        .fold(
-            || {
-                let sum = vec![0.0_f32; o * depth];
-                (sum, grid.padded_buffer(), vec![0.0_f32; o * columns])
-            },
-            |(mut sum, mut padded, mut wide_grad), n| {
-                grid.pad(&input[n * image_len..(n + 1) * image_len], &mut padded);
-                grid.widen(&grad[n * grad_len..(n + 1) * grad_len], &mut wide_grad);
-                // SAFETY: as in `wide_products`; `wide_grad` holds `o` rows of `columns`, and
-                // `sum` `o × depth` values.
-                unsafe {
-                    avx512::product_with_transpose(
-                        o,
-                        columns,
-                        depth,
-                        Rows::Strided(wide_grad.as_ptr(), columns),
-                        grid.patch_rows(&padded),
-                        1.0,
-                        sum.as_mut_ptr(),
-                        depth,
-                    )
-                };
-                (sum, padded, wide_grad)
-            },
-        )
-        .map(|(sum, _, _)| sum)
-        .reduce(
-            || vec![0.0_f32; o * depth],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-                a
-            },
-        );
+    let sum = batch_sum(
+        g.batch,
+        o * depth,
+        || (grid.padded_buffer(), vec![0.0_f32; o * columns]),
+        |n, sum, (padded, wide_grad)| {
+            grid.pad(&input[n * image_len..(n + 1) * image_len], padded);
+            grid.widen(&grad[n * grad_len..(n + 1) * grad_len], wide_grad);
+            // SAFETY: as in `wide_products`; `wide_grad` holds `o` rows of `columns`, and `sum`
+            // `o × depth` values.
+            unsafe {
+                avx512::product_with_transpose(
+                    o,
+                    columns,
+                    depth,
+                    Rows::Strided(wide_grad.as_ptr(), columns),
+                    grid.patch_rows(padded),
+                    1.0,
+                    sum.as_mut_ptr(),
+                    depth,
+                )
+            };
+        },
+    );
     Some(sum)
 }
