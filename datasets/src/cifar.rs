@@ -39,6 +39,7 @@ pub struct CifarDataset {
     pixels: Vec<u8>,
     labels: Vec<u8>,
     classes: usize,
+    files: Vec<PathBuf>,
 }
 
 /// The folder CIFAR's archives unpack to, if `dir` holds it; else `dir`.
@@ -90,6 +91,7 @@ impl CifarDataset {
             pixels: Vec::new(),
             labels: Vec::new(),
             classes: 10,
+            files: Vec::new(),
         };
         for path in require(&dir, &names)? {
             dataset.append(&path, 1, 0)?;
@@ -113,6 +115,7 @@ impl CifarDataset {
             pixels: Vec::new(),
             labels: Vec::new(),
             classes,
+            files: Vec::new(),
         };
         for path in require(&dir, &[name.to_string()])? {
             dataset.append(&path, 2, label_byte)?;
@@ -120,8 +123,14 @@ impl CifarDataset {
         Ok(dataset)
     }
 
+    /// The files the split was read from.
+    pub fn files(&self) -> &[PathBuf] {
+        &self.files
+    }
+
     fn append(&mut self, path: &Path, label_bytes: usize, label_index: usize) -> Result<()> {
         let bytes = std::fs::read(path).map_err(|error| DataError::io(path, error))?;
+        self.files.push(path.to_path_buf());
         let record = label_bytes + IMAGE_BYTES;
         if bytes.is_empty() {
             return Err(DataError::Empty {

@@ -39,6 +39,8 @@ pub struct LmCorpus {
     pub test: TokenStream,
     /// The lowest perplexity any model can reach, when the corpus comes from a known source.
     pub optimal_perplexity: Option<f64>,
+    /// The files the corpus was read from (none for the built-in one).
+    pub files: Vec<PathBuf>,
 }
 
 /// How to build or reuse the vocabulary.
@@ -131,12 +133,15 @@ impl LmCorpus {
                 what: "the training split has no word".to_string(),
             });
         }
+        let mut files = vec![train.clone(), valid.clone(), test.clone()];
+        files.extend(options.file.iter().filter(|file| file.is_file()).cloned());
         Ok(Self {
             train: encode_in_memory(&train, &vocab)?,
             valid: encode_in_memory(&valid, &vocab)?,
             test: encode_in_memory(&test, &vocab)?,
             vocab,
             optimal_perplexity: None,
+            files,
         })
     }
 
@@ -230,12 +235,17 @@ impl LmCorpus {
         } else {
             test.clone()
         };
+        let read = heldout.len().min(2);
         Ok(Self {
             train: encode("train", &train_shards)?,
             valid,
             test,
             vocab,
             optimal_perplexity: None,
+            files: train_shards
+                .into_iter()
+                .chain(heldout.into_iter().take(read))
+                .collect(),
         })
     }
 }

@@ -203,6 +203,7 @@ impl MarkovSource {
             valid,
             test,
             optimal_perplexity: Some(self.optimal_perplexity()),
+            files: Vec::new(),
         })
     }
 

@@ -49,11 +49,18 @@ pub struct ParallelCorpus {
 }
 
 impl ParallelText {
+    /// The two files of one split in `dir`: `{split}.{source}` and `{split}.{target}`.
+    pub fn paths(dir: &Path, split: &str, source: &str, target: &str) -> [PathBuf; 2] {
+        [
+            dir.join(format!("{split}.{source}")),
+            dir.join(format!("{split}.{target}")),
+        ]
+    }
+
     /// Reads `{split}.{source}` and `{split}.{target}` from `dir`; the files must have the same
     /// number of lines.
     pub fn load(dir: &Path, split: &str, source: &str, target: &str) -> Result<Self> {
-        let source_path = dir.join(format!("{split}.{source}"));
-        let target_path = dir.join(format!("{split}.{target}"));
+        let [source_path, target_path] = Self::paths(dir, split, source, target);
         let absent: Vec<String> = [&source_path, &target_path]
             .iter()
             .filter(|path| !path.is_file())
@@ -96,6 +103,14 @@ impl ParallelText {
 }
 
 impl ParallelCorpus {
+    /// The six files [`load`](Self::load) reads from `dir`.
+    pub fn files(dir: &Path, source: &str, target: &str) -> Vec<PathBuf> {
+        ["train", "valid", "test"]
+            .iter()
+            .flat_map(|split| ParallelText::paths(dir, split, source, target))
+            .collect()
+    }
+
     /// Reads the IWSLT'14 layout: `train`, `valid` and `test` files for both languages, e.g.
     /// `source = "de"`, `target = "en"`.
     pub fn load(dir: impl AsRef<Path>, source: &str, target: &str) -> Result<Self> {

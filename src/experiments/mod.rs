@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::BackendKind;
 use crate::harness::{HarnessError, RunReport};
 use crate::history::{History, Split};
-use crate::run_dir::RunDir;
+use crate::run_dir::{CSV, RESULTS, RunDir};
 
 /// How big an experiment is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
@@ -228,18 +228,46 @@ impl RunOutcome {
             .map(|&(_, value)| value)
     }
 
-    /// Reads the outcome of a finished run in `dir`, or `None` if it has not finished.
-    fn read(dir: &Path) -> Option<Self> {
-        let json = std::fs::read_to_string(dir.join(OUTCOME)).ok()?;
-        let mut outcome: Self = serde_json::from_str(&json).ok()?;
-        outcome.history = History::read_csv(&dir.join("metrics.csv")).ok()?;
-        Some(outcome)
+    /// Reads the outcome of a finished run in `dir` (from `outcome.json`, or from the run's own
+    /// `results.json` when that is missing or damaged), or `None` if it has not finished.
+    ///
+    /// # Errors
+    /// A finished run whose `metrics.csv` is unreadable or holds an impossible value (a loss
+    /// below 0, an accuracy outside [0, 100], a perplexity below 1, anything not finite).
+    fn read(dir: &Path) -> Result<Option<Self>, HarnessError> {
+        let parse = |name: &str| -> Option<Self> {
+            serde_json::from_str(&std::fs::read_to_string(dir.join(name)).ok()?).ok()
+        };
+        let Some(mut outcome) = parse(OUTCOME).or_else(|| parse(RESULTS)) else {
+            return Ok(None);
+        };
+        let csv = dir.join(CSV);
+        let damaged = |why: String| {
+            HarnessError::Invalid(format!(
+                "{why}: the finished run in {} cannot be reused; remove that directory to train \
+                 it again",
+                dir.display()
+            ))
+        };
+        outcome.history = History::read_csv(&csv).map_err(|e| damaged(e.to_string()))?;
+        for record in &outcome.history.epochs {
+            for ((split, name), &value) in &record.values {
+                if !plausible(name, value) {
+                    return Err(damaged(format!(
+                        "{} holds an impossible {split:?} {name} of {value} at epoch {}",
+                        csv.display(),
+                        record.epoch
+                    )));
+                }
+            }
+        }
+        Ok(Some(outcome))
     }
 
     fn write(&self, dir: &Path) -> Result<(), HarnessError> {
         let path = dir.join(OUTCOME);
         let json = serde_json::to_string_pretty(self).expect("outcome serialises");
-        std::fs::write(&path, json)
+        crate::run_dir::write_atomic(&path, json.as_bytes())
             .map_err(|e| HarnessError::Io(format!("cannot write {}: {e}", path.display())))
     }
 }
@@ -286,7 +314,7 @@ pub fn run_all(
     let mut outcomes = Vec::with_capacity(runs.len());
     for run in runs {
         let run_dir = dir.join(&run.name);
-        if let Some(outcome) = RunOutcome::read(&run_dir) {
+        if let Some(outcome) = RunOutcome::read(&run_dir)? {
             bar.skip(&format!("{}: finished earlier, reused", run.name));
             outcomes.push(outcome);
             continue;
@@ -316,6 +344,18 @@ pub fn run_all(
         outcomes.push(outcome);
     }
     Ok(outcomes)
+}
+
+/// Whether `value` can be a value of the metric `name` (Burn's names: `Loss`, `Accuracy` in
+/// percent, `Perplexity`; anything else only needs to be finite).
+fn plausible(name: &str, value: f64) -> bool {
+    value.is_finite()
+        && match name {
+            "Loss" | "LearningRate" => value >= 0.0,
+            "Accuracy" => (0.0..=100.0).contains(&value),
+            "Perplexity" => value >= 1.0,
+            _ => true,
+        }
 }
 
 /// Writes `text` to `path` (atomically).

@@ -72,11 +72,17 @@ pub struct TrainArgs {
     /// [default: artifacts/TASK-OPTIMIZER, e.g. artifacts/cifar-radam].
     #[arg(long)]
     pub artifact_dir: Option<PathBuf>,
-    /// Continue the run in the artifact directory from its last checkpoint.
+    /// Continue the run in the artifact directory from its last checkpoint. Refused when its
+    /// data changed since it started (each input file's SHA-256 is in run.json).
     #[arg(long)]
     pub resume: bool,
+    /// Like --resume, but continue on data that changed since the run started (a model whose
+    /// shapes no longer fit, e.g. after the vocabulary grew, is still refused).
+    #[arg(long)]
+    pub resume_with_new_data: bool,
     /// Replace the earlier run in the artifact directory (without it, a new run there is
-    /// refused). Nothing is removed before the new run has checked its flags, data and backend.
+    /// refused). The new run trains in .NAME.overwrite beside it and replaces it only once it
+    /// has finished; until then the earlier run stays as it was.
     #[arg(long)]
     pub overwrite: bool,
     /// Stop after this epoch, as if interrupted (the schedule still spans `--epochs`);

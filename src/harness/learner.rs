@@ -1,6 +1,7 @@
 //! The one `LearnerBuilder` set-up every task trains through: optimizer and schedule, DDP across
-//! local devices and gradient averaging across nodes, checkpoints and resume, the renderer, the
-//! divergence guard, and the CSV, plot and model a run leaves.
+//! local devices and gradient averaging across nodes, checkpoints (the last two kept) and resume
+//! (on the same data only), the renderer, the divergence guard, every write checked, and the CSV,
+//! plot and model a run leaves.
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -9,13 +10,16 @@ use std::time::{Duration, Instant};
 use burn::data::dataloader::DataLoader;
 use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
+use burn::train::logger::InMemoryMetricLogger;
 use burn::train::metric::{ItemLazy, LearningRateMetric};
 use burn::train::renderer::MetricsRenderer;
 use burn::train::renderer::tui::TuiMetricsRenderer;
 use burn::train::{Interrupter, LearnerBuilder, LearningStrategy, TrainStep, ValidStep};
 
-use super::error::{HarnessError, io_error};
+use super::data_fingerprint::DataFingerprint;
+use super::error::HarnessError;
 use super::session::{Session, Start};
+use super::settings::RunSettings;
 use crate::distributed::{DataParallel, broadcast_model, fingerprint_bytes};
 use crate::divergence::DivergenceGuard;
 use crate::gradient_histogram::GradientLog;
@@ -23,9 +27,10 @@ use crate::history::{EpochCallback, History, RecordingRenderer};
 use crate::optimizer_choice::{AnyOptimizer, OptimizerKind};
 use crate::rectification_metric::RectificationMetric;
 use crate::renderer::{PlainRenderer, QuietRenderer};
+use crate::run_dir::checkpoints::{load_model_checked, one_line};
 use crate::run_dir::{
-    CSV, GRADIENT_HISTOGRAM, MODEL, PLOT, RunRecorder, replace_atomic, verify_checkpoint,
-    write_atomic,
+    CSV, GRADIENT_HISTOGRAM, KeepLastCheckpoints, MODEL, PLOT, RunRecorder, WriteFailures,
+    replace_atomic, verify_checkpoint, write_atomic,
 };
 use crate::schedule::Schedule;
 use crate::training_curves::plot_history;
@@ -42,7 +47,12 @@ pub struct TrainingData<B: AutodiffBackend, TI, VI> {
     pub valid: Arc<dyn DataLoader<B::InnerBackend, VI>>,
     /// Optimizer steps in one epoch of `train` (per replica).
     pub steps_per_epoch: usize,
+    /// What the data was read from: recorded in `run.json`, compared by `--resume`.
+    pub fingerprint: DataFingerprint,
 }
+
+/// Checkpoints kept in `checkpoint/`: the last two complete ones.
+const CHECKPOINTS_KEPT: usize = 2;
 
 /// What a finished run gives back.
 pub struct TrainedRun<M> {
@@ -59,8 +69,11 @@ pub struct TrainedRun<M> {
 impl Session {
     /// Trains `model` with the run's optimizer and schedule through Burn's `LearnerBuilder`:
     /// loss, learning rate and (for RAdam) r_t plus the task's `metrics`; a checkpoint every
-    /// epoch; resume from the last one; the CSV and the plot after every epoch; the final
-    /// model saved as `model.mpk`.
+    /// epoch (the last two kept, each with its SHA-256); resume from the last one, on the same
+    /// data only; the CSV and the plot after every epoch; the final model saved as `model.mpk`.
+    /// A run that replaces an earlier one (`--overwrite`) trains beside it and takes its place
+    /// only here, once its model is saved. A run resumed after its training returns the saved
+    /// model at once.
     ///
     /// A resumed run continues the data order exactly when the training loader shuffles with a
     /// seed: the loader is advanced past the epochs already trained.
@@ -71,9 +84,10 @@ impl Session {
     /// and averages its gradients with the other nodes' before every step.
     ///
     /// # Errors
-    /// No training step, warmup longer than the run, an unusable optimizer setting, a
-    /// checkpoint that cannot be resumed, an artifact directory that cannot be written, a loss
-    /// that stopped being finite.
+    /// No training step, warmup longer than the run, an unusable optimizer setting, a run that
+    /// cannot learn, data changed since the run started, a checkpoint that cannot be resumed
+    /// (corrupt, unreadable or of another shape), a write that failed (the run stops; its last
+    /// complete checkpoint stays usable), a loss that stopped being finite.
     pub fn fit<B, M, TI, VI, TO, VO>(
         &self,
         devices: Vec<B::Device>,
@@ -100,10 +114,15 @@ impl Session {
         }
         let schedule = self.schedule(data.steps_per_epoch, local_devices)?;
         let steps = settings.epochs * data.steps_per_epoch;
+        self.check_learnable(steps)?;
+        self.check_data(&data.fingerprint)?;
+        if let Start::Trained { .. } = self.start {
+            return self.trained_run(model, steps, &devices[0]);
+        }
         let optimizer = DataParallel::new(self.optimizer::<B, M>()?, self.node.collective.clone());
         if start_epoch > 0 {
             verify_checkpoint(
-                &self.run_dir,
+                &self.work_dir,
                 start_epoch,
                 &model,
                 &optimizer,
@@ -113,13 +132,19 @@ impl Session {
             .map_err(HarnessError::Resume)?;
         }
         let model = self.same_model_on_every_node(model)?;
-        // Everything is checked: only now does the run take the directory over.
+        // Everything is checked: only now does the run take its directory over.
         let clear = match self.start {
             Start::Fresh { clear } => clear,
             Start::Resume { epoch } => epoch == 0,
+            Start::Trained { .. } => false,
         };
-        self.run_dir
-            .take_over(clear, settings)
+        self.discard_abandoned_staging()?;
+        let recorded = RunSettings {
+            data: Some(data.fingerprint),
+            ..settings.clone()
+        };
+        self.work_dir
+            .take_over(clear, &recorded)
             .map_err(HarnessError::Io)?;
         let strategy = if local_devices > 1 {
             burn::train::ddp(devices, burn::collective::CollectiveConfig::default())
@@ -132,8 +157,22 @@ impl Session {
             drop(data.train.iter());
         }
         let history = Arc::new(Mutex::new(self.earlier_history()?));
-        let mut builder = LearnerBuilder::new(self.run_dir.path())
-            .with_file_checkpointer(RunRecorder::default())
+        let builder = LearnerBuilder::new(self.work_dir.path());
+        // Every write of the run reports here instead of panicking inside Burn.
+        let failures = WriteFailures::stopping(builder.interrupter());
+        let mut builder = builder
+            .with_file_checkpointer(RunRecorder::reporting_to(failures.clone()))
+            .with_checkpointing_strategy(KeepLastCheckpoints::new(
+                self.work_dir.clone(),
+                CHECKPOINTS_KEPT,
+                failures.clone(),
+            ))
+            // Burn's file loggers (train/, valid/) panic on a full disk; metrics.csv is the
+            // run's record.
+            .metric_loggers(
+                InMemoryMetricLogger::default(),
+                InMemoryMetricLogger::default(),
+            )
             .learning_strategy(strategy)
             .num_epochs(self.stop_after)
             .with_application_logger(None)
@@ -150,14 +189,14 @@ impl Session {
         let renderer = RecordingRenderer::new(
             self.renderer(builder.interrupter()),
             history.clone(),
-            self.epoch_files(),
+            self.epoch_files(failures.clone()),
         )
         .with_guard(guard.clone());
         builder = builder.renderer(renderer);
         if start_epoch > 0 {
             self.say(format!(
                 "resuming {} from epoch {start_epoch} of {}",
-                self.run_dir, settings.epochs
+                self.work_dir, settings.epochs
             ));
             builder = builder.checkpoint(start_epoch);
         }
@@ -171,18 +210,47 @@ impl Session {
             // server; a second DDP run in this process would be refused (`MultipleRegister`).
             burn::collective::reset_collective::<B::InnerBackend>();
         }
+        if let Some(failure) = failures.first() {
+            return Err(HarnessError::Io(format!(
+                "{failure}; the run stopped: {}",
+                self.after_failure()
+            )));
+        }
         if let Some(divergence) = guard.divergence() {
-            return Err(HarnessError::Diverged(format!(
+            let mut message = format!(
                 "{divergence} with {} at lr {}: the run was stopped and no model was saved \
                  (try a smaller --lr, or --warmup)",
                 settings.optimizer.label(),
                 settings.lr
-            )));
+            );
+            if self.staged() {
+                // Nothing in it is worth resuming: the earlier run stays as it was.
+                std::fs::remove_dir_all(self.work_dir.path()).ok();
+                message.push_str(&format!(
+                    "; the earlier run in {} is untouched",
+                    self.run_dir
+                ));
+            }
+            return Err(HarnessError::Diverged(message));
         }
 
-        let path = self.run_dir.join(MODEL);
-        burn::module::Module::save_file(model.clone(), &path, &RunRecorder::default())
-            .map_err(|e| io_error("save the model to", &path, e))?;
+        burn::module::Module::save_file(
+            model.clone(),
+            self.work_dir.join(MODEL),
+            &RunRecorder::default(),
+        )
+        .map_err(|e| {
+            HarnessError::Io(format!(
+                "{}; the run stopped: {}",
+                one_line(&e),
+                self.after_failure()
+            ))
+        })?;
+        if self.staged() {
+            self.run_dir
+                .replace_with(&self.work_dir)
+                .map_err(HarnessError::Io)?;
+        }
         let history = history.lock().expect("history lock poisoned").clone();
         Ok(TrainedRun {
             model,
@@ -234,7 +302,7 @@ impl Session {
             .init::<B, M>()
             .map_err(HarnessError::Invalid)?;
         Ok(if self.gradient_histogram > 0 && self.start.epoch() == 0 {
-            let path = self.run_dir.join(GRADIENT_HISTOGRAM);
+            let path = self.work_dir.join(GRADIENT_HISTOGRAM);
             optimizer.with_gradient_log(GradientLog::new(self.gradient_histogram, &path))
         } else {
             optimizer
@@ -278,16 +346,19 @@ impl Session {
         }
     }
 
-    /// What is written after every epoch: `metrics.csv` and `curves.png`, each atomically.
-    fn epoch_files(&self) -> EpochCallback {
+    /// What is written after every epoch: `metrics.csv` (a failure stops the run through
+    /// `failures`) and `curves.png` (a failure is a warning: it is drawn from the CSV), each
+    /// atomically.
+    fn epoch_files(&self, failures: WriteFailures) -> EpochCallback {
         let (csv, png, title) = (
-            self.run_dir.join(CSV),
-            self.run_dir.join(PLOT),
+            self.work_dir.join(CSV),
+            self.work_dir.join(PLOT),
             self.title.clone(),
         );
         Box::new(move |history: &History| {
             if let Err(error) = write_atomic(&csv, history.to_csv().as_bytes()) {
-                eprintln!("warning: cannot write {}: {error}", csv.display());
+                failures.report(format!("cannot write {}: {error}", csv.display()));
+                return;
             }
             let plotted = replace_atomic(&png, |partial| {
                 plot_history(history, &title, partial).map_err(std::io::Error::other)
@@ -300,7 +371,7 @@ impl Session {
 
     /// The epochs an interrupted run recorded before its last checkpoint.
     fn earlier_history(&self) -> Result<History, HarnessError> {
-        let path = self.run_dir.join(CSV);
+        let path = self.work_dir.join(CSV);
         let start_epoch = self.start.epoch();
         if start_epoch == 0 || !path.is_file() {
             return Ok(History::default());
@@ -310,4 +381,117 @@ impl Session {
         history.epochs.retain(|record| record.epoch <= start_epoch);
         Ok(history)
     }
+
+    /// Whether this run trains beside an earlier one it is to replace (`--overwrite`).
+    fn staged(&self) -> bool {
+        self.work_dir != self.run_dir
+    }
+
+    /// Removes what an abandoned `--overwrite` left beside the directory, when this run trains
+    /// in the directory itself.
+    fn discard_abandoned_staging(&self) -> Result<(), HarnessError> {
+        let staging = self.run_dir.staging();
+        if !self.staged() && staging.path().exists() {
+            std::fs::remove_dir_all(staging.path())
+                .map_err(|e| HarnessError::Io(format!("cannot remove {staging}: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// What a run stopped by a failed write leaves, for its error message.
+    fn after_failure(&self) -> String {
+        let kept = match self.work_dir.complete_checkpoints().last() {
+            Some(epoch) => format!(
+                "its checkpoint of epoch {epoch} is complete, and --resume continues from it \
+                 once the cause is fixed"
+            ),
+            None => "it has no complete checkpoint yet".to_string(),
+        };
+        if self.staged() {
+            format!("{kept}; the earlier run in {} is untouched", self.run_dir)
+        } else {
+            kept
+        }
+    }
+
+    /// Refuses a run that cannot change its weights: Adam-2k frozen for all of its `steps`, or a
+    /// learning rate whose updates vanish in f32.
+    fn check_learnable(&self, steps: usize) -> Result<(), HarnessError> {
+        let settings = &self.settings;
+        if settings.optimizer.kind == OptimizerKind::Adam2k
+            && settings.optimizer.frozen_steps >= steps
+        {
+            return Err(HarnessError::Invalid(format!(
+                "--frozen-steps {} covers the whole run ({steps} steps): Adam-2k would never \
+                 update the weights; freeze fewer steps or train for more --epochs",
+                settings.optimizer.frozen_steps
+            )));
+        }
+        // An update of lr·O(1) is lost in an f32 weight w when lr < 2^-24·|w|: below 1e-12
+        // even weights of 1e-5 stay as they are.
+        if settings.lr < MIN_LEARNING_RATE {
+            return Err(HarnessError::Invalid(format!(
+                "--lr {} cannot train: updates below {MIN_LEARNING_RATE:e} vanish in f32 weights",
+                settings.lr
+            )));
+        }
+        Ok(())
+    }
+
+    /// On `--resume`, refuses data that changed since the run started, naming what changed
+    /// (unless `--resume-with-new-data`).
+    fn check_data(&self, now: &DataFingerprint) -> Result<(), HarnessError> {
+        if self.start.epoch() == 0 {
+            return Ok(());
+        }
+        let saved: RunSettings = self
+            .work_dir
+            .read_settings()
+            .map_err(|e| HarnessError::Resume(format!("cannot resume {}: {e}", self.work_dir)))?;
+        let Some(recorded) = saved.data else {
+            self.say(format!(
+                "note: {} has no fingerprint of its data (a run from before them): it is \
+                 recorded now",
+                self.work_dir
+            ));
+            return Ok(());
+        };
+        let changes = recorded.changes(now);
+        if changes.is_empty() {
+            Ok(())
+        } else if self.accept_new_data {
+            self.say(format!(
+                "note: --resume-with-new-data: continuing on changed data ({})",
+                changes.join("; ")
+            ));
+            Ok(())
+        } else {
+            Err(HarnessError::Resume(format!(
+                "cannot resume {}: its data changed since the run started ({}); continue on the \
+                 new data with --resume-with-new-data, or start a new run with --overwrite",
+                self.work_dir,
+                changes.join("; ")
+            )))
+        }
+    }
+
+    /// The run of a `--resume` after training: the saved model (checked) and history.
+    fn trained_run<B: AutodiffBackend, M: AutodiffModule<B>>(
+        &self,
+        model: M,
+        steps: usize,
+        device: &B::Device,
+    ) -> Result<TrainedRun<M::InnerModule>, HarnessError> {
+        let model = load_model_checked(model, &self.work_dir.join(MODEL), device)
+            .map_err(HarnessError::Resume)?;
+        Ok(TrainedRun {
+            model: model.valid(),
+            history: self.earlier_history()?,
+            wall_time: Duration::ZERO,
+            steps,
+        })
+    }
 }
+
+/// The smallest learning rate a run accepts.
+const MIN_LEARNING_RATE: f64 = 1e-12;

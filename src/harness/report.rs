@@ -1,12 +1,42 @@
-//! What a finished run reports: its metrics, its task's results, and the closing lines it prints.
+//! What a finished run reports: its metrics, its task's results (also kept in `results.json`,
+//! which marks the run as complete), and the closing lines it prints.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::error::{HarnessError, io_error};
 use super::learner::TrainedRun;
 use super::session::Session;
 use crate::history::History;
-use crate::run_dir::{CSV, PLOT};
+use crate::run_dir::{CSV, PLOT, RESULTS, write_atomic};
+
+impl Session {
+    /// Completes the run once every phase after training is done: its report, with the task's
+    /// `results` (test BLEU, test perplexity) also written to `results.json` (atomically, by
+    /// node 0). A run stopped before this is resumed into those phases.
+    ///
+    /// # Errors
+    /// If `results.json` cannot be written.
+    pub fn complete<M>(
+        &self,
+        run: &TrainedRun<M>,
+        results: Vec<(String, f64)>,
+    ) -> Result<RunReport, HarnessError> {
+        let report = RunReport::new(self, run, results);
+        if self.node_rank() == 0 {
+            // The schema of an experiment's `RunOutcome`, which can be rebuilt from it.
+            let json = serde_json::to_string_pretty(&serde_json::json!({
+                "results": report.results,
+                "seconds": report.wall_time.as_secs_f64(),
+                "steps": report.steps,
+            }))
+            .expect("results serialise");
+            let path = self.dir().join(RESULTS);
+            write_atomic(&path, json.as_bytes()).map_err(|e| io_error("write", &path, e))?;
+        }
+        Ok(report)
+    }
+}
 
 /// What a task reports when it finishes.
 #[derive(Clone, Debug)]

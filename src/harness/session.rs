@@ -1,23 +1,33 @@
-//! One run's session: its flags checked and resolved, its artifact directory, and where it starts
-//! (afresh, replacing an earlier run with `--overwrite`, or after a checkpoint with `--resume`).
+//! One run's session: its flags checked and resolved, its artifact directory (locked for the
+//! run's life), and where it starts: afresh; beside an earlier run with `--overwrite`, replacing
+//! it once finished; or after a checkpoint with `--resume`, in training or in the phases after it.
 
 use std::fmt;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::error::HarnessError;
 use super::flags::TrainArgs;
 use super::node::Node;
 use super::settings::{RunSettings, TaskDefaults, TaskOptions};
-use crate::run_dir::RunDir;
+use crate::run_dir::{DirLock, RESULTS, RunDir};
 use crate::schedule::{Decay, Schedule, ScheduleKind};
 
 /// One training run: its settings, its artifact directory, and where it starts.
 #[derive(Clone, Debug)]
 pub struct Session {
     pub(super) settings: RunSettings,
+    /// The artifact directory.
     pub(super) run_dir: RunDir,
+    /// Where the run trains: `run_dir`, or its staging directory when it replaces an earlier
+    /// run there (`--overwrite`) and has not finished.
+    pub(super) work_dir: RunDir,
+    /// Held for the session's life: one run per directory.
+    _lock: Arc<DirLock>,
     pub(super) start: Start,
+    /// `--resume-with-new-data`: continue although the data changed.
+    pub(super) accept_new_data: bool,
     pub(super) stop_after: usize,
     pub(super) plain: bool,
     pub(super) gradient_histogram: usize,
@@ -25,13 +35,16 @@ pub struct Session {
     pub(super) node: Node,
 }
 
-/// How a session begins in its artifact directory.
+/// How a session begins in its working directory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Start {
-    /// A new run; `clear`: an earlier run there is replaced (`--overwrite`).
+    /// A new run; `clear`: what an earlier run left in the working directory goes first.
     Fresh { clear: bool },
     /// `--resume` after the checkpoint of `epoch` (0: none was complete; the run starts over).
     Resume { epoch: usize },
+    /// `--resume` of a run that trained all its `epochs` and saved its model, but was stopped
+    /// in a phase after training (test evaluation, translation): that phase runs again.
+    Trained { epochs: usize },
 }
 
 impl Start {
@@ -40,6 +53,7 @@ impl Start {
         match self {
             Self::Fresh { .. } => 0,
             Self::Resume { epoch } => epoch,
+            Self::Trained { epochs } => epochs,
         }
     }
 }
@@ -111,7 +125,8 @@ impl Session {
             Some(epoch) => epoch,
             None => settings.epochs,
         };
-        if args.resume && args.overwrite {
+        let resume = args.resume || args.resume_with_new_data;
+        if resume && args.overwrite {
             return Err(HarnessError::Invalid(
                 "--resume continues the run in the artifact directory, --overwrite replaces it: \
                  choose one"
@@ -130,17 +145,46 @@ impl Session {
             dir = dir.join(format!("node-{}", node.rank));
         }
         let run_dir = RunDir::new(dir);
-        let start = if args.resume {
-            Self::resume_point(&run_dir, &settings)?
-        } else {
-            let earlier_run = run_dir.holds_run();
-            if earlier_run && !args.overwrite {
+        let lock = DirLock::acquire(run_dir.path()).map_err(HarnessError::Invalid)?;
+        run_dir.recover().map_err(HarnessError::Io)?;
+        let staging = run_dir.staging();
+        let (work_dir, start) = if resume {
+            if staging.holds_run() {
+                // An interrupted --overwrite: its run is the one to continue.
+                let start = Self::resume_point(&staging, &settings)?;
+                if start.epoch() == 0 {
+                    (staging, start)
+                } else {
+                    println!(
+                        "note: the --overwrite run in {staging} has a complete checkpoint: it \
+                         replaces the earlier run in {run_dir} now"
+                    );
+                    run_dir.replace_with(&staging).map_err(HarnessError::Io)?;
+                    (run_dir.clone(), start)
+                }
+            } else {
+                (run_dir.clone(), Self::resume_point(&run_dir, &settings)?)
+            }
+        } else if run_dir.holds_run() || staging.holds_run() {
+            if !args.overwrite {
+                let unfinished = if staging.holds_run() {
+                    format!(" (and an unfinished --overwrite run in {staging})")
+                } else {
+                    String::new()
+                };
                 return Err(HarnessError::Invalid(format!(
-                    "{run_dir} holds an earlier run: continue it with --resume, replace it with \
-                     --overwrite, or choose another --artifact-dir"
+                    "{run_dir} holds an earlier run{unfinished}: continue it with --resume, \
+                     replace it with --overwrite, or choose another --artifact-dir"
                 )));
             }
-            Start::Fresh { clear: earlier_run }
+            if run_dir.holds_run() {
+                // The earlier run stays untouched until the new one has finished.
+                (staging, Start::Fresh { clear: true })
+            } else {
+                (run_dir.clone(), Start::Fresh { clear: false })
+            }
+        } else {
+            (run_dir.clone(), Start::Fresh { clear: false })
         };
         if let Start::Resume { epoch } = start
             && epoch > 0
@@ -166,7 +210,10 @@ impl Session {
         Ok(Self {
             settings,
             run_dir,
+            work_dir,
+            _lock: Arc::new(lock),
             start,
+            accept_new_data: args.resume_with_new_data,
             stop_after,
             plain: args.plain || !std::io::stdout().is_terminal(),
             gradient_histogram: args.gradient_histogram,
@@ -188,7 +235,11 @@ impl Session {
             .map_err(|e| HarnessError::Resume(format!("cannot resume {dir}: {e}")))?;
         let mut comparable = saved.clone();
         comparable.epochs = settings.epochs;
+        // The data is compared once it is loaded (`fit`).
+        comparable.data = settings.data.clone();
         if comparable != *settings {
+            let mut saved = saved.clone();
+            saved.data = settings.data.clone();
             return Err(HarnessError::Resume(format!(
                 "cannot resume {dir}: it was trained with different settings ({}); start a new \
                  run with --overwrite or another --artifact-dir",
@@ -203,10 +254,15 @@ impl Session {
             )));
         }
         if last == settings.epochs && dir.model_file().is_file() {
-            return Err(HarnessError::Resume(format!(
-                "the run in {dir} already finished {last} of {} epochs; ask for more with --epochs",
-                settings.epochs
-            )));
+            if dir.join(RESULTS).is_file() {
+                return Err(HarnessError::Resume(format!(
+                    "the run in {dir} already finished {last} of {} epochs; ask for more with \
+                     --epochs",
+                    settings.epochs
+                )));
+            }
+            println!("note: {dir} finished training but not what follows it: it continues there");
+            return Ok(Start::Trained { epochs: last });
         }
         if saved.epochs != settings.epochs && settings.schedule != ScheduleKind::Constant {
             println!(
@@ -227,7 +283,8 @@ impl Session {
         &self.settings
     }
 
-    /// The artifact directory.
+    /// The artifact directory. (Until an `--overwrite` run has finished training, it trains in
+    /// a staging directory beside it; everything after training is written here.)
     pub fn dir(&self) -> &Path {
         self.run_dir.path()
     }

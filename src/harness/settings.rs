@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::data_fingerprint::DataFingerprint;
 use super::flags::{SizePreset, TrainArgs};
 use crate::backend::BackendKind;
 use crate::optimizer_choice::{OptimizerKind, OptimizerSettings};
@@ -70,6 +71,10 @@ pub struct RunSettings {
     /// The task's own flags that shape the model or the data.
     #[serde(default)]
     pub task_options: TaskOptions,
+    /// What the data was when the run took its directory over (absent in runs from before
+    /// fingerprints): compared by `--resume`, never part of the settings' equality.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<DataFingerprint>,
 }
 
 fn one() -> usize {
@@ -133,6 +138,7 @@ impl RunSettings {
             devices: args.devices,
             nodes: args.nodes,
             task_options,
+            data: None,
         }
     }
 

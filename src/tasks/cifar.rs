@@ -14,8 +14,8 @@ use radam_models::resnet::{CIFAR_BASE_WIDTH, CifarResNetConfig};
 
 use super::{OnBackend, on_backend};
 use crate::harness::{
-    HarnessError, RunReport, Session, SizePreset, TaskDefaults, TaskOptions, TrainArgs,
-    TrainingData,
+    DataFingerprint, HarnessError, RunReport, Session, SizePreset, TaskDefaults, TaskOptions,
+    TrainArgs, TrainingData,
 };
 use crate::schedule::ScheduleKind;
 
@@ -135,13 +135,15 @@ struct CifarTask {
     image_size: usize,
 }
 
-/// The data of a run: train and validation sets, their normalisation and class count.
-type ImageData = (
-    Arc<dyn Dataset<ImageItem>>,
-    Arc<dyn Dataset<ImageItem>>,
-    Normalization,
-    usize,
-);
+/// The data of a run: train and validation sets, their normalisation and class count, and
+/// what they were read from.
+struct ImageData {
+    train: Arc<dyn Dataset<ImageItem>>,
+    valid: Arc<dyn Dataset<ImageItem>>,
+    normalization: Normalization,
+    classes: usize,
+    fingerprint: DataFingerprint,
+}
 
 impl CifarTask {
     fn data(&self) -> Result<ImageData, HarnessError> {
@@ -156,7 +158,13 @@ impl CifarTask {
                 train.len(),
                 valid.len()
             ));
-            return Ok((Arc::new(train), Arc::new(valid), normalization, 10));
+            return Ok(ImageData {
+                train: Arc::new(train),
+                valid: Arc::new(valid),
+                normalization,
+                classes: 10,
+                fingerprint: DataFingerprint::default(),
+            });
         };
         let cifar10 =
             dir.join("data_batch_1.bin").is_file() || dir.join("cifar-10-batches-bin").is_dir();
@@ -180,7 +188,15 @@ impl CifarTask {
             train.len(),
             valid.len()
         ));
-        Ok((Arc::new(train), Arc::new(valid), normalization, classes))
+        let fingerprint = DataFingerprint::of_files(train.files().iter().chain(valid.files()))?
+            .with_derived("classes", classes);
+        Ok(ImageData {
+            train: Arc::new(train),
+            valid: Arc::new(valid),
+            normalization,
+            classes,
+            fingerprint,
+        })
     }
 }
 
@@ -190,7 +206,13 @@ impl OnBackend for CifarTask {
     fn run<B: AutodiffBackend>(self, devices: Vec<B::Device>) -> Result<RunReport, HarnessError> {
         let settings = self.session.settings().clone();
         let device = devices[0].clone();
-        let (train, valid, normalization, classes) = self.data()?;
+        let ImageData {
+            train,
+            valid,
+            normalization,
+            classes,
+            fingerprint,
+        } = self.data()?;
         let train = self.session.shard(train)?;
         let steps_per_epoch = (train.len() / devices.len()).div_ceil(settings.batch_size);
         let skipped = (self.session.start_epoch() * steps_per_epoch) as u64;
@@ -232,6 +254,7 @@ impl OnBackend for CifarTask {
                 train: train_loader,
                 valid: valid_loader,
                 steps_per_epoch,
+                fingerprint,
             },
             |builder| {
                 builder
@@ -241,7 +264,7 @@ impl OnBackend for CifarTask {
                     .metric_valid_numeric(AccuracyMetric::new())
             },
         )?;
-        let report = RunReport::new(&self.session, &trained, Vec::new());
+        let report = self.session.complete(&trained, Vec::new())?;
         report.print();
         Ok(report)
     }

@@ -1,19 +1,22 @@
-//! LSTM language model on a PTB / WikiText / One Billion Word directory or the built-in corpus.
+//! LSTM language model on a PTB / WikiText / One Billion Word directory or the built-in corpus;
+//! after training, the perplexity of the test split (the figure papers report).
 
 use std::sync::Arc;
 
 use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
-use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::ElementConversion;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::train::metric::LossMetric;
 use radam_datasets::batch::LmBatch;
 use radam_datasets::lm::{BpttDataset, LmBatcher, LmCorpus, VocabularyOptions};
-use radam_models::lstm_lm::LstmLmConfig;
+use radam_datasets::tokens::TokenStream;
+use radam_models::lstm_lm::{LstmLm, LstmLmConfig};
 use radam_models::metrics::TokenPerplexityMetric;
 
 use super::{OnBackend, on_backend};
 use crate::harness::{
-    HarnessError, RunReport, Session, SizePreset, TaskDefaults, TaskOptions, TrainArgs,
-    TrainingData,
+    DataFingerprint, HarnessError, RunReport, Session, SizePreset, TaskDefaults, TaskOptions,
+    TrainArgs, TrainingData,
 };
 use crate::schedule::ScheduleKind;
 
@@ -179,6 +182,8 @@ impl OnBackend for LmTask {
         let train = BpttDataset::new(corpus.train.clone(), settings.batch_size * replicas, bptt)?;
         let valid = BpttDataset::new(corpus.valid.clone(), settings.batch_size, bptt)?;
         let steps_per_epoch = train.batches();
+        let fingerprint =
+            DataFingerprint::of_files(&corpus.files)?.with_derived("vocabulary", vocab);
         let train = self.session.shard(Arc::new(train))?;
         let train_loader: Arc<dyn DataLoader<B, LmBatch<B>>> = DataLoaderBuilder::new(LmBatcher)
             .batch_size(settings.batch_size)
@@ -207,6 +212,7 @@ impl OnBackend for LmTask {
                 train: train_loader,
                 valid: valid_loader,
                 steps_per_epoch,
+                fingerprint,
             },
             |builder| {
                 builder
@@ -216,19 +222,48 @@ impl OnBackend for LmTask {
                     .metric_valid_numeric(TokenPerplexityMetric::new())
             },
         )?;
-        let results = corpus
-            .optimal_perplexity
-            .map(|best| {
-                vec![(
-                    "best possible perplexity (built-in corpus)".to_string(),
-                    best,
-                )]
-            })
-            .unwrap_or_default();
-        let report = RunReport::new(&self.session, &trained, results);
+        let mut results = Vec::new();
+        match test_perplexity(&trained.model, &corpus.test, settings.batch_size, bptt) {
+            Some(perplexity) => results.push(("test perplexity".to_string(), perplexity)),
+            None => self.session.say(format!(
+                "no test perplexity: the test split ({} tokens) is shorter than one batch of \
+                 {} × {bptt} tokens",
+                corpus.test.len(),
+                settings.batch_size
+            )),
+        }
+        if let Some(best) = corpus.optimal_perplexity {
+            results.push((
+                "best possible perplexity (built-in corpus)".to_string(),
+                best,
+            ));
+        }
+        let report = self.session.complete(&trained, results)?;
         report.print();
         Ok(report)
     }
+}
+
+/// Perplexity of `model` over the `test` tokens, read as validation reads its split (streams of
+/// `batch_size` rows in windows of `bptt`, state carried): `exp(Σ NLL / Σ tokens)`. `None` when
+/// the split is shorter than one batch.
+fn test_perplexity<B: Backend>(
+    model: &LstmLm<B>,
+    test: &TokenStream,
+    batch_size: usize,
+    bptt: usize,
+) -> Option<f64> {
+    let dataset = BpttDataset::new(test.clone(), batch_size, bptt).ok()?;
+    let loader: Arc<dyn DataLoader<B, LmBatch<B>>> = DataLoaderBuilder::new(LmBatcher)
+        .batch_size(batch_size)
+        .build(dataset);
+    let (mut nll, mut tokens) = (0.0f64, 0usize);
+    for batch in loader.iter() {
+        let output = model.forward_stream(batch);
+        nll += output.nll_sum.into_scalar().elem::<f64>();
+        tokens += output.tokens;
+    }
+    (tokens > 0).then(|| (nll / tokens as f64).exp())
 }
 
 #[cfg(test)]

@@ -22,8 +22,8 @@ use radam_models::transformer::{TransformerNmt, TransformerNmtConfig};
 use super::{OnBackend, on_backend};
 use crate::bleu::Bleu;
 use crate::harness::{
-    HarnessError, RunReport, Session, SizePreset, TaskDefaults, TaskOptions, TrainArgs,
-    TrainingData,
+    DataFingerprint, HarnessError, RunReport, Session, SizePreset, TaskDefaults, TaskOptions,
+    TrainArgs, TrainingData,
 };
 use crate::schedule::ScheduleKind;
 use beam_budget::{available_memory, check_beam_fits};
@@ -208,7 +208,8 @@ struct NmtTask {
 }
 
 impl NmtTask {
-    fn corpus(&self) -> Result<(ParallelCorpus, JointBpe), HarnessError> {
+    /// The corpus, its joint BPE, and what they were read from.
+    fn corpus(&self) -> Result<(ParallelCorpus, JointBpe, DataFingerprint), HarnessError> {
         let Some(dir) = &self.session.settings().data_dir else {
             let pairs = self.pairs;
             let seed = self.args.train.seed;
@@ -219,7 +220,9 @@ impl NmtTask {
                 corpus.train.pairs.len(),
                 bpe.vocab_size()
             ));
-            return Ok((corpus, bpe));
+            let fingerprint =
+                DataFingerprint::default().with_derived("bpe pieces", bpe.vocab_size());
+            return Ok((corpus, bpe, fingerprint));
         };
         let corpus = ParallelCorpus::load(dir, &self.args.source, &self.args.target)?;
         let vocab = self.bpe_vocab;
@@ -231,6 +234,10 @@ impl NmtTask {
             ));
         }
         let bpe = JointBpe::load_or_train(&path, &corpus.train, vocab)?;
+        let mut files = ParallelCorpus::files(dir, &self.args.source, &self.args.target);
+        files.push(path);
+        let fingerprint =
+            DataFingerprint::of_files(&files)?.with_derived("bpe pieces", bpe.vocab_size());
         self.session.say(format!(
             "{}: {} training pairs ({} → {}), joint BPE of {} pieces",
             dir.display(),
@@ -239,7 +246,7 @@ impl NmtTask {
             self.args.target,
             bpe.vocab_size()
         ));
-        Ok((corpus, bpe))
+        Ok((corpus, bpe, fingerprint))
     }
 
     /// How many test sentences to translate: `--test-sentences`, else the size's default.
@@ -276,7 +283,7 @@ impl OnBackend for NmtTask {
     fn run<B: AutodiffBackend>(self, devices: Vec<B::Device>) -> Result<RunReport, HarnessError> {
         let settings = self.session.settings().clone();
         let device = devices[0].clone();
-        let (corpus, bpe) = self.corpus()?;
+        let (corpus, bpe, fingerprint) = self.corpus()?;
         let vocab = bpe.vocab_size();
         let pad = PAD_ID as usize;
         let config = self.args.model_config(vocab, pad);
@@ -345,6 +352,7 @@ impl OnBackend for NmtTask {
                 train: train_loader,
                 valid: valid_loader,
                 steps_per_epoch,
+                fingerprint,
             },
             |builder| {
                 builder
@@ -379,7 +387,7 @@ impl OnBackend for NmtTask {
                 ),
             ]
         };
-        let report = RunReport::new(&self.session, &trained, results);
+        let report = self.session.complete(&trained, results)?;
         report.print();
         Ok(report)
     }

@@ -1,0 +1,354 @@
+//! A run's artifact directory: what an earlier run left there, when a new run may take it over
+//! (never by accident), where `--resume` continues, and how `--overwrite` replaces a run only once
+//! the new one has finished ([`RunDir::staging`], [`RunDir::replace_with`]). Beside it: the
+//! [lock] that keeps one run per directory, the [recorder] that writes checkpoints and the model
+//! atomically with a [checksum], and the [checkpoints] kept and checked before a resume.
+//!
+//! Nothing here touches a directory until [`RunDir::take_over`] is called, which the harness does
+//! only after every flag, the data and the backend have been checked.
+
+pub mod checkpoints;
+pub mod checksum;
+pub mod lock;
+pub mod recorder;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use checkpoints::{KeepLastCheckpoints, integrity_problem, verify_checkpoint};
+pub use lock::DirLock;
+pub use radam_datasets::files::{replace_atomic, write_atomic};
+pub use recorder::{RunRecorder, WriteFailures};
+
+/// The run's settings (`run.json`).
+pub const SETTINGS: &str = "run.json";
+/// The per-epoch metrics.
+pub const CSV: &str = "metrics.csv";
+/// The training curves.
+pub const PLOT: &str = "curves.png";
+/// The final model, without its extension (the recorder adds `.mpk`).
+pub const MODEL: &str = "model";
+/// The gradient histogram of `--gradient-histogram`.
+pub const GRADIENT_HISTOGRAM: &str = "grad_histogram.csv";
+/// The test-set translations of the translation task, one detokenised hypothesis per line in
+/// the order of the test set (the form sacreBLEU scores).
+pub const TRANSLATIONS: &str = "translations.txt";
+/// What a task computed after training (test BLEU, test perplexity), written once every phase
+/// after training is done: a run without it is resumed into those phases.
+pub const RESULTS: &str = "results.json";
+/// Burn's checkpoint folder.
+pub const CHECKPOINTS: &str = "checkpoint";
+/// The three records of one epoch's checkpoint, as Burn's file checkpointer names them.
+const CHECKPOINT_KINDS: [&str; 3] = ["model", "optim", "scheduler"];
+/// The folders and files a run writes in its directory (with their checksums); anything else
+/// there (a token cache, the user's files) is not the run's and survives its replacement.
+const RUN_FOLDERS: [&str; 3] = [CHECKPOINTS, "train", "valid"];
+const RUN_FILES: [&str; 10] = [
+    SETTINGS,
+    CSV,
+    PLOT,
+    "model.mpk",
+    "model.mpk.sha256",
+    "experiment.log",
+    GRADIENT_HISTOGRAM,
+    TRANSLATIONS,
+    RESULTS,
+    ".partial-model.mpk",
+];
+/// An artifact directory, and what an earlier run left in it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunDir {
+    path: PathBuf,
+}
+
+impl fmt::Display for RunDir {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path.display())
+    }
+}
+
+impl RunDir {
+    /// The directory at `path` (which need not exist).
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// `dir/name`.
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// Burn's checkpoint folder in it.
+    pub fn checkpoints(&self) -> PathBuf {
+        self.join(CHECKPOINTS)
+    }
+
+    /// The final model's file, `model.mpk`.
+    pub fn model_file(&self) -> PathBuf {
+        self.join(&format!("{MODEL}.mpk"))
+    }
+
+    /// One record of an epoch's checkpoint (`kind`: `model`, `optim`, `scheduler`) as Burn's
+    /// recorders name it, without the extension they add.
+    pub fn checkpoint_record(&self, kind: &str, epoch: usize) -> PathBuf {
+        self.checkpoints().join(format!("{kind}-{epoch}"))
+    }
+
+    /// The file of one record of an epoch's checkpoint.
+    pub fn checkpoint_file(&self, kind: &str, epoch: usize) -> PathBuf {
+        self.checkpoint_record(kind, epoch).with_extension("mpk")
+    }
+
+    /// Whether an earlier run left its settings, a checkpoint or a model here.
+    pub fn holds_run(&self) -> bool {
+        self.join(SETTINGS).is_file() || self.checkpoints().is_dir() || self.model_file().is_file()
+    }
+
+    /// The settings the earlier run saved in `run.json`.
+    ///
+    /// # Errors
+    /// A message naming the file when it is missing or unreadable.
+    pub fn read_settings<S: DeserializeOwned>(&self) -> Result<S, String> {
+        let path = self.join(SETTINGS);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        serde_json::from_str(&text)
+            .map_err(|e| format!("{} is not a run's settings ({e})", path.display()))
+    }
+
+    /// Saves a run's settings (atomically).
+    ///
+    /// # Errors
+    /// If the file cannot be written.
+    pub fn write_settings(&self, settings: &impl Serialize) -> Result<(), String> {
+        let json = serde_json::to_string_pretty(settings).expect("settings serialise");
+        let path = self.join(SETTINGS);
+        write_atomic(&path, json.as_bytes())
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))
+    }
+
+    /// The epochs whose checkpoint has all three records (model, optimizer, scheduler), in
+    /// increasing order.
+    pub fn complete_checkpoints(&self) -> Vec<usize> {
+        let mut epochs: Vec<usize> = std::fs::read_dir(self.checkpoints())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| {
+                let name = entry.file_name().into_string().ok()?;
+                name.strip_prefix("model-")?
+                    .strip_suffix(".mpk")?
+                    .parse()
+                    .ok()
+            })
+            .filter(|&epoch| {
+                CHECKPOINT_KINDS
+                    .iter()
+                    .all(|kind| self.checkpoint_file(kind, epoch).is_file())
+            })
+            .collect();
+        epochs.sort_unstable();
+        epochs
+    }
+
+    /// Makes the directory this run's: removes what an earlier run left (its checkpoints would
+    /// otherwise mix with this run's) when `clear`, creates it, and saves `settings`.
+    ///
+    /// # Errors
+    /// If something cannot be removed, created or written.
+    pub fn take_over(&self, clear: bool, settings: &impl Serialize) -> Result<(), String> {
+        if clear {
+            self.clear()?;
+        }
+        std::fs::create_dir_all(&self.path)
+            .map_err(|e| format!("cannot create {}: {e}", self.path.display()))?;
+        self.write_settings(settings)
+    }
+
+    /// Removes the run's folders and files, keeping whatever else is here.
+    fn clear(&self) -> Result<(), String> {
+        for folder in RUN_FOLDERS {
+            let path = self.join(folder);
+            if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+                    .map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
+            }
+        }
+        for file in RUN_FILES {
+            let path = self.join(file);
+            if path.is_file() {
+                std::fs::remove_file(&path)
+                    .map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the checkpoint of `epoch` (its three records and their checksums).
+    ///
+    /// # Errors
+    /// `cannot remove <file>: <OS error>`.
+    pub fn remove_checkpoint(&self, epoch: usize) -> Result<(), String> {
+        for kind in CHECKPOINT_KINDS {
+            let file = self.checkpoint_file(kind, epoch);
+            for path in [checksum::sidecar(&file), file] {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(error) => return Err(format!("cannot remove {}: {error}", path.display())),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A hidden directory beside this one, `.NAME.SUFFIX`.
+    fn beside(&self, suffix: &str) -> PathBuf {
+        let name = self
+            .path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "run".to_string());
+        self.path.with_file_name(format!(".{name}.{suffix}"))
+    }
+
+    /// Where `--overwrite` trains a new run while the earlier one stays in place:
+    /// `.NAME.overwrite` beside this directory.
+    pub fn staging(&self) -> RunDir {
+        RunDir::new(self.beside("overwrite"))
+    }
+
+    /// Replaces the run here by the finished run in `staged`, by renames: this directory becomes
+    /// `.NAME.replaced`, `staged` takes its name, the files here that are not the run's (a token
+    /// cache, the user's) move across, and the replaced run is removed. A process killed in
+    /// between leaves a state [`recover`](Self::recover) completes.
+    ///
+    /// # Errors
+    /// A rename or removal the file system refuses; the new run then still is in `staged`, and
+    /// the earlier one here (or, if only the removal failed, in `.NAME.replaced`).
+    pub fn replace_with(&self, staged: &RunDir) -> Result<(), String> {
+        let replaced = self.beside("replaced");
+        if replaced.exists() {
+            remove_all(&replaced)?;
+        }
+        if self.path.exists() {
+            std::fs::rename(&self.path, &replaced).map_err(|e| {
+                format!(
+                    "cannot replace {self} by the new run: {e}; the new run is complete in {staged}"
+                )
+            })?;
+        }
+        if let Err(error) = std::fs::rename(&staged.path, &self.path) {
+            std::fs::rename(&replaced, &self.path).ok();
+            return Err(format!(
+                "cannot move the new run from {staged} to {self}: {error}; the earlier run is                  still in {self}"
+            ));
+        }
+        self.adopt_others(&replaced);
+        remove_all(&replaced)
+    }
+
+    /// Completes a [`replace_with`](Self::replace_with) that a killed process left half done
+    /// (call it holding the directory's [lock](DirLock)).
+    ///
+    /// # Errors
+    /// A rename or removal the file system refuses.
+    pub fn recover(&self) -> Result<(), String> {
+        let replaced = self.beside("replaced");
+        if !replaced.is_dir() {
+            return Ok(());
+        }
+        if !self.path.exists() {
+            // Killed between the two renames: the staged run had finished.
+            let staged = self.staging();
+            let from = if staged.path.is_dir() {
+                staged.path
+            } else {
+                replaced.clone()
+            };
+            std::fs::rename(&from, &self.path)
+                .map_err(|e| format!("cannot move {} to {self}: {e}", from.display()))?;
+        }
+        if replaced.is_dir() {
+            self.adopt_others(&replaced);
+            remove_all(&replaced)?;
+        }
+        Ok(())
+    }
+
+    /// Moves the entries of `old` that are not a run's, and not here already, into this
+    /// directory (best effort: what cannot move stays and goes with `old`).
+    fn adopt_others(&self, old: &Path) {
+        for entry in std::fs::read_dir(old).into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            let text = name.to_string_lossy();
+            let runs = RUN_FOLDERS.contains(&text.as_ref()) || RUN_FILES.contains(&text.as_ref());
+            if !runs && !self.path.join(&name).exists() {
+                std::fs::rename(entry.path(), self.path.join(&name)).ok();
+            }
+        }
+    }
+}
+
+/// Removes the directory `path` and everything in it.
+fn remove_all(path: &Path) -> Result<(), String> {
+    std::fs::remove_dir_all(path).map_err(|e| format!("cannot remove {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp() -> tempfile::TempDir {
+        tempfile::tempdir().unwrap()
+    }
+
+    #[test]
+    fn only_checkpoints_with_all_three_records_count() {
+        let dir = temp();
+        let run = RunDir::new(dir.path());
+        assert!(!run.holds_run());
+        std::fs::create_dir_all(run.checkpoints()).unwrap();
+        for (kind, epoch) in [
+            ("model", 1),
+            ("optim", 1),
+            ("scheduler", 1),
+            ("model", 2),
+            ("optim", 2),
+            ("model", 3),
+            ("optim", 3),
+            ("scheduler", 3),
+        ] {
+            std::fs::write(run.checkpoint_file(kind, epoch), b"x").unwrap();
+        }
+        std::fs::write(run.checkpoints().join(".partial-scheduler-2.mpk"), b"x").unwrap();
+        assert_eq!(run.complete_checkpoints(), vec![1, 3]);
+        assert!(run.holds_run());
+    }
+
+    #[test]
+    fn taking_over_clears_only_when_asked_and_keeps_other_files() {
+        let dir = temp();
+        let run = RunDir::new(dir.path().join("run"));
+        run.take_over(false, &serde_json::json!({"a": 1})).unwrap();
+        std::fs::create_dir_all(run.checkpoints()).unwrap();
+        std::fs::write(run.checkpoint_file("model", 1), b"x").unwrap();
+        std::fs::write(run.model_file(), b"x").unwrap();
+        std::fs::create_dir_all(run.join("token-cache")).unwrap();
+        run.take_over(false, &serde_json::json!({"a": 2})).unwrap();
+        assert!(run.model_file().is_file());
+        run.take_over(true, &serde_json::json!({"a": 3})).unwrap();
+        assert!(!run.model_file().exists() && !run.checkpoints().exists());
+        assert!(run.join("token-cache").is_dir());
+        let settings: serde_json::Value = run.read_settings().unwrap();
+        assert_eq!(settings["a"], 3);
+    }
+}
