@@ -101,6 +101,14 @@ pub fn train<B: AutodiffBackend>(
 /// An unknown backend, a device count that is not a positive number, or no usable wgpu
 /// adapter, in one line.
 pub fn run(args: &[String]) -> Result<(), String> {
+    if args.iter().any(|arg| arg == "--help" || arg == "-h") {
+        println!(
+            "usage: quickstart [ndarray|wgpu] [DEVICES]\n\nTrains a small classifier with RAdam \
+             through Burn's LearnerBuilder for {EPOCHS} epochs into {ARTIFACT_DIR}, on the CPU \
+             (ndarray, the default) or on DEVICES GPUs (wgpu)."
+        );
+        return Ok(());
+    }
     // Not generic, so that the example reuses this crate's compiled training code.
     let count = match args.get(1).map(|n| n.parse::<usize>()) {
         None => 1,

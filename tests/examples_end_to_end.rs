@@ -490,6 +490,16 @@ fn unusable_settings_are_one_clear_error_naming_the_optimizer() {
     );
     let error = run(&["--images", "0"]);
     assert_eq!(error, "--images must be at least 1");
+    // Runs that could not change their weights.
+    assert_eq!(
+        run(&["--optimizer", "adam-2k", "--frozen-steps", "8"]),
+        "--frozen-steps 8 covers the whole run (8 steps): Adam-2k would never update the \
+         weights; freeze fewer steps or train for more --epochs"
+    );
+    assert_eq!(
+        run(&["--lr", "1e-50"]),
+        "--lr 1e-50 cannot train: updates below 1e-12 vanish in f32 weights"
+    );
     // Nothing was written for any of them.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 
@@ -509,6 +519,52 @@ fn unusable_settings_are_one_clear_error_naming_the_optimizer() {
         "{line}"
     );
     assert!(line.contains("tip:"), "{line}");
+}
+
+#[test]
+fn size_flags_beyond_the_memory_are_refused_before_any_allocation_naming_them() {
+    let _serial = serial();
+    let dir = common::temp_dir();
+    let path = dir.path().to_str().unwrap();
+    let cifar = |extra: &[&str]| refused(cifar::run(cifar_args(dir.path(), extra)));
+    let lm = |extra: &[&str]| {
+        let mut args = vec!["lm_lstm", "--size", "tiny", "--artifact-dir", path];
+        args.extend_from_slice(extra);
+        refused(lm::run(lm::LmArgs::try_parse_from(args).unwrap()))
+    };
+    let nmt = |extra: &[&str]| {
+        let mut args = vec!["nmt_transformer", "--size", "tiny", "--artifact-dir", path];
+        args.extend_from_slice(extra);
+        refused(nmt::run(nmt::NmtArgs::try_parse_from(args).unwrap()))
+    };
+    // This machine has far less than any of these (the tests run with 24 GB).
+    for (error, start) in [
+        (
+            cifar(&["--images", "100000000000"]),
+            "--images 100000000000 would need about 800.0 GB of memory, more than the ",
+        ),
+        (
+            cifar(&["--width", "100000"]),
+            "a ResNet-8 of width 100000 on 32×32 images at batch size 16 (--depth, --width, \
+             --image-size, --batch-size) would need about ",
+        ),
+        (
+            lm(&["--tokens", "10000000000"]),
+            "--tokens 10000000000 would need about 120.0 GB of memory, more than the ",
+        ),
+        (
+            nmt(&["--pairs", "10000000000"]),
+            "--pairs 10000000000 would need about ",
+        ),
+        (
+            nmt(&["--d-model", "1000000"]),
+            "a Transformer of 2 + 2 layers of width 1000000 (--layers, --d-model) over ",
+        ),
+    ] {
+        assert!(error.starts_with(start), "{error}");
+        assert!(error.ends_with(" GB available"), "{error}");
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
 
 #[test]
@@ -571,7 +627,10 @@ fn resume_refuses_changed_task_flags_and_unreadable_checkpoints() {
         std::fs::write(&model_2, &bytes).unwrap();
         let error = refused(resume(&[]));
         assert!(
-            error.starts_with(&format!("checkpoint {} is unreadable (", model_2.display())),
+            error.starts_with(&format!(
+                "checkpoint {} is corrupt (hash mismatch: written as sha256 ",
+                model_2.display()
+            )),
             "{what}: {error}"
         );
         // The checkpoint of epoch 1 is intact and named as the way on.
@@ -580,6 +639,17 @@ fn resume_refuses_changed_task_flags_and_unreadable_checkpoints() {
             "{what}: {error}"
         );
     }
+    // Without its checksum (a run from before them), a damaged record is still refused.
+    let sidecar = dir.path().join("checkpoint/model-2.mpk.sha256");
+    let recorded = std::fs::read(&sidecar).unwrap();
+    std::fs::remove_file(&sidecar).unwrap();
+    std::fs::write(&model_2, &good[..good.len() / 2]).unwrap();
+    let error = refused(resume(&[]));
+    assert!(
+        error.starts_with(&format!("checkpoint {} is unreadable (", model_2.display())),
+        "{error}"
+    );
+    std::fs::write(&sidecar, recorded).unwrap();
     // A record of another model (the optimizer's, in the model's place) does not fit.
     std::fs::copy(dir.path().join("checkpoint/scheduler-2.mpk"), &model_2).unwrap();
     let error = refused(resume(&[]));

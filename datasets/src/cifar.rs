@@ -54,11 +54,17 @@ fn resolve(dir: &Path, subdir: &str, probe: &str) -> PathBuf {
 
 fn require(dir: &Path, names: &[String]) -> Result<Vec<PathBuf>> {
     let paths: Vec<PathBuf> = names.iter().map(|name| dir.join(name)).collect();
-    let missing: Vec<&String> = names
+    let missing: Vec<String> = names
         .iter()
         .zip(&paths)
         .filter(|(_, p)| !p.is_file())
-        .map(|(n, _)| n)
+        .map(|(name, path)| {
+            if path.exists() {
+                format!("{name} is not a file")
+            } else {
+                name.clone()
+            }
+        })
         .collect();
     if missing.is_empty() {
         Ok(paths)

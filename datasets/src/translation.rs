@@ -208,7 +208,12 @@ impl JointBpe {
                     .into_owned(),
             });
         }
-        let tokenizer = Tokenizer::from_file(path).map_err(tokenizer_error)?;
+        let tokenizer = Tokenizer::from_file(path).map_err(|error| {
+            DataError::Tokenizer(format!(
+                "{} is not a tokenizer ({error}); remove it to learn the BPE again",
+                path.display()
+            ))
+        })?;
         Ok(Self { tokenizer })
     }
 

@@ -346,9 +346,9 @@ impl Session {
         }
     }
 
-    /// What is written after every epoch: `metrics.csv` (a failure stops the run through
-    /// `failures`) and `curves.png` (a failure is a warning: it is drawn from the CSV), each
-    /// atomically.
+    /// What is written after every epoch, each atomically: `metrics.csv` and `curves.png`. A
+    /// failed write stops the run through `failures`; a plot that cannot be drawn for another
+    /// reason (no fonts) is a warning, since it is drawn from the CSV.
     fn epoch_files(&self, failures: WriteFailures) -> EpochCallback {
         let (csv, png, title) = (
             self.work_dir.join(CSV),
@@ -356,6 +356,10 @@ impl Session {
             self.title.clone(),
         );
         Box::new(move |history: &History| {
+            if failures.first().is_some() {
+                // The run has stopped on a failed write: nothing more is written.
+                return;
+            }
             if let Err(error) = write_atomic(&csv, history.to_csv().as_bytes()) {
                 failures.report(format!("cannot write {}: {error}", csv.display()));
                 return;
@@ -364,7 +368,10 @@ impl Session {
                 plot_history(history, &title, partial).map_err(std::io::Error::other)
             });
             if let Err(error) = plotted {
-                eprintln!("warning: no plot: {error}");
+                match os_error(&error) {
+                    Some(os) => failures.report(format!("cannot write {}: {os}", png.display())),
+                    None => eprintln!("warning: no plot: {error}"),
+                }
             }
         })
     }
@@ -414,8 +421,8 @@ impl Session {
         }
     }
 
-    /// Refuses a run that cannot change its weights: Adam-2k frozen for all of its `steps`, or a
-    /// learning rate whose updates vanish in f32.
+    /// Refuses a run that cannot change its weights: Adam-2k frozen for all of its `steps` (a
+    /// learning rate too small to move f32 weights is refused earlier, by [`Session::open`]).
     fn check_learnable(&self, steps: usize) -> Result<(), HarnessError> {
         let settings = &self.settings;
         if settings.optimizer.kind == OptimizerKind::Adam2k
@@ -425,14 +432,6 @@ impl Session {
                 "--frozen-steps {} covers the whole run ({steps} steps): Adam-2k would never \
                  update the weights; freeze fewer steps or train for more --epochs",
                 settings.optimizer.frozen_steps
-            )));
-        }
-        // An update of lr·O(1) is lost in an f32 weight w when lr < 2^-24·|w|: below 1e-12
-        // even weights of 1e-5 stay as they are.
-        if settings.lr < MIN_LEARNING_RATE {
-            return Err(HarnessError::Invalid(format!(
-                "--lr {} cannot train: updates below {MIN_LEARNING_RATE:e} vanish in f32 weights",
-                settings.lr
             )));
         }
         Ok(())
@@ -493,5 +492,13 @@ impl Session {
     }
 }
 
-/// The smallest learning rate a run accepts.
-const MIN_LEARNING_RATE: f64 = 1e-12;
+/// The operating system's error behind `error` (a full disk, a read-only file system), also
+/// where a library passed it on as text (`… (os error 28)`).
+fn os_error(error: &std::io::Error) -> Option<std::io::Error> {
+    if let Some(code) = error.raw_os_error() {
+        return Some(std::io::Error::from_raw_os_error(code));
+    }
+    let text = error.to_string();
+    let code = text.split("(os error ").nth(1)?.split(')').next()?;
+    code.parse().ok().map(std::io::Error::from_raw_os_error)
+}

@@ -14,6 +14,9 @@ use super::settings::{RunSettings, TaskDefaults, TaskOptions};
 use crate::run_dir::{DirLock, RESULTS, RunDir};
 use crate::schedule::{Decay, Schedule, ScheduleKind};
 
+/// The smallest learning rate a run accepts.
+const MIN_LEARNING_RATE: f64 = 1e-12;
+
 /// One training run: its settings, its artifact directory, and where it starts.
 #[derive(Clone, Debug)]
 pub struct Session {
@@ -98,6 +101,14 @@ impl Session {
         // Validates the learning rate and the optimizer's hyper-parameters up front.
         Schedule::new(settings.lr, settings.warmup, Decay::Constant)
             .map_err(HarnessError::Invalid)?;
+        // An update of about lr is lost in an f32 weight w when lr < 2^-24·|w|: below 1e-12
+        // even weights of 1e-5 never change.
+        if settings.lr < MIN_LEARNING_RATE {
+            return Err(HarnessError::Invalid(format!(
+                "--lr {:e} cannot train: updates below {MIN_LEARNING_RATE:e} vanish in f32 weights",
+                settings.lr
+            )));
+        }
         settings
             .optimizer
             .validate()

@@ -13,6 +13,7 @@ use radam_datasets::shapes::ShapesDataset;
 use radam_models::resnet::{CIFAR_BASE_WIDTH, CifarResNetConfig};
 
 use super::{OnBackend, on_backend};
+use crate::harness::memory_budget::{available_memory, check_fits, training_bytes};
 use crate::harness::{
     DataFingerprint, HarnessError, RunReport, Session, SizePreset, TaskDefaults, TaskOptions,
     TrainArgs, TrainingData,
@@ -115,6 +116,25 @@ pub fn run(args: CifarArgs) -> Result<RunReport, HarnessError> {
         options.insert("width".to_string(), args.width.to_string());
     }
     let session = Session::open(&args.train, &defaults(args.train.size), options)?;
+    let available = available_memory();
+    if args.train.data_dir.is_none() {
+        // The loader shuffles an index of every training image, 8 bytes each.
+        check_fits(
+            &format!("--images {images}"),
+            (images as u128).saturating_mul(8),
+            available,
+        )?;
+    }
+    let batch_size = session.settings().batch_size;
+    check_fits(
+        &format!(
+            "a ResNet-{depth} of width {} on {image_size}×{image_size} images at batch size \
+             {batch_size} (--depth, --width, --image-size, --batch-size)",
+            args.width
+        ),
+        resnet_bytes(depth, args.width, image_size, batch_size),
+        available,
+    )?;
     on_backend(
         session.placement(),
         CifarTask {
@@ -125,6 +145,25 @@ pub fn run(args: CifarArgs) -> Result<RunReport, HarnessError> {
             image_size,
         },
     )
+}
+
+/// Bytes to train a CIFAR ResNet of `depth` and `width` on `image_size`² images at
+/// `batch_size`: its 3×3 convolutions (2n a stage, at widths w, 2w, 4w) with their optimizer
+/// state, and about four tensors per layer kept for the backward pass (n = (depth − 2) / 6).
+fn resnet_bytes(depth: usize, width: usize, image_size: usize, batch_size: usize) -> u128 {
+    let n = ((depth - 2) / 6) as u128;
+    let w = width as u128;
+    let pixels = (image_size * image_size) as u128;
+    let parameters = (9 * 2 * 21 * n).saturating_mul(w.saturating_mul(w));
+    // Stage by stage: 2n + 1 layers of w channels at full size, 2n of 2w at a quarter, 2n of
+    // 4w at a sixteenth.
+    let per_image = w
+        .saturating_mul(pixels)
+        .saturating_mul(2 * n + 1 + n + n / 2);
+    let activations = per_image
+        .saturating_mul(batch_size as u128)
+        .saturating_mul(4 * 4);
+    training_bytes(parameters).saturating_add(activations)
 }
 
 struct CifarTask {
@@ -167,7 +206,7 @@ impl CifarTask {
             });
         };
         let cifar10 =
-            dir.join("data_batch_1.bin").is_file() || dir.join("cifar-10-batches-bin").is_dir();
+            dir.join("data_batch_1.bin").exists() || dir.join("cifar-10-batches-bin").is_dir();
         let (train, valid, normalization) = if cifar10 {
             (
                 CifarDataset::cifar10(dir, Split::Train)?,

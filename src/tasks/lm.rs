@@ -14,6 +14,7 @@ use radam_models::lstm_lm::{LstmLm, LstmLmConfig};
 use radam_models::metrics::TokenPerplexityMetric;
 
 use super::{OnBackend, on_backend};
+use crate::harness::memory_budget::{available_memory, check_fits};
 use crate::harness::{
     DataFingerprint, HarnessError, RunReport, Session, SizePreset, TaskDefaults, TaskOptions,
     TrainArgs, TrainingData,
@@ -88,6 +89,14 @@ pub fn run(args: LmArgs) -> Result<RunReport, HarnessError> {
         options.insert("tokens".to_string(), tokens.to_string());
     }
     let session = Session::open(&args.train, &defaults(args.train.size), options)?;
+    if args.train.data_dir.is_none() {
+        // The built-in corpus: u32 ids of the three splits, with room for the vectors to grow.
+        check_fits(
+            &format!("--tokens {tokens}"),
+            (tokens as u128).saturating_mul(12),
+            available_memory(),
+        )?;
+    }
     on_backend(
         session.placement(),
         LmTask {

@@ -56,16 +56,6 @@ pub(super) fn check_beam_fits(
     }
 }
 
-/// The memory this machine has available (`MemAvailable`), where it can tell.
-pub(super) fn available_memory() -> Option<u128> {
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = info
-        .lines()
-        .find(|line| line.starts_with("MemAvailable:"))?;
-    let kib: u128 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

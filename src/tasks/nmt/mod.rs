@@ -21,12 +21,13 @@ use radam_models::transformer::{TransformerNmt, TransformerNmtConfig};
 
 use super::{OnBackend, on_backend};
 use crate::bleu::Bleu;
+use crate::harness::memory_budget::{available_memory, check_fits, training_bytes};
 use crate::harness::{
     DataFingerprint, HarnessError, RunReport, Session, SizePreset, TaskDefaults, TaskOptions,
     TrainArgs, TrainingData,
 };
 use crate::schedule::ScheduleKind;
-use beam_budget::{available_memory, check_beam_fits};
+use beam_budget::check_beam_fits;
 use test_set::{longest_translation, translate_and_score};
 
 /// Command-line arguments of the translation example. `--batch-size` counts tokens (source or
@@ -186,6 +187,13 @@ pub fn run(args: NmtArgs) -> Result<RunReport, HarnessError> {
         options.insert("target".to_string(), args.target.clone());
     }
     let session = Session::open(&args.train, &defaults(args.train.size), options)?;
+    if builtin {
+        check_fits(
+            &format!("--pairs {pairs}"),
+            builtin_pairs_bytes(pairs, args.train.seed),
+            available_memory(),
+        )?;
+    }
     on_backend(
         session.placement(),
         NmtTask {
@@ -195,6 +203,35 @@ pub fn run(args: NmtArgs) -> Result<RunReport, HarnessError> {
             pairs,
         },
     )
+}
+
+/// Bytes to train a Transformer of `config` over `vocab` pieces at `batch_tokens` tokens a
+/// batch: its parameters (embeddings and output layer, attention and feed-forward blocks) with
+/// their optimizer state, and about twenty activations of width d_model per token and layer.
+fn transformer_bytes(config: &TransformerNmtConfig, vocab: usize, batch_tokens: usize) -> u128 {
+    let (d, f, v) = (config.d_model as u128, config.d_ff as u128, vocab as u128);
+    let (encoder, decoder) = (config.encoder_layers as u128, config.decoder_layers as u128);
+    let parameters = (2 * v * d)
+        .saturating_add(encoder.saturating_mul(4 * d * d + 2 * d * f))
+        .saturating_add(decoder.saturating_mul(8 * d * d + 2 * d * f));
+    let activations = (batch_tokens as u128)
+        .saturating_mul(d)
+        .saturating_mul(encoder + decoder)
+        .saturating_mul(20 * 4);
+    training_bytes(parameters).saturating_add(activations)
+}
+
+/// Bytes the built-in language pair of `pairs` pairs takes: measured on a sample of it (its
+/// sentences, their BPE ids and the batches built from them, about four times the text).
+fn builtin_pairs_bytes(pairs: usize, seed: u64) -> u128 {
+    const SAMPLE: usize = 64;
+    let sample = SyntheticTranslation::new(seed).sample(SAMPLE, seed);
+    let text: usize = sample
+        .pairs
+        .iter()
+        .map(|(source, target)| source.len() + target.len())
+        .sum();
+    (pairs as u128).saturating_mul(4 * text.div_ceil(SAMPLE) as u128)
 }
 
 /// The joint BPE's default size for a real corpus and for the built-in language pair.
@@ -289,6 +326,32 @@ impl OnBackend for NmtTask {
         let config = self.args.model_config(vocab, pad);
         config.validate().map_err(HarnessError::Invalid)?;
         let max_length = self.args.max_length.min(config.max_positions - 2);
+        if max_length < self.args.max_length {
+            self.session.say(format!(
+                "note: --max-length {} is beyond the model's {} positions: pairs longer than \
+                 {max_length} tokens are left out",
+                self.args.max_length, config.max_positions
+            ));
+        }
+        if corpus
+            .train
+            .pairs
+            .iter()
+            .all(|(source, target)| source.trim().is_empty() || target.trim().is_empty())
+        {
+            return Err(HarnessError::Invalid(
+                "every training pair has an empty side: there is nothing to learn from".to_string(),
+            ));
+        }
+        check_fits(
+            &format!(
+                "a Transformer of {} + {} layers of width {} (--layers, --d-model) over {vocab} \
+                 pieces, at {} tokens a batch",
+                config.encoder_layers, config.decoder_layers, config.d_model, settings.batch_size
+            ),
+            transformer_bytes(&config, vocab, settings.batch_size),
+            available_memory(),
+        )?;
         // The test-set translation is checked now, not after the training it would waste.
         let beam = self.args.beam;
         if beam > vocab {
