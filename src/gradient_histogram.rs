@@ -97,7 +97,7 @@ impl GradientLog {
             .collect();
         let step = recorded.len() + 1;
         recorded.push(StepHistogram { step, fractions });
-        if let Err(error) = std::fs::write(&self.path, to_csv(&recorded)) {
+        if let Err(error) = crate::run_dir::write_atomic(&self.path, to_csv(&recorded).as_bytes()) {
             eprintln!("warning: cannot write {}: {error}", self.path.display());
         }
     }

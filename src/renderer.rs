@@ -137,6 +137,9 @@ pub struct PlainRenderer {
     epoch_started: Instant,
     last_line: Instant,
     pending_epoch_line: bool,
+    /// The last epoch whose line is printed: with several devices, Burn's other replicas may
+    /// report their last training items after it, and they must not open it again.
+    printed_epoch: usize,
 }
 
 impl Default for PlainRenderer {
@@ -164,6 +167,7 @@ impl PlainRenderer {
             epoch_started: now,
             last_line: now,
             pending_epoch_line: false,
+            printed_epoch: 0,
         }
     }
 
@@ -191,6 +195,7 @@ impl PlainRenderer {
             return;
         }
         self.pending_epoch_line = false;
+        self.printed_epoch = self.epoch;
         let mut text = format!(
             "epoch {}/{}  train: {}",
             self.epoch,
@@ -218,6 +223,10 @@ impl MetricsRendererTraining for PlainRenderer {
     }
 
     fn render_train(&mut self, item: TrainingProgress) {
+        if item.epoch <= self.printed_epoch {
+            // A late item of another replica, for an epoch already printed.
+            return;
+        }
         self.start_epoch_if_new(&item);
         self.pending_epoch_line = true;
         let progress = &item.progress;
@@ -296,6 +305,53 @@ pub fn format_duration(duration: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A writer whose text the test reads back.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn progress(epoch: usize, processed: usize, total: usize) -> TrainingProgress {
+        TrainingProgress {
+            progress: burn::data::dataloader::Progress {
+                items_processed: processed,
+                items_total: total,
+            },
+            epoch,
+            epoch_total: 2,
+            iteration: processed,
+        }
+    }
+
+    #[test]
+    fn a_late_item_of_another_replica_does_not_print_its_epoch_again() {
+        let out = Captured::default();
+        let mut renderer = PlainRenderer::to_writer(out.clone(), Duration::from_secs(3600));
+        // Two replicas train epoch 1; the main one validates and ends the epoch while the
+        // other still reports its last item, as Burn's DDP does.
+        renderer.render_train(progress(1, 4, 8));
+        renderer.render_train(progress(1, 8, 8));
+        renderer.render_valid(progress(1, 2, 2));
+        renderer.render_train(progress(1, 8, 8));
+        renderer.render_train(progress(2, 4, 8));
+        renderer.render_valid(progress(2, 2, 2));
+        renderer.on_train_end(None).unwrap();
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text
+            .lines()
+            .map(|l| &l[..l.find("  train").unwrap()])
+            .collect();
+        assert_eq!(lines, ["epoch 1/2", "epoch 2/2"], "{text}");
+    }
 
     #[test]
     fn durations_read_in_seconds_minutes_or_hours() {

@@ -15,16 +15,6 @@ use radam_train::history::Split;
 use radam_train::run_dir::TRANSLATIONS;
 use radam_train::tasks::{cifar, lm, nmt};
 
-/// ndarray's random generator is global: runs in parallel would interleave their seeded
-/// initialisations, so the tests of this file take turns.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 fn cifar_args(dir: &Path, extra: &[&str]) -> cifar::CifarArgs {
     let mut args = vec![
         "cifar_resnet",
@@ -74,7 +64,7 @@ fn assert_artifacts(report: &RunReport, epochs: usize, metric: &str) {
 
 #[test]
 fn cifar_trains_and_writes_its_artifacts() {
-    let _serial = serial();
+    let _serial = common::serial();
     let dir = common::temp_dir();
     let report = cifar::run(cifar_args(dir.path(), &[])).unwrap();
     assert_artifacts(&report, 1, "Accuracy");
@@ -97,7 +87,7 @@ fn cifar_trains_and_writes_its_artifacts() {
 
 #[test]
 fn baselines_train_without_the_rectification_metric() {
-    let _serial = serial();
+    let _serial = common::serial();
     let dir = common::temp_dir();
     let report = cifar::run(cifar_args(
         dir.path(),
@@ -114,7 +104,7 @@ fn baselines_train_without_the_rectification_metric() {
 
 #[test]
 fn resuming_after_an_interruption_gives_the_uninterrupted_weights() {
-    let _serial = serial();
+    let _serial = common::serial();
     let straight = common::temp_dir();
     cifar::run(cifar_args(straight.path(), &["--epochs", "3"])).unwrap();
 
@@ -141,7 +131,7 @@ fn resuming_after_an_interruption_gives_the_uninterrupted_weights() {
 
 #[test]
 fn resume_refuses_what_it_cannot_continue() {
-    let _serial = serial();
+    let _serial = common::serial();
     let dir = common::temp_dir();
     let error = cifar::run(cifar_args(dir.path(), &["--resume"]))
         .err()
@@ -171,7 +161,7 @@ fn resume_refuses_what_it_cannot_continue() {
 
 #[test]
 fn bad_flags_and_missing_data_are_clear_errors() {
-    let _serial = serial();
+    let _serial = common::serial();
     let error = cifar::CifarArgs::try_parse_from(["cifar_resnet", "--backend", "cuda"])
         .err()
         .unwrap()
@@ -223,7 +213,7 @@ fn bad_flags_and_missing_data_are_clear_errors() {
 
 #[test]
 fn language_model_trains_on_the_builtin_corpus() {
-    let _serial = serial();
+    let _serial = common::serial();
     let dir = common::temp_dir();
     let args = lm::LmArgs::try_parse_from([
         "lm_lstm",
@@ -249,7 +239,7 @@ fn language_model_trains_on_the_builtin_corpus() {
 
 #[test]
 fn translation_trains_and_reports_test_bleu() {
-    let _serial = serial();
+    let _serial = common::serial();
     let dir = common::temp_dir();
     let args = nmt::NmtArgs::try_parse_from([
         "nmt_transformer",
@@ -298,7 +288,7 @@ fn translation_trains_and_reports_test_bleu() {
 
 #[test]
 fn two_local_devices_train_the_example_through_burns_ddp() {
-    let _serial = serial();
+    let _serial = common::serial();
     let dir = common::temp_dir();
     let report = cifar::run(cifar_args(dir.path(), &["--devices", "2", "--epochs", "2"])).unwrap();
     assert_artifacts(&report, 2, "Accuracy");
@@ -317,7 +307,7 @@ fn two_local_devices_train_the_example_through_burns_ddp() {
 
 #[test]
 fn data_parallel_flags_are_checked() {
-    let _serial = serial();
+    let _serial = common::serial();
     let dir = common::temp_dir();
     let error = |extra: &[&str]| -> String {
         match cifar::run(cifar_args(dir.path(), extra)) {
@@ -335,7 +325,7 @@ fn data_parallel_flags_are_checked() {
 
 #[test]
 fn language_model_and_translation_train_on_two_local_devices() {
-    let _serial = serial();
+    let _serial = common::serial();
     // Rows of the LM's step batch and the token-budget batches of NMT are dealt out to the
     // replicas; both must give every replica the same number of steps (DDP hangs otherwise).
     let dir = common::temp_dir();
@@ -372,37 +362,12 @@ fn language_model_and_translation_train_on_two_local_devices() {
     assert_artifacts(&report, report.history.epochs.len(), "Loss");
 }
 
-/// The bytes of every file of a finished run, by path relative to its directory.
-fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
-    fn walk(root: &Path, dir: &Path, out: &mut std::collections::BTreeMap<String, Vec<u8>>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(root, &path, out);
-            } else {
-                let name = path.strip_prefix(root).unwrap().display().to_string();
-                out.insert(name, std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    let mut files = std::collections::BTreeMap::new();
-    walk(dir, dir, &mut files);
-    files
-}
-
-fn refused(result: Result<RunReport, HarnessError>) -> String {
-    match result {
-        Err(error) => error.to_string(),
-        Ok(_) => panic!("the run should have been refused"),
-    }
-}
-
 #[test]
 fn a_failed_rerun_never_touches_a_finished_run() {
-    let _serial = serial();
+    let _serial = common::serial();
     let dir = common::temp_dir();
     cifar::run(cifar_args(dir.path(), &[])).unwrap();
-    let before = snapshot(dir.path());
+    let before = common::snapshot(dir.path());
     for name in [
         "model.mpk",
         "metrics.csv",
@@ -418,7 +383,7 @@ fn a_failed_rerun_never_touches_a_finished_run() {
     }
 
     // A plain re-run is refused, naming both ways on.
-    let error = refused(cifar::run(cifar_args(dir.path(), &[])));
+    let error = common::refused(cifar::run(cifar_args(dir.path(), &[])));
     assert_eq!(
         error,
         format!(
@@ -440,9 +405,9 @@ fn a_failed_rerun_never_touches_a_finished_run() {
         vec!["--overwrite", "--warmup", "1000000"],
         vec!["--overwrite", "--resume"],
     ] {
-        let error = refused(cifar::run(cifar_args(dir.path(), &extra)));
+        let error = common::refused(cifar::run(cifar_args(dir.path(), &extra)));
         assert!(!error.is_empty(), "{extra:?}");
-        let after = snapshot(dir.path());
+        let after = common::snapshot(dir.path());
         assert_eq!(
             before.keys().collect::<Vec<_>>(),
             after
@@ -467,9 +432,9 @@ fn a_failed_rerun_never_touches_a_finished_run() {
 
 #[test]
 fn unusable_settings_are_one_clear_error_naming_the_optimizer() {
-    let _serial = serial();
+    let _serial = common::serial();
     let dir = common::temp_dir();
-    let run = |extra: &[&str]| refused(cifar::run(cifar_args(dir.path(), extra)));
+    let run = |extra: &[&str]| common::refused(cifar::run(cifar_args(dir.path(), extra)));
     assert_eq!(
         run(&["--epochs", "2", "--stop-after", "5"]),
         "--stop-after 5 is beyond the run's 2 epochs (--epochs)"
@@ -523,19 +488,19 @@ fn unusable_settings_are_one_clear_error_naming_the_optimizer() {
 
 #[test]
 fn size_flags_beyond_the_memory_are_refused_before_any_allocation_naming_them() {
-    let _serial = serial();
+    let _serial = common::serial();
     let dir = common::temp_dir();
     let path = dir.path().to_str().unwrap();
-    let cifar = |extra: &[&str]| refused(cifar::run(cifar_args(dir.path(), extra)));
+    let cifar = |extra: &[&str]| common::refused(cifar::run(cifar_args(dir.path(), extra)));
     let lm = |extra: &[&str]| {
         let mut args = vec!["lm_lstm", "--size", "tiny", "--artifact-dir", path];
         args.extend_from_slice(extra);
-        refused(lm::run(lm::LmArgs::try_parse_from(args).unwrap()))
+        common::refused(lm::run(lm::LmArgs::try_parse_from(args).unwrap()))
     };
     let nmt = |extra: &[&str]| {
         let mut args = vec!["nmt_transformer", "--size", "tiny", "--artifact-dir", path];
         args.extend_from_slice(extra);
-        refused(nmt::run(nmt::NmtArgs::try_parse_from(args).unwrap()))
+        common::refused(nmt::run(nmt::NmtArgs::try_parse_from(args).unwrap()))
     };
     // This machine has far less than any of these (the tests run with 24 GB).
     for (error, start) in [
@@ -569,7 +534,7 @@ fn size_flags_beyond_the_memory_are_refused_before_any_allocation_naming_them() 
 
 #[test]
 fn a_diverging_run_stops_with_an_error_and_saves_no_model() {
-    let _serial = serial();
+    let _serial = common::serial();
     let dir = common::temp_dir();
     let error = cifar::run(cifar_args(dir.path(), &["--lr", "1e30", "--epochs", "3"]))
         .err()
@@ -592,7 +557,7 @@ fn a_diverging_run_stops_with_an_error_and_saves_no_model() {
 
 #[test]
 fn resume_refuses_changed_task_flags_and_unreadable_checkpoints() {
-    let _serial = serial();
+    let _serial = common::serial();
     let dir = common::temp_dir();
     cifar::run(cifar_args(
         dir.path(),
@@ -604,12 +569,12 @@ fn resume_refuses_changed_task_flags_and_unreadable_checkpoints() {
         flags.extend_from_slice(extra);
         cifar::run(cifar_args(dir.path(), &flags))
     };
-    let error = refused(resume(&["--depth", "14"]));
+    let error = common::refused(resume(&["--depth", "14"]));
     assert!(
         error.contains("different settings (task_options.depth: 8 → 14)"),
         "{error}"
     );
-    let error = refused(resume(&["--images", "64"]));
+    let error = common::refused(resume(&["--images", "64"]));
     assert!(error.contains("task_options.images: 128 → 64"), "{error}");
 
     let model_2 = dir.path().join("checkpoint/model-2.mpk");
@@ -625,7 +590,7 @@ fn resume_refuses_changed_task_flags_and_unreadable_checkpoints() {
         ),
     ] {
         std::fs::write(&model_2, &bytes).unwrap();
-        let error = refused(resume(&[]));
+        let error = common::refused(resume(&[]));
         assert!(
             error.starts_with(&format!(
                 "checkpoint {} is corrupt (hash mismatch: written as sha256 ",
@@ -644,7 +609,7 @@ fn resume_refuses_changed_task_flags_and_unreadable_checkpoints() {
     let recorded = std::fs::read(&sidecar).unwrap();
     std::fs::remove_file(&sidecar).unwrap();
     std::fs::write(&model_2, &good[..good.len() / 2]).unwrap();
-    let error = refused(resume(&[]));
+    let error = common::refused(resume(&[]));
     assert!(
         error.starts_with(&format!("checkpoint {} is unreadable (", model_2.display())),
         "{error}"
@@ -652,7 +617,7 @@ fn resume_refuses_changed_task_flags_and_unreadable_checkpoints() {
     std::fs::write(&sidecar, recorded).unwrap();
     // A record of another model (the optimizer's, in the model's place) does not fit.
     std::fs::copy(dir.path().join("checkpoint/scheduler-2.mpk"), &model_2).unwrap();
-    let error = refused(resume(&[]));
+    let error = common::refused(resume(&[]));
     assert!(error.starts_with("checkpoint "), "{error}");
     // Restored, the run resumes and finishes.
     std::fs::write(&model_2, &good).unwrap();
@@ -662,7 +627,7 @@ fn resume_refuses_changed_task_flags_and_unreadable_checkpoints() {
 
 #[test]
 fn translation_refuses_an_unaffordable_beam_before_training() {
-    let _serial = serial();
+    let _serial = common::serial();
     let dir = common::temp_dir();
     let run = |extra: &[&str]| {
         let mut args = vec![
@@ -674,7 +639,7 @@ fn translation_refuses_an_unaffordable_beam_before_training() {
             dir.path().to_str().unwrap(),
         ];
         args.extend_from_slice(extra);
-        refused(nmt::run(nmt::NmtArgs::try_parse_from(args).unwrap()))
+        common::refused(nmt::run(nmt::NmtArgs::try_parse_from(args).unwrap()))
     };
     let error = run(&["--beam", "100000"]);
     assert!(
@@ -700,6 +665,18 @@ fn translation_refuses_an_unaffordable_beam_before_training() {
         "{error}"
     );
     assert!(!dir.path().join("checkpoint").exists());
+    // A training set whose lines are all empty is named as such (not blamed on --beam).
+    let corpus = common::temp_dir();
+    for split in ["train", "valid", "test"] {
+        for side in ["de", "en"] {
+            std::fs::write(corpus.path().join(format!("{split}.{side}")), "\n\n\n").unwrap();
+        }
+    }
+    let error = run(&["--data-dir", corpus.path().to_str().unwrap()]);
+    assert_eq!(
+        error,
+        "every training pair has an empty side: there is nothing to learn from"
+    );
     // Every pair is longer than one token: nothing to train on.
     let error = run(&["--max-length", "1"]);
     assert!(

@@ -48,6 +48,17 @@ fn variance_writes_theory_and_simulation() {
     let (_, steps) = variance_analysis::simulation_size(Scale::Tiny);
     assert_eq!(simulation.lines().count(), 1 + 4 * steps);
     assert!(summary.contains("first order (Eq. 5)"), "{summary}");
+    // It trains nothing: --seeds is refused rather than silently ignored.
+    let error = variance_analysis::run(&ExperimentArgs {
+        seeds: Some(1_000_000_000),
+        ..args(out.path())
+    })
+    .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "--seeds: variance trains nothing (its simulation draws a fixed number of samples), so \
+         it takes no seeds"
+    );
 }
 
 #[test]

@@ -13,15 +13,6 @@ use radam_train::harness::{HarnessError, RunReport};
 use radam_train::run_dir::DirLock;
 use radam_train::tasks::{cifar, lm, nmt};
 
-/// ndarray's random generator is global: the in-process runs of this file take turns.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 fn cifar_run(dir: &Path, extra: &[&str]) -> Result<RunReport, HarnessError> {
     let mut args = vec![
         "cifar_resnet",
@@ -35,31 +26,6 @@ fn cifar_run(dir: &Path, extra: &[&str]) -> Result<RunReport, HarnessError> {
     cifar::run(cifar::CifarArgs::try_parse_from(args).expect("valid flags"))
 }
 
-fn refused(result: Result<RunReport, HarnessError>) -> String {
-    match result {
-        Err(error) => error.to_string(),
-        Ok(_) => panic!("the run should have been refused"),
-    }
-}
-
-/// The bytes of every file under `dir`, by relative path.
-fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
-    fn walk(root: &Path, dir: &Path, out: &mut std::collections::BTreeMap<String, Vec<u8>>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(root, &path, out);
-            } else {
-                let name = path.strip_prefix(root).unwrap().display().to_string();
-                out.insert(name, std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    let mut files = std::collections::BTreeMap::new();
-    walk(dir, dir, &mut files);
-    files
-}
-
 /// Flips bit `bit` of the byte in the middle of the file at `path`.
 fn flip_bit(path: &Path, bit: u8) {
     let mut bytes = std::fs::read(path).unwrap();
@@ -70,12 +36,12 @@ fn flip_bit(path: &Path, bit: u8) {
 
 #[test]
 fn a_directory_in_use_by_another_run_is_refused() {
-    let _serial = serial();
+    let _serial = common::serial();
     let temp = common::temp_dir();
     let dir = temp.path().join("run");
     let held = DirLock::acquire(&dir).unwrap();
     assert_eq!(
-        refused(cifar_run(&dir, &[])),
+        common::refused(cifar_run(&dir, &[])),
         format!(
             "{} is in use by process {}: wait for that run to end, or choose another \
              --artifact-dir",
@@ -96,17 +62,17 @@ fn a_directory_in_use_by_another_run_is_refused() {
 
 #[test]
 fn overwrite_replaces_a_finished_run_only_once_the_new_one_has_finished() {
-    let _serial = serial();
+    let _serial = common::serial();
     let temp = common::temp_dir();
     let dir = temp.path().join("run");
     let staging = temp.path().join(".run.overwrite");
     cifar_run(&dir, &[]).unwrap();
     // A file of the user's in the run's directory.
     std::fs::write(dir.join("notes.txt"), "keep me").unwrap();
-    let before = snapshot(&dir);
+    let before = common::snapshot(&dir);
 
     // A new run that diverges: the old run stays whole, and nothing of the new one is left.
-    let error = refused(cifar_run(
+    let error = common::refused(cifar_run(
         &dir,
         &["--overwrite", "--lr", "1e30", "--epochs", "3"],
     ));
@@ -117,13 +83,13 @@ fn overwrite_replaces_a_finished_run_only_once_the_new_one_has_finished() {
         )),
         "{error}"
     );
-    assert_eq!(snapshot(&dir), before);
+    assert_eq!(common::snapshot(&dir), before);
     assert!(!staging.exists());
 
     // A new run whose checkpoint cannot be written (a file where its folder goes).
     std::fs::create_dir_all(&staging).unwrap();
     std::fs::write(staging.join("checkpoint"), b"").unwrap();
-    let error = refused(cifar_run(&dir, &["--overwrite", "--seed", "1"]));
+    let error = common::refused(cifar_run(&dir, &["--overwrite", "--seed", "1"]));
     assert!(
         error.starts_with(&format!(
             "cannot write {}/",
@@ -139,9 +105,9 @@ fn overwrite_replaces_a_finished_run_only_once_the_new_one_has_finished() {
         )),
         "{error}"
     );
-    assert_eq!(snapshot(&dir), before);
+    assert_eq!(common::snapshot(&dir), before);
     // A plain run names both runs.
-    let error = refused(cifar_run(&dir, &["--seed", "1"]));
+    let error = common::refused(cifar_run(&dir, &["--seed", "1"]));
     assert!(
         error.contains(&format!(
             "(and an unfinished --overwrite run in {})",
@@ -167,7 +133,7 @@ fn overwrite_replaces_a_finished_run_only_once_the_new_one_has_finished() {
 
 #[test]
 fn an_interrupted_overwrite_with_a_checkpoint_replaces_the_old_run_when_resumed() {
-    let _serial = serial();
+    let _serial = common::serial();
     let temp = common::temp_dir();
     let dir = temp.path().join("run");
     cifar_run(&dir, &[]).unwrap();
@@ -192,7 +158,7 @@ fn an_interrupted_overwrite_with_a_checkpoint_replaces_the_old_run_when_resumed(
     std::fs::rename(&dir, temp.path().join(".run.replaced")).unwrap();
     std::fs::create_dir_all(&staged).unwrap();
     std::fs::rename(straight.path().join("model.mpk"), staged.join("model.mpk")).unwrap();
-    let error = refused(cifar_run(&dir, &["--seed", "1", "--epochs", "2"]));
+    let error = common::refused(cifar_run(&dir, &["--seed", "1", "--epochs", "2"]));
     assert!(error.contains("holds an earlier run"), "{error}");
     assert!(dir.join("model.mpk").is_file() && !staged.exists());
     assert!(!temp.path().join(".run.replaced").exists());
@@ -253,7 +219,7 @@ impl Drop for Tmpfs {
 
 /// Bytes the files of `dir` take on a file system of 4 KiB blocks.
 fn blocks_of(dir: &Path) -> u64 {
-    snapshot(dir)
+    common::snapshot(dir)
         .values()
         .map(|bytes| (bytes.len() as u64).div_ceil(4096) * 4096)
         .sum()
@@ -332,7 +298,7 @@ fn a_full_disk_ends_the_run_with_one_error_line_and_resume_finishes_it() {
 
 #[test]
 fn flipped_bits_in_checkpoints_and_the_model_are_refused() {
-    let _serial = serial();
+    let _serial = common::serial();
     let temp = common::temp_dir();
     let dir = temp.path().join("run");
     cifar_run(&dir, &["--epochs", "3", "--stop-after", "2"]).unwrap();
@@ -341,7 +307,7 @@ fn flipped_bits_in_checkpoints_and_the_model_are_refused() {
         let file = dir.join(format!("checkpoint/{record}-2.mpk"));
         let good = std::fs::read(&file).unwrap();
         flip_bit(&file, bit);
-        let error = refused(resume());
+        let error = common::refused(resume());
         assert!(
             error.starts_with(&format!(
                 "checkpoint {} is corrupt (hash mismatch: ",
@@ -359,7 +325,7 @@ fn flipped_bits_in_checkpoints_and_the_model_are_refused() {
     // A run stopped after training (no results yet) loads its model again: checked too.
     std::fs::remove_file(dir.join("results.json")).unwrap();
     flip_bit(&dir.join("model.mpk"), 3);
-    let error = refused(resume());
+    let error = common::refused(resume());
     assert!(
         error.starts_with(&format!(
             "model {} is corrupt (hash mismatch: ",
@@ -382,7 +348,7 @@ fn write_cifar_batch(path: &Path, images: usize, seed: u8) {
 
 #[test]
 fn resume_on_changed_data_is_refused_naming_the_file() {
-    let _serial = serial();
+    let _serial = common::serial();
     let temp = common::temp_dir();
 
     // CIFAR: a training batch file that grew.
@@ -396,7 +362,7 @@ fn resume_on_changed_data_is_refused_naming_the_file() {
     let base = ["--epochs", "2", "--data-dir", data.to_str().unwrap()];
     cifar_run(&dir, &[&base[..], &["--stop-after", "1"]].concat()).unwrap();
     write_cifar_batch(&data.join("data_batch_3.bin"), 40, 3);
-    let error = refused(cifar_run(&dir, &[&base[..], &["--resume"]].concat()));
+    let error = common::refused(cifar_run(&dir, &[&base[..], &["--resume"]].concat()));
     assert!(
         error.starts_with(&format!(
             "cannot resume {}: its data changed since the run started ({}: 24584 bytes, sha256 ",
@@ -446,14 +412,14 @@ fn resume_on_changed_data_is_refused_naming_the_file() {
         format!("{text}zebra yak quokka emu\n"),
     )
     .unwrap();
-    let error = refused(lm_run(&["--resume"]));
+    let error = common::refused(lm_run(&["--resume"]));
     assert!(
         error.contains(&format!("{}: ", corpus.join("train.txt").display()))
             && error.contains("; vocabulary: 8 → 12)"),
         "{error}"
     );
     // Told to go on, it still cannot load a model of another vocabulary.
-    let error = refused(lm_run(&["--resume-with-new-data"]));
+    let error = common::refused(lm_run(&["--resume-with-new-data"]));
     assert!(
         error.ends_with(
             "does not fit this run's model (tensor 0: saved [8, 32], this run's model [12, 32])"
@@ -507,7 +473,7 @@ fn resume_on_changed_data_is_refused_naming_the_file() {
     let train_en = parallel.join("train.en");
     let replaced = std::fs::read_to_string(&train_en).unwrap().to_uppercase();
     std::fs::write(&train_en, replaced).unwrap();
-    let error = refused(nmt_run(&["--resume"]));
+    let error = common::refused(nmt_run(&["--resume"]));
     assert!(
         error.contains(&format!("{}: ", train_en.display())),
         "{error}"
@@ -516,7 +482,7 @@ fn resume_on_changed_data_is_refused_naming_the_file() {
 
 #[test]
 fn runs_stopped_after_training_resume_into_their_last_phase() {
-    let _serial = serial();
+    let _serial = common::serial();
     let temp = common::temp_dir();
     // Translation killed while it translated the test set.
     let dir = temp.path().join("nmt");
@@ -545,7 +511,7 @@ fn runs_stopped_after_training_resume_into_their_last_phase() {
     );
     assert_eq!(resumed.results, finished.results);
     assert_eq!(resumed.history.epochs.len(), finished.history.epochs.len());
-    let error = refused(nmt_run(&["--resume"]));
+    let error = common::refused(nmt_run(&["--resume"]));
     assert!(error.contains("already finished 1 of 1 epochs"), "{error}");
 
     // The language model's test perplexity: on a test split equal to the validation split,

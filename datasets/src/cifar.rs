@@ -293,6 +293,15 @@ mod tests {
             ),
             "{error}"
         );
+        // A directory where a batch file should be is named as such.
+        std::fs::create_dir(dir.path().join("data_batch_2.bin")).unwrap();
+        let error = CifarDataset::cifar10(dir.path(), Split::Train)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("missing: data_batch_2.bin is not a file, data_batch_3.bin,"),
+            "{error}"
+        );
         let error = CifarDataset::cifar100(dir.path(), Split::Test, Cifar100Labels::Fine)
             .unwrap_err()
             .to_string();

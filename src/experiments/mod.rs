@@ -118,6 +118,20 @@ impl ExperimentArgs {
         }
     }
 
+    /// Refuses `--seeds` for `experiment`, which trains nothing and draws no seeds.
+    ///
+    /// # Errors
+    /// When `--seeds` was given.
+    pub fn refuse_seeds(&self, experiment: &str) -> Result<(), HarnessError> {
+        match self.seeds {
+            Some(_) => Err(HarnessError::Invalid(format!(
+                "--seeds: {experiment} trains nothing (its simulation draws a fixed number of \
+                 samples), so it takes no seeds"
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// Seeds per configuration: `--seeds`, or the scale's default.
     pub fn seed_count(&self) -> usize {
         self.seeds.unwrap_or(match self.scale {
@@ -429,6 +443,46 @@ pub fn regime_line(steps: usize, beta_2: f32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_finished_run_is_reused_only_while_its_files_hold_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path();
+        assert!(RunOutcome::read(run).unwrap().is_none());
+        let csv = "epoch,train/Loss,valid/Accuracy\n1,2.25,31.5\n2,1.75,48.0\n";
+        std::fs::write(run.join(CSV), csv).unwrap();
+        // outcome.json damaged (truncated by a kill): the run's results.json stands in.
+        std::fs::write(run.join(OUTCOME), "{\"results\": [[\"test BL").unwrap();
+        std::fs::write(
+            run.join(RESULTS),
+            "{\"results\": [[\"test BLEU\", 12.5]], \"seconds\": 3.0, \"steps\": 16}",
+        )
+        .unwrap();
+        let outcome = RunOutcome::read(run).unwrap().expect("a finished run");
+        assert_eq!(outcome.result("test BLEU"), Some(12.5));
+        assert_eq!((outcome.steps, outcome.history.epochs.len()), (16, 2));
+        // A metrics file with a value no run can have is named, not averaged into a table.
+        for (bad, why) in [
+            (
+                "2,-46.049,48.0",
+                "an impossible Train Loss of -46.049 at epoch 2",
+            ),
+            (
+                "2,1.75,148.0",
+                "an impossible Valid Accuracy of 148 at epoch 2",
+            ),
+            ("2,NaN,48.0", "an impossible Train Loss of NaN at epoch 2"),
+        ] {
+            let text = format!("epoch,train/Loss,valid/Accuracy\n1,2.25,31.5\n{bad}\n");
+            std::fs::write(run.join(CSV), text).unwrap();
+            let error = RunOutcome::read(run).unwrap_err().to_string();
+            assert!(error.contains(why), "{bad}: {error}");
+            assert!(
+                error.ends_with("remove that directory to train it again"),
+                "{error}"
+            );
+        }
+    }
 
     #[test]
     fn regime_line_reports_rectification_halfway_and_at_the_end() {

@@ -32,6 +32,7 @@ pub fn simulation_size(scale: Scale) -> (usize, usize) {
 pub fn run(args: &ExperimentArgs) -> Result<String, HarnessError> {
     args.refuse_setting("variance")?;
     args.refuse_ledger("variance")?;
+    args.refuse_seeds("variance")?;
     let dir = args.output_dir("variance")?;
     let mut summary = String::new();
 

@@ -64,6 +64,12 @@ pub fn run(args: impl IntoIterator<Item = String>) -> i32 {
                 return if error.use_stderr() { 2 } else { 0 };
             }
         };
+    if let Some(path) = &args.json
+        && let Err(why) = check_writable(path)
+    {
+        eprintln!("error: --json {}: {why}", path.display());
+        return 2;
+    }
     let adapter = match crate::backend::wgpu_adapter() {
         Ok(adapter) => adapter,
         Err(error) => {
@@ -112,6 +118,18 @@ pub fn run(args: impl IntoIterator<Item = String>) -> i32 {
     report.exit_code()
 }
 
+/// Whether the report can be written to `path`, tried before any measurement: a temporary file
+/// beside it is created and removed.
+fn check_writable(path: &std::path::Path) -> Result<(), String> {
+    if path.is_dir() {
+        return Err("is a directory".to_string());
+    }
+    let partial = crate::run_dir::partial_path(path);
+    std::fs::File::create(&partial).map_err(|error| error.to_string())?;
+    std::fs::remove_file(&partial).ok();
+    Ok(())
+}
+
 /// Ends the process at `deadline`, with what `report` holds by then.
 fn stop_at(deadline: Instant, budget: Duration, report: Arc<Report>) {
     std::thread::spawn(move || {
@@ -122,4 +140,20 @@ fn stop_at(deadline: Instant, budget: Duration, report: Arc<Report>) {
         ));
         std::process::exit(report.exit_code());
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unwritable_json_path_is_named_before_any_measurement() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(check_writable(dir.path()).unwrap_err(), "is a directory");
+        let error = check_writable(&dir.path().join("absent/report.json")).unwrap_err();
+        assert!(error.contains("(os error 2)"), "{error}");
+        assert!(check_writable(&dir.path().join("report.json")).is_ok());
+        // The probe leaves nothing behind.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
 }

@@ -30,7 +30,7 @@ use crate::renderer::{PlainRenderer, QuietRenderer};
 use crate::run_dir::checkpoints::{load_model_checked, one_line};
 use crate::run_dir::{
     CSV, GRADIENT_HISTOGRAM, KeepLastCheckpoints, MODEL, PLOT, RunRecorder, WriteFailures,
-    replace_atomic, verify_checkpoint, write_atomic,
+    replace_atomic, verify_checkpoint, write_into_existing,
 };
 use crate::schedule::Schedule;
 use crate::training_curves::plot_history;
@@ -360,7 +360,7 @@ impl Session {
                 // The run has stopped on a failed write: nothing more is written.
                 return;
             }
-            if let Err(error) = write_atomic(&csv, history.to_csv().as_bytes()) {
+            if let Err(error) = write_into_existing(&csv, history.to_csv().as_bytes()) {
                 failures.report(format!("cannot write {}: {error}", csv.display()));
                 return;
             }

@@ -20,7 +20,7 @@ use serde::de::DeserializeOwned;
 
 pub use checkpoints::{KeepLastCheckpoints, integrity_problem, verify_checkpoint};
 pub use lock::DirLock;
-pub use radam_datasets::files::{replace_atomic, write_atomic};
+pub use radam_datasets::files::{partial_path, replace_atomic, write_atomic};
 pub use recorder::{RunRecorder, WriteFailures};
 
 /// The run's settings (`run.json`).
@@ -296,6 +296,28 @@ impl RunDir {
             }
         }
     }
+}
+
+/// [`write_atomic`] into a folder that must exist: a run's directory deleted while it trains is a
+/// `No such file or directory` error, never silently made again.
+///
+/// # Errors
+/// A missing folder, or what [`write_atomic`] returns.
+pub fn write_into_existing(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty())
+        && !folder.is_dir()
+    {
+        let why = if folder.exists() {
+            "is not a directory"
+        } else {
+            "is gone (No such file or directory)"
+        };
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{} {why}", folder.display()),
+        ));
+    }
+    write_atomic(path, bytes)
 }
 
 /// Removes the directory `path` and everything in it.

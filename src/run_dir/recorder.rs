@@ -15,7 +15,7 @@ use burn::train::Interrupter;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{checksum, write_atomic};
+use super::{checksum, write_into_existing};
 
 /// The format's extension, as Burn's `DefaultRecorder` names it.
 const EXTENSION: &str = "mpk";
@@ -93,7 +93,7 @@ impl<B: Backend> Recorder<B> for RunRecorder {
     fn save_item<I: Serialize>(&self, item: I, mut path: PathBuf) -> Result<(), RecorderError> {
         path.set_extension(EXTENSION);
         let bytes = Recorder::<B>::save_item(&self.format, item, ())?;
-        let written = write_atomic(&path, &bytes).and_then(|()| checksum::record(&path));
+        let written = write_into_existing(&path, &bytes).and_then(|()| checksum::record(&path));
         if let Some(dir) = path.parent() {
             checksum::remove_orphans(dir);
         }
@@ -187,13 +187,31 @@ mod tests {
         );
         let failures = WriteFailures::default();
         model
+            .clone()
             .save_file(
                 blocked.join("model-2"),
                 &RunRecorder::reporting_to(failures.clone()),
             )
             .unwrap();
         let reported = failures.first().expect("the failure is reported");
-        assert!(reported.contains("model-2.mpk: "), "{reported}");
+        assert_eq!(
+            reported,
+            format!(
+                "cannot write {}: {} is not a directory",
+                blocked.join("model-2.mpk").display(),
+                blocked.display()
+            )
+        );
+        // A run directory deleted while the run trains is not made again.
+        let gone = dir.path().join("run/checkpoint");
+        let model: Linear<NdArray> = LinearConfig::new(3, 2).init(&Default::default());
+        let error = model
+            .save_file(gone.join("model-3"), &RunRecorder::default())
+            .unwrap_err();
+        assert!(
+            format!("{error:?}").contains("checkpoint is gone (No such file or directory)"),
+            "{error:?}"
+        );
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }

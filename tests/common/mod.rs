@@ -7,6 +7,7 @@ use burn::backend::NdArray;
 use burn::backend::wgpu::WgpuDevice;
 use burn::module::Module;
 use burn::record::DefaultRecorder;
+use radam_train::harness::{HarnessError, RunReport};
 use radam_train::models::resnet::{CifarResNetConfig, ResNet};
 
 /// The wgpu device, or `None` (with a printed notice) when this machine has no Vulkan adapter.
@@ -26,6 +27,43 @@ pub fn wgpu_device_or_skip(test: &str) -> Option<WgpuDevice> {
             );
             None
         }
+    }
+}
+
+/// ndarray's random generator is global: runs in parallel would interleave their seeded
+/// initialisations, so the training tests of one test binary take turns.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// This test binary's turn to train (held until dropped).
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The bytes of every file under `dir`, by path relative to it.
+pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut std::collections::BTreeMap<String, Vec<u8>>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                let name = path.strip_prefix(root).unwrap().display().to_string();
+                out.insert(name, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    let mut files = std::collections::BTreeMap::new();
+    walk(dir, dir, &mut files);
+    files
+}
+
+/// The message of a run that must have been refused.
+pub fn refused(result: Result<RunReport, HarnessError>) -> String {
+    match result {
+        Err(error) => error.to_string(),
+        Ok(_) => panic!("the run should have been refused"),
     }
 }
 

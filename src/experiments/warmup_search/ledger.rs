@@ -49,13 +49,36 @@ impl Ledger {
             if lines.next() != Some(LEDGER_HEADER) {
                 return Err(bad(1, "not a warmup-search ledger (its header differs)"));
             }
+            // The line each run was read from, to name both of two that disagree.
+            let mut first_line = BTreeMap::new();
             for (index, line) in lines.enumerate() {
+                let number = index + 2;
                 let fields: Vec<&str> = line.splitn(3, ',').collect();
                 let [run, flags, rest] = fields[..] else {
-                    return Err(bad(index + 2, "malformed"));
+                    return Err(bad(number, "malformed"));
                 };
-                parse_result(rest).ok_or_else(|| bad(index + 2, "malformed result"))?;
-                runs.insert(format!("{run} {flags}"), rest.to_string());
+                let result = parse_result(rest).ok_or_else(|| bad(number, "malformed result"))?;
+                if let Some(why) = implausible(&result) {
+                    return Err(bad(number, &why));
+                }
+                let key = format!("{run} {flags}");
+                match runs.get(&key) {
+                    Some(earlier) if earlier != rest => {
+                        return Err(bad(
+                            number,
+                            &format!(
+                                "{run} with the same flags is also on line {}, with another \
+                                 result: remove the wrong one",
+                                first_line[&key]
+                            ),
+                        ));
+                    }
+                    Some(_) => {}
+                    None => {
+                        first_line.insert(key.clone(), number);
+                        runs.insert(key, rest.to_string());
+                    }
+                }
             }
         }
         Ok(Self {
@@ -101,6 +124,26 @@ impl Ledger {
             text.push_str(&format!("{place},{flags},{line}\n"));
         }
         write_file(&self.path, &text)
+    }
+}
+
+/// Why a recorded result cannot be a training run's: a loss below 0 or not a number (a
+/// diverged run records an infinite final loss, no step and no curve), or a finished run of no
+/// step.
+fn implausible(result: &SearchRun) -> Option<String> {
+    let bad_loss = |loss: f64| loss.is_nan() || loss < 0.0;
+    if result.steps == 0 && result.loss.is_finite() {
+        Some("a run of 0 steps".to_string())
+    } else if bad_loss(result.loss) {
+        Some(format!("an impossible final loss of {}", result.loss))
+    } else if let Some((epoch, loss)) = result
+        .curve
+        .iter()
+        .find(|(_, loss)| bad_loss(*loss) || loss.is_infinite())
+    {
+        Some(format!("an impossible loss of {loss} at epoch {epoch}"))
+    } else {
+        None
     }
 }
 
@@ -180,6 +223,34 @@ mod tests {
         std::fs::write(&path, format!("{LEDGER_HEADER}\nL2/adam,--seed 0,12,x,\n")).unwrap();
         let error = Ledger::open(&path).unwrap_err().to_string();
         assert!(error.contains("line 2: malformed result"), "{error}");
+        for (row, why) in [
+            ("12,-5,1:-5", "line 2: an impossible final loss of -5"),
+            ("12,NaN,", "line 2: an impossible final loss of NaN"),
+            (
+                "12,1.5,1:2.0;2:-0.5",
+                "line 2: an impossible loss of -0.5 at epoch 2",
+            ),
+            ("0,1.5,", "line 2: a run of 0 steps"),
+        ] {
+            std::fs::write(&path, format!("{LEDGER_HEADER}\nL2/adam,--seed 0,{row}\n")).unwrap();
+            let error = Ledger::open(&path).unwrap_err().to_string();
+            assert!(error.ends_with(why), "{row}: {error}");
+        }
+        // The same run twice: the same result is harmless, two results are a conflict.
+        let twice = |second: &str| {
+            format!("{LEDGER_HEADER}\nL2/adam,--seed 0,12,1.5,\nL2/adam,--seed 0,{second}\n")
+        };
+        std::fs::write(&path, twice("12,1.5,")).unwrap();
+        assert!(Ledger::open(&path).is_ok());
+        std::fs::write(&path, twice("12,2.5,")).unwrap();
+        let error = Ledger::open(&path).unwrap_err().to_string();
+        assert!(
+            error.ends_with(
+                "line 3: L2/adam with the same flags is also on line 2, with another result: \
+                 remove the wrong one"
+            ),
+            "{error}"
+        );
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 }
