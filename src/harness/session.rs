@@ -70,9 +70,9 @@ impl Session {
     /// once the data, the backend and the model are ready.
     ///
     /// # Errors
-    /// Unusable flag values; a directory that holds an earlier run without `--resume` or
-    /// `--overwrite`; `--resume` without a run, or with settings that differ from the
-    /// interrupted run's.
+    /// Unusable flag values; a directory in use by another run; a directory that holds an
+    /// earlier run without `--resume` or `--overwrite`; `--resume` without a run, or with
+    /// settings that differ from the interrupted run's.
     pub fn open(
         args: &TrainArgs,
         defaults: &TaskDefaults,
@@ -158,45 +158,7 @@ impl Session {
         let run_dir = RunDir::new(dir);
         let lock = DirLock::acquire(run_dir.path()).map_err(HarnessError::Invalid)?;
         run_dir.recover().map_err(HarnessError::Io)?;
-        let staging = run_dir.staging();
-        let (work_dir, start) = if resume {
-            if staging.holds_run() {
-                // An interrupted --overwrite: its run is the one to continue.
-                let start = Self::resume_point(&staging, &settings)?;
-                if start.epoch() == 0 {
-                    (staging, start)
-                } else {
-                    println!(
-                        "note: the --overwrite run in {staging} has a complete checkpoint: it \
-                         replaces the earlier run in {run_dir} now"
-                    );
-                    run_dir.replace_with(&staging).map_err(HarnessError::Io)?;
-                    (run_dir.clone(), start)
-                }
-            } else {
-                (run_dir.clone(), Self::resume_point(&run_dir, &settings)?)
-            }
-        } else if run_dir.holds_run() || staging.holds_run() {
-            if !args.overwrite {
-                let unfinished = if staging.holds_run() {
-                    format!(" (and an unfinished --overwrite run in {staging})")
-                } else {
-                    String::new()
-                };
-                return Err(HarnessError::Invalid(format!(
-                    "{run_dir} holds an earlier run{unfinished}: continue it with --resume, \
-                     replace it with --overwrite, or choose another --artifact-dir"
-                )));
-            }
-            if run_dir.holds_run() {
-                // The earlier run stays untouched until the new one has finished.
-                (staging, Start::Fresh { clear: true })
-            } else {
-                (run_dir.clone(), Start::Fresh { clear: false })
-            }
-        } else {
-            (run_dir.clone(), Start::Fresh { clear: false })
-        };
+        let (work_dir, start) = Self::starting_point(&run_dir, &settings, resume, args.overwrite)?;
         if let Start::Resume { epoch } = start
             && epoch > 0
             && epoch >= stop_after
@@ -231,6 +193,63 @@ impl Session {
             title,
             node,
         })
+    }
+
+    /// Where the run trains (the artifact directory `run_dir`, or its staging directory when
+    /// `--overwrite` replaces an earlier run) and how it starts there. With `resume`, an
+    /// interrupted `--overwrite` run is the one continued, and it replaces the earlier run as
+    /// soon as it has a complete checkpoint.
+    fn starting_point(
+        run_dir: &RunDir,
+        settings: &RunSettings,
+        resume: bool,
+        overwrite: bool,
+    ) -> Result<(RunDir, Start), HarnessError> {
+        let staging = run_dir.staging();
+        if resume {
+            if !staging.holds_run() {
+                return Ok((run_dir.clone(), Self::resume_point(run_dir, settings)?));
+            }
+            let start = Self::resume_point(&staging, settings)?;
+            if start.epoch() == 0 {
+                return Ok((staging, start));
+            }
+            println!(
+                "note: the --overwrite run in {staging} has a complete checkpoint: it replaces \
+                 the earlier run in {run_dir} now"
+            );
+            run_dir.replace_with(&staging).map_err(HarnessError::Io)?;
+            return Ok((run_dir.clone(), start));
+        }
+        if !run_dir.holds_run() && !staging.holds_run() {
+            return Ok((run_dir.clone(), Start::Fresh { clear: false }));
+        }
+        if !overwrite {
+            let unfinished = if staging.holds_run() {
+                format!(" (and an unfinished --overwrite run in {staging})")
+            } else {
+                String::new()
+            };
+            return Err(HarnessError::Invalid(format!(
+                "{run_dir} holds an earlier run{unfinished}: continue it with --resume, replace \
+                 it with --overwrite, or choose another --artifact-dir"
+            )));
+        }
+        if !run_dir.holds_run() {
+            // Only an abandoned --overwrite run is there: nothing to keep.
+            return Ok((run_dir.clone(), Start::Fresh { clear: false }));
+        }
+        if settings.nodes > 1 {
+            // Every node's directory lies inside node 0's, and each node would finish its swap
+            // at its own moment: none of them can replace the earlier run safely.
+            return Err(HarnessError::Invalid(format!(
+                "--overwrite cannot replace the earlier run in {run_dir} in a run of {} nodes: \
+                 remove that directory yourself, or choose another --artifact-dir",
+                settings.nodes
+            )));
+        }
+        // The earlier run stays untouched until the new one has finished.
+        Ok((staging, Start::Fresh { clear: true }))
     }
 
     /// Where `--resume` continues the run in `dir`: after its last complete checkpoint, or from
@@ -321,5 +340,52 @@ impl Session {
     /// This process's rank in a multi-node run (0 otherwise).
     pub fn node_rank(&self) -> usize {
         self.node.rank
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn settings(flags: &[&str]) -> RunSettings {
+        let args = crate::tasks::cifar::CifarArgs::try_parse_from(
+            std::iter::once("cifar_resnet").chain(flags.iter().copied()),
+        )
+        .unwrap();
+        let defaults = crate::tasks::cifar::defaults(args.train.size);
+        RunSettings::resolve(&args.train, &defaults, TaskOptions::new())
+    }
+
+    #[test]
+    fn an_earlier_run_is_replaced_from_beside_it_and_never_across_nodes() {
+        let temp = tempfile::tempdir().unwrap();
+        let run_dir = RunDir::new(temp.path().join("run"));
+        let one = settings(&[]);
+        let fresh = Start::Fresh { clear: false };
+        assert_eq!(
+            Session::starting_point(&run_dir, &one, false, true).unwrap(),
+            (run_dir.clone(), fresh)
+        );
+        run_dir.take_over(false, &one).unwrap();
+        let error = Session::starting_point(&run_dir, &one, false, false).unwrap_err();
+        assert!(
+            error.to_string().contains(" holds an earlier run: "),
+            "{error}"
+        );
+        assert_eq!(
+            Session::starting_point(&run_dir, &one, false, true).unwrap(),
+            (run_dir.staging(), Start::Fresh { clear: true })
+        );
+        let two_nodes = settings(&["--nodes", "2"]);
+        assert_eq!(
+            Session::starting_point(&run_dir, &two_nodes, false, true)
+                .unwrap_err()
+                .to_string(),
+            format!(
+                "--overwrite cannot replace the earlier run in {run_dir} in a run of 2 nodes: \
+                 remove that directory yourself, or choose another --artifact-dir"
+            )
+        );
     }
 }
