@@ -3,7 +3,7 @@
 
 use radam_models::transformer::TransformerNmtConfig;
 
-use super::test_set::{SENTENCES_PER_BATCH, longest_translation};
+use super::test_set::{longest_translation, sentences_per_batch};
 use crate::harness::HarnessError;
 
 /// Bytes of memory the beam search needs, roughly, for `rows` = sentences × beam hypotheses
@@ -17,8 +17,8 @@ fn beam_search_bytes(
     output_length: usize,
     source_length: usize,
 ) -> u128 {
+    let rows = (sentences_per_batch(beam) * beam) as u128;
     let (vocab, beam) = (vocab as u128, beam as u128);
-    let rows = SENTENCES_PER_BATCH as u128 * beam;
     let d = config.d_model as u128;
     let layers = config.decoder_layers as u128;
     let per_row = 4
@@ -44,10 +44,11 @@ pub(super) fn check_beam_fits(
         Some(available) if needed > available / 2 => {
             let gb = |bytes: u128| bytes as f64 / 1e9;
             Err(HarnessError::Invalid(format!(
-                "--beam {beam} would need about {:.1} GB to translate {SENTENCES_PER_BATCH} \
-                 sentences at a time (vocabulary {vocab}, up to {} tokens), more than half of \
-                 the {:.1} GB available: use a smaller --beam",
+                "--beam {beam} would need about {:.1} GB to translate {} sentences at a time \
+                 (vocabulary {vocab}, up to {} tokens), more than half of the {:.1} GB \
+                 available: use a smaller --beam",
                 gb(needed),
+                sentences_per_batch(beam),
                 output_length,
                 gb(available)
             )))
@@ -67,8 +68,9 @@ mod tests {
             .with_d_model(64)
             .with_d_ff(128);
         let needed = beam_search_bytes(&config, 600, 500, 110, 100);
-        // Every row holds at least its logits (4 bytes × vocabulary, four copies).
-        assert!(needed >= 32 * 500 * 16 * 600, "{needed}");
+        // A beam of 500 decodes one sentence at a time; every row holds at least its logits
+        // (4 bytes × vocabulary, four copies).
+        assert!(needed >= 500 * 16 * 600, "{needed}");
         let just_enough = Some(2 * needed);
         assert!(check_beam_fits(&config, 600, 500, 100, just_enough).is_ok());
         assert!(check_beam_fits(&config, 600, 500, 100, None).is_ok());
@@ -84,10 +86,11 @@ mod tests {
     #[test]
     fn the_estimate_grows_with_beam_vocabulary_and_length() {
         let config = TransformerNmtConfig::tiny(600, PAD_ID as usize);
-        let base = beam_search_bytes(&config, 600, 4, 50, 40);
-        assert_eq!(beam_search_bytes(&config, 600, 8, 50, 40), 2 * base);
-        assert!(beam_search_bytes(&config, 1200, 4, 50, 40) > base);
-        assert!(beam_search_bytes(&config, 600, 4, 100, 40) > base);
-        assert!(beam_search_bytes(&config, 600, 4, 50, 80) > base);
+        let base = beam_search_bytes(&config, 600, 2, 50, 40);
+        // 32 sentences of 2 and of 4 hypotheses: the rows double, and the candidates.
+        assert_eq!(beam_search_bytes(&config, 600, 4, 50, 40), 2 * base);
+        assert!(beam_search_bytes(&config, 1200, 2, 50, 40) > base);
+        assert!(beam_search_bytes(&config, 600, 2, 100, 40) > base);
+        assert!(beam_search_bytes(&config, 600, 2, 50, 80) > base);
     }
 }

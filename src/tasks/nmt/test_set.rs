@@ -18,8 +18,16 @@ use crate::harness::{HarnessError, Session};
 use crate::renderer::format_duration;
 use crate::run_dir::{TRANSLATIONS, write_atomic};
 
-/// Test sentences beam-searched together.
-pub(super) const SENTENCES_PER_BATCH: usize = 32;
+/// Test sentences beam-searched together at the default beam of 5.
+const SENTENCES_PER_BATCH: usize = 32;
+
+/// Test sentences beam-searched together with a beam of `beam`: 32 up to the default beam of 5,
+/// fewer as the beam grows (the hypotheses decoded together stay about 160), down to one
+/// sentence, so that a wide beam neither takes 32 times the memory nor runs for minutes
+/// between two progress lines.
+pub(super) fn sentences_per_batch(beam: usize) -> usize {
+    (SENTENCES_PER_BATCH * 5 / beam.max(1)).clamp(1, SENTENCES_PER_BATCH)
+}
 /// How often the test-set translation reports its progress.
 const TRANSLATION_REPORT_EVERY: Duration = Duration::from_secs(10);
 
@@ -69,7 +77,7 @@ pub(super) fn translate_and_score<B: Backend>(
     let started = Instant::now();
     let mut last_report = Duration::ZERO;
     let mut hypotheses = Vec::with_capacity(pairs.len());
-    for chunk in pairs.chunks(SENTENCES_PER_BATCH) {
+    for chunk in pairs.chunks(sentences_per_batch(search.beam_size)) {
         let mut sources = Vec::with_capacity(chunk.len());
         for (source, _) in chunk {
             let mut ids = bpe.encode(source)?;
@@ -106,6 +114,15 @@ pub(super) fn translate_and_score<B: Backend>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wide_beams_decode_fewer_sentences_at_a_time() {
+        assert_eq!(sentences_per_batch(1), 32);
+        assert_eq!(sentences_per_batch(5), 32);
+        assert_eq!(sentences_per_batch(10), 16);
+        assert_eq!(sentences_per_batch(160), 1);
+        assert_eq!(sentences_per_batch(600), 1);
+    }
 
     #[test]
     fn translation_progress_gives_the_rate_and_the_time_left() {
