@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::path::Path;
-
 use burn::backend::NdArray;
 use burn::record::DefaultRecorder;
 use clap::Parser;
@@ -14,19 +12,6 @@ use radam_train::harness::{HarnessError, RunReport};
 use radam_train::history::Split;
 use radam_train::run_dir::TRANSLATIONS;
 use radam_train::tasks::{cifar, lm, nmt};
-
-fn cifar_args(dir: &Path, extra: &[&str]) -> cifar::CifarArgs {
-    let mut args = vec![
-        "cifar_resnet",
-        "--size",
-        "tiny",
-        "--plain",
-        "--artifact-dir",
-    ];
-    args.push(dir.to_str().unwrap());
-    args.extend_from_slice(extra);
-    cifar::CifarArgs::try_parse_from(args).expect("valid flags")
-}
 
 fn assert_artifacts(report: &RunReport, epochs: usize, metric: &str) {
     let dir = &report.artifact_dir;
@@ -66,7 +51,7 @@ fn assert_artifacts(report: &RunReport, epochs: usize, metric: &str) {
 fn cifar_trains_and_writes_its_artifacts() {
     let _serial = common::serial();
     let dir = common::temp_dir();
-    let report = cifar::run(cifar_args(dir.path(), &[])).unwrap();
+    let report = cifar::run(common::cifar_args(dir.path(), &[])).unwrap();
     assert_artifacts(&report, 1, "Accuracy");
     let accuracy = report.history.epochs[0]
         .get(Split::Valid, "Accuracy")
@@ -89,7 +74,7 @@ fn cifar_trains_and_writes_its_artifacts() {
 fn baselines_train_without_the_rectification_metric() {
     let _serial = common::serial();
     let dir = common::temp_dir();
-    let report = cifar::run(cifar_args(
+    let report = cifar::run(common::cifar_args(
         dir.path(),
         &["--optimizer", "adam", "--warmup", "4"],
     ))
@@ -106,22 +91,26 @@ fn baselines_train_without_the_rectification_metric() {
 fn resuming_after_an_interruption_gives_the_uninterrupted_weights() {
     let _serial = common::serial();
     let straight = common::temp_dir();
-    cifar::run(cifar_args(straight.path(), &["--epochs", "3"])).unwrap();
+    cifar::run(common::cifar_args(straight.path(), &["--epochs", "3"])).unwrap();
 
     // The same run, interrupted after epoch 1 and after epoch 2, resumed each time.
     let resumed = common::temp_dir();
-    let interrupted = cifar::run(cifar_args(
+    let interrupted = cifar::run(common::cifar_args(
         resumed.path(),
         &["--epochs", "3", "--stop-after", "1"],
     ))
     .unwrap();
     assert_eq!(interrupted.history.epochs.len(), 1);
-    cifar::run(cifar_args(
+    cifar::run(common::cifar_args(
         resumed.path(),
         &["--epochs", "3", "--stop-after", "2", "--resume"],
     ))
     .unwrap();
-    let report = cifar::run(cifar_args(resumed.path(), &["--epochs", "3", "--resume"])).unwrap();
+    let report = cifar::run(common::cifar_args(
+        resumed.path(),
+        &["--epochs", "3", "--resume"],
+    ))
+    .unwrap();
 
     common::assert_same_resnet8_weights(straight.path(), resumed.path());
     // The history spans all three epochs, one CSV row each.
@@ -133,7 +122,7 @@ fn resuming_after_an_interruption_gives_the_uninterrupted_weights() {
 fn resume_refuses_what_it_cannot_continue() {
     let _serial = common::serial();
     let dir = common::temp_dir();
-    let error = cifar::run(cifar_args(dir.path(), &["--resume"]))
+    let error = cifar::run(common::cifar_args(dir.path(), &["--resume"]))
         .err()
         .unwrap();
     assert!(matches!(error, HarnessError::Resume(_)));
@@ -142,15 +131,15 @@ fn resume_refuses_what_it_cannot_continue() {
         "{error}"
     );
 
-    cifar::run(cifar_args(dir.path(), &[])).unwrap();
-    let error = cifar::run(cifar_args(dir.path(), &["--resume"]))
+    cifar::run(common::cifar_args(dir.path(), &[])).unwrap();
+    let error = cifar::run(common::cifar_args(dir.path(), &["--resume"]))
         .err()
         .unwrap();
     assert!(
         error.to_string().contains("already finished 1 of 1 epochs"),
         "{error}"
     );
-    let error = cifar::run(cifar_args(
+    let error = cifar::run(common::cifar_args(
         dir.path(),
         &["--resume", "--epochs", "2", "--optimizer", "sgd"],
     ))
@@ -178,7 +167,7 @@ fn bad_flags_and_missing_data_are_clear_errors() {
     let dir = common::temp_dir();
     let missing = dir.path().join("nowhere");
     let missing = missing.to_str().unwrap();
-    let error = cifar::run(cifar_args(dir.path(), &["--data-dir", missing]))
+    let error = cifar::run(common::cifar_args(dir.path(), &["--data-dir", missing]))
         .err()
         .unwrap()
         .to_string();
@@ -187,7 +176,7 @@ fn bad_flags_and_missing_data_are_clear_errors() {
     // A directory without CIFAR files names what it expected.
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
-    let error = cifar::run(cifar_args(
+    let error = cifar::run(common::cifar_args(
         dir.path(),
         &["--data-dir", empty.to_str().unwrap()],
     ))
@@ -196,12 +185,12 @@ fn bad_flags_and_missing_data_are_clear_errors() {
     .to_string();
     assert!(error.contains("missing data files"), "{error}");
 
-    let error = cifar::run(cifar_args(dir.path(), &["--depth", "21"]))
+    let error = cifar::run(common::cifar_args(dir.path(), &["--depth", "21"]))
         .err()
         .unwrap()
         .to_string();
     assert!(error.contains("depth 6n + 2"), "{error}");
-    let error = cifar::run(cifar_args(dir.path(), &["--lr=-1"]))
+    let error = cifar::run(common::cifar_args(dir.path(), &["--lr=-1"]))
         .err()
         .unwrap()
         .to_string();
@@ -290,7 +279,11 @@ fn translation_trains_and_reports_test_bleu() {
 fn two_local_devices_train_the_example_through_burns_ddp() {
     let _serial = common::serial();
     let dir = common::temp_dir();
-    let report = cifar::run(cifar_args(dir.path(), &["--devices", "2", "--epochs", "2"])).unwrap();
+    let report = cifar::run(common::cifar_args(
+        dir.path(),
+        &["--devices", "2", "--epochs", "2"],
+    ))
+    .unwrap();
     assert_artifacts(&report, 2, "Accuracy");
     let settings = std::fs::read_to_string(dir.path().join("run.json")).unwrap();
     assert!(settings.contains("\"devices\": 2"), "{settings}");
@@ -310,7 +303,7 @@ fn data_parallel_flags_are_checked() {
     let _serial = common::serial();
     let dir = common::temp_dir();
     let error = |extra: &[&str]| -> String {
-        match cifar::run(cifar_args(dir.path(), extra)) {
+        match cifar::run(common::cifar_args(dir.path(), extra)) {
             Err(error) => error.to_string(),
             Ok(_) => panic!("{extra:?} should be refused"),
         }
@@ -366,7 +359,7 @@ fn language_model_and_translation_train_on_two_local_devices() {
 fn a_failed_rerun_never_touches_a_finished_run() {
     let _serial = common::serial();
     let dir = common::temp_dir();
-    cifar::run(cifar_args(dir.path(), &[])).unwrap();
+    cifar::run(common::cifar_args(dir.path(), &[])).unwrap();
     let before = common::snapshot(dir.path());
     for name in [
         "model.mpk",
@@ -383,7 +376,7 @@ fn a_failed_rerun_never_touches_a_finished_run() {
     }
 
     // A plain re-run is refused, naming both ways on.
-    let error = common::refused(cifar::run(cifar_args(dir.path(), &[])));
+    let error = common::refused(cifar::run(common::cifar_args(dir.path(), &[])));
     assert_eq!(
         error,
         format!(
@@ -405,7 +398,7 @@ fn a_failed_rerun_never_touches_a_finished_run() {
         vec!["--overwrite", "--warmup", "1000000"],
         vec!["--overwrite", "--resume"],
     ] {
-        let error = common::refused(cifar::run(cifar_args(dir.path(), &extra)));
+        let error = common::refused(cifar::run(common::cifar_args(dir.path(), &extra)));
         assert!(!error.is_empty(), "{extra:?}");
         let after = common::snapshot(dir.path());
         assert_eq!(
@@ -421,7 +414,11 @@ fn a_failed_rerun_never_touches_a_finished_run() {
         }
     }
     // With --overwrite and everything in order, the new run replaces the old one.
-    cifar::run(cifar_args(dir.path(), &["--overwrite", "--epochs", "2"])).unwrap();
+    cifar::run(common::cifar_args(
+        dir.path(),
+        &["--overwrite", "--epochs", "2"],
+    ))
+    .unwrap();
     assert!(dir.path().join("checkpoint/model-2.mpk").is_file());
     assert!(
         std::fs::read_to_string(dir.path().join("run.json"))
@@ -434,7 +431,7 @@ fn a_failed_rerun_never_touches_a_finished_run() {
 fn unusable_settings_are_one_clear_error_naming_the_optimizer() {
     let _serial = common::serial();
     let dir = common::temp_dir();
-    let run = |extra: &[&str]| common::refused(cifar::run(cifar_args(dir.path(), extra)));
+    let run = |extra: &[&str]| common::refused(cifar::run(common::cifar_args(dir.path(), extra)));
     assert_eq!(
         run(&["--epochs", "2", "--stop-after", "5"]),
         "--stop-after 5 is beyond the run's 2 epochs (--epochs)"
@@ -491,7 +488,7 @@ fn size_flags_beyond_the_memory_are_refused_before_any_allocation_naming_them() 
     let _serial = common::serial();
     let dir = common::temp_dir();
     let path = dir.path().to_str().unwrap();
-    let cifar = |extra: &[&str]| common::refused(cifar::run(cifar_args(dir.path(), extra)));
+    let cifar = |extra: &[&str]| common::refused(cifar::run(common::cifar_args(dir.path(), extra)));
     let lm = |extra: &[&str]| {
         let mut args = vec!["lm_lstm", "--size", "tiny", "--artifact-dir", path];
         args.extend_from_slice(extra);
@@ -536,9 +533,12 @@ fn size_flags_beyond_the_memory_are_refused_before_any_allocation_naming_them() 
 fn a_diverging_run_stops_with_an_error_and_saves_no_model() {
     let _serial = common::serial();
     let dir = common::temp_dir();
-    let error = cifar::run(cifar_args(dir.path(), &["--lr", "1e30", "--epochs", "3"]))
-        .err()
-        .unwrap();
+    let error = cifar::run(common::cifar_args(
+        dir.path(),
+        &["--lr", "1e30", "--epochs", "3"],
+    ))
+    .err()
+    .unwrap();
     assert!(matches!(error, HarnessError::Diverged(_)), "{error}");
     let error = error.to_string();
     assert!(
@@ -559,7 +559,7 @@ fn a_diverging_run_stops_with_an_error_and_saves_no_model() {
 fn resume_refuses_changed_task_flags_and_unreadable_checkpoints() {
     let _serial = common::serial();
     let dir = common::temp_dir();
-    cifar::run(cifar_args(
+    cifar::run(common::cifar_args(
         dir.path(),
         &["--epochs", "3", "--stop-after", "2"],
     ))
@@ -567,7 +567,7 @@ fn resume_refuses_changed_task_flags_and_unreadable_checkpoints() {
     let resume = |extra: &[&str]| {
         let mut flags = vec!["--epochs", "3", "--resume"];
         flags.extend_from_slice(extra);
-        cifar::run(cifar_args(dir.path(), &flags))
+        cifar::run(common::cifar_args(dir.path(), &flags))
     };
     let error = common::refused(resume(&["--depth", "14"]));
     assert!(

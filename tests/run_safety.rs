@@ -14,16 +14,7 @@ use radam_train::run_dir::DirLock;
 use radam_train::tasks::{cifar, lm, nmt};
 
 fn cifar_run(dir: &Path, extra: &[&str]) -> Result<RunReport, HarnessError> {
-    let mut args = vec![
-        "cifar_resnet",
-        "--size",
-        "tiny",
-        "--plain",
-        "--artifact-dir",
-    ];
-    args.push(dir.to_str().unwrap());
-    args.extend_from_slice(extra);
-    cifar::run(cifar::CifarArgs::try_parse_from(args).expect("valid flags"))
+    cifar::run(common::cifar_args(dir, extra))
 }
 
 /// Flips bit `bit` of the byte in the middle of the file at `path`.

@@ -67,6 +67,21 @@ pub fn refused(result: Result<RunReport, HarnessError>) -> String {
     }
 }
 
+/// The tiny CIFAR example's flags, writing into `dir`, with `extra` flags.
+pub fn cifar_args(dir: &Path, extra: &[&str]) -> radam_train::tasks::cifar::CifarArgs {
+    let mut args = vec![
+        "cifar_resnet",
+        "--size",
+        "tiny",
+        "--plain",
+        "--artifact-dir",
+    ];
+    args.push(dir.to_str().unwrap());
+    args.extend_from_slice(extra);
+    <radam_train::tasks::cifar::CifarArgs as clap::Parser>::try_parse_from(args)
+        .expect("valid flags")
+}
+
 /// A fresh temporary directory, removed when the value is dropped.
 pub fn temp_dir() -> tempfile::TempDir {
     tempfile::Builder::new()
