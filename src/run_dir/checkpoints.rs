@@ -271,7 +271,7 @@ mod tests {
             for kind in CHECKPOINT_KINDS {
                 let file = dir.checkpoint_file(kind, epoch);
                 std::fs::write(&file, b"x").unwrap();
-                checksum::record(&file).unwrap();
+                checksum::record(&file, b"x").unwrap();
             }
         };
         let failures = WriteFailures::default();

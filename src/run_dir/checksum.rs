@@ -44,12 +44,13 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
-/// Hashes the complete file at `path` and writes its checksum file (atomically).
+/// Writes the checksum file of the file at `path`, whose complete content is `content` (the
+/// bytes just written there: hashed from memory, not read back), atomically.
 ///
 /// # Errors
-/// If the file cannot be read or the checksum file cannot be written.
-pub fn record(path: &Path) -> std::io::Result<()> {
-    let digest = sha256_file(path)?;
+/// If the checksum file cannot be written.
+pub fn record(path: &Path, content: &[u8]) -> std::io::Result<()> {
+    let digest = hex(&Sha256::digest(content));
     let name = path
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
@@ -136,7 +137,7 @@ mod tests {
             sha256_file(&path).unwrap(),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
-        record(&path).unwrap();
+        record(&path, b"abc").unwrap();
         assert_eq!(
             std::fs::read_to_string(sidecar(&path)).unwrap(),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad  abc\n"
@@ -150,7 +151,7 @@ mod tests {
         let bytes: Vec<u8> = (0..5000u32).map(|i| (i * 7919 % 251) as u8).collect();
         std::fs::write(&path, &bytes).unwrap();
         assert_eq!(check(&path).unwrap(), Integrity::Unrecorded);
-        record(&path).unwrap();
+        record(&path, &bytes).unwrap();
         assert_eq!(check(&path).unwrap(), Integrity::Intact);
         for (byte, bit) in [(0, 0), (1234, 6), (4999, 7)] {
             let mut flipped = bytes.clone();
@@ -173,7 +174,7 @@ mod tests {
         for name in ["model-1.mpk", "model-2.mpk"] {
             let path = dir.path().join(name);
             std::fs::write(&path, name).unwrap();
-            record(&path).unwrap();
+            record(&path, name.as_bytes()).unwrap();
         }
         std::fs::remove_file(dir.path().join("model-1.mpk")).unwrap();
         remove_orphans(dir.path());

@@ -249,8 +249,13 @@ impl RunDir {
         if let Err(error) = std::fs::rename(&staged.path, &self.path) {
             std::fs::rename(&replaced, &self.path).ok();
             return Err(format!(
-                "cannot move the new run from {staged} to {self}: {error}; the earlier run is                  still in {self}"
+                "cannot move the new run from {staged} to {self}: {error}; the earlier run is \
+                 still in {self}"
             ));
+        }
+        if !replaced.exists() {
+            // There was no earlier run here to replace.
+            return Ok(());
         }
         self.adopt_others(&replaced);
         remove_all(&replaced)
@@ -372,5 +377,37 @@ mod tests {
         assert!(run.join("token-cache").is_dir());
         let settings: serde_json::Value = run.read_settings().unwrap();
         assert_eq!(settings["a"], 3);
+    }
+
+    #[test]
+    fn a_staged_run_replaces_the_run_here_or_takes_the_place_of_none() {
+        let dir = temp();
+        let run = RunDir::new(dir.path().join("run"));
+        run.take_over(false, &serde_json::json!({"run": "old"}))
+            .unwrap();
+        std::fs::write(run.join("notes.txt"), "mine").unwrap();
+        let staged = run.staging();
+        staged
+            .take_over(false, &serde_json::json!({"run": "new"}))
+            .unwrap();
+        run.replace_with(&staged).unwrap();
+        let settings: serde_json::Value = run.read_settings().unwrap();
+        assert_eq!(settings["run"], "new");
+        assert_eq!(
+            std::fs::read_to_string(run.join("notes.txt")).unwrap(),
+            "mine"
+        );
+        // Only the run's directory is left: no staging, no replaced run.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+
+        // The earlier run was removed by hand: the staged run simply takes its place.
+        std::fs::remove_dir_all(run.path()).unwrap();
+        staged
+            .take_over(false, &serde_json::json!({"run": "newer"}))
+            .unwrap();
+        run.replace_with(&staged).unwrap();
+        let settings: serde_json::Value = run.read_settings().unwrap();
+        assert_eq!(settings["run"], "newer");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }

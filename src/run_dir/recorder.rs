@@ -93,7 +93,8 @@ impl<B: Backend> Recorder<B> for RunRecorder {
     fn save_item<I: Serialize>(&self, item: I, mut path: PathBuf) -> Result<(), RecorderError> {
         path.set_extension(EXTENSION);
         let bytes = Recorder::<B>::save_item(&self.format, item, ())?;
-        let written = write_into_existing(&path, &bytes).and_then(|()| checksum::record(&path));
+        let written =
+            write_into_existing(&path, &bytes).and_then(|()| checksum::record(&path, &bytes));
         if let Some(dir) = path.parent() {
             checksum::remove_orphans(dir);
         }

@@ -189,7 +189,6 @@ impl OnBackend for LmTask {
         // each replica keeps continuing its own rows.
         let replicas = settings.replicas();
         let train = BpttDataset::new(corpus.train.clone(), settings.batch_size * replicas, bptt)?;
-        let valid = BpttDataset::new(corpus.valid.clone(), settings.batch_size, bptt)?;
         let steps_per_epoch = train.batches();
         let fingerprint =
             DataFingerprint::of_files(&corpus.files)?.with_derived("vocabulary", vocab);
@@ -197,9 +196,7 @@ impl OnBackend for LmTask {
         let train_loader: Arc<dyn DataLoader<B, LmBatch<B>>> = DataLoaderBuilder::new(LmBatcher)
             .batch_size(settings.batch_size)
             .build(train);
-        let valid_loader = DataLoaderBuilder::new(LmBatcher)
-            .batch_size(settings.batch_size)
-            .build(valid);
+        let valid_loader = evaluation_loader(&corpus.valid, settings.batch_size, bptt)?;
 
         B::seed(&device, settings.seed);
         let model = config.init::<B>(&device);
@@ -253,19 +250,29 @@ impl OnBackend for LmTask {
     }
 }
 
-/// Perplexity of `model` over the `test` tokens, read as validation reads its split (streams of
-/// `batch_size` rows in windows of `bptt`, state carried): `exp(Σ NLL / Σ tokens)`. `None` when
-/// the split is shorter than one batch.
+/// How a split is read for evaluation, validation and test alike: streams of `batch_size` rows
+/// in windows of `bptt`, in order, the state carried from window to window.
+fn evaluation_loader<B: Backend>(
+    tokens: &TokenStream,
+    batch_size: usize,
+    bptt: usize,
+) -> Result<Arc<dyn DataLoader<B, LmBatch<B>>>, radam_datasets::DataError> {
+    let dataset = BpttDataset::new(tokens.clone(), batch_size, bptt)?;
+    Ok(DataLoaderBuilder::new(LmBatcher)
+        .batch_size(batch_size)
+        .build(dataset))
+}
+
+/// Perplexity of `model` over the `test` tokens, read as validation reads its split
+/// ([`evaluation_loader`]): `exp(Σ NLL / Σ tokens)`. `None` when the split is shorter than one
+/// batch.
 fn test_perplexity<B: Backend>(
     model: &LstmLm<B>,
     test: &TokenStream,
     batch_size: usize,
     bptt: usize,
 ) -> Option<f64> {
-    let dataset = BpttDataset::new(test.clone(), batch_size, bptt).ok()?;
-    let loader: Arc<dyn DataLoader<B, LmBatch<B>>> = DataLoaderBuilder::new(LmBatcher)
-        .batch_size(batch_size)
-        .build(dataset);
+    let loader = evaluation_loader::<B>(test, batch_size, bptt).ok()?;
     let (mut nll, mut tokens) = (0.0f64, 0usize);
     for batch in loader.iter() {
         let output = model.forward_stream(batch);
