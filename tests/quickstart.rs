@@ -83,3 +83,33 @@ fn quickstart_finishes_on_sixteen_devices() {
         .expect("two epochs on 16 devices did not finish within 5 minutes");
     assert!(artifacts.join("checkpoint/model-2.mpk").is_file());
 }
+
+/// The model alone, without the harness: RAdam overfits one batch of spirals.
+#[test]
+fn the_mlp_overfits_one_batch_with_radam() {
+    use burn::backend::{Autodiff, NdArray};
+    use burn::optim::{GradientsParams, Optimizer};
+    use radam_train::models::batch::PointBatch;
+    use radam_train::models::mlp::{MlpClassifier, MlpClassifierConfig};
+    use radam_train::optim::RAdamConfig;
+    type B = Autodiff<NdArray>;
+
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let device = Default::default();
+    let data = SpiralsDataset::new(3, 32, 0.02, 0);
+    let items = (0..data.len()).map(|i| data.get(i).unwrap()).collect();
+    let batch: PointBatch<B> = PointBatcher.batch(items, &device);
+    let mut model: MlpClassifier<B> = MlpClassifierConfig::new(2, 3).init(&device);
+    let mut optimizer = RAdamConfig::new().init();
+    let first = model
+        .forward_classification(batch.clone())
+        .loss
+        .into_scalar();
+    for _ in 0..200 {
+        let loss = model.forward_classification(batch.clone()).loss;
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optimizer.step(1e-2, model, grads);
+    }
+    let last = model.forward_classification(batch).loss.into_scalar();
+    assert!(last < 0.3 * first, "loss went from {first} to {last}");
+}

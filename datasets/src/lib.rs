@@ -16,7 +16,6 @@
 
 #![warn(missing_docs)]
 
-pub mod batch;
 mod bpe_learner;
 pub mod cifar;
 pub mod error;
@@ -34,3 +33,5 @@ pub mod vocab;
 
 pub use batch::{ImageBatch, LmBatch, TranslationBatch};
 pub use error::DataError;
+/// The batch types the pipelines produce, defined beside the models that read them.
+pub use radam_models::batch;

@@ -4,10 +4,12 @@
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
+
+pub use radam_models::batch::PointBatch;
 
 /// One point and the arm of the spiral it was drawn from.
 #[derive(Clone, Debug, PartialEq)]
@@ -61,15 +63,6 @@ impl Dataset<PointItem> for SpiralsDataset {
     fn len(&self) -> usize {
         self.items.len()
     }
-}
-
-/// A batch of points: `inputs` is `[batch, 2]`, `targets` is `[batch]`.
-#[derive(Clone, Debug)]
-pub struct PointBatch<B: Backend> {
-    /// The coordinates.
-    pub inputs: Tensor<B, 2>,
-    /// The class of each point.
-    pub targets: Tensor<B, 1, Int>,
 }
 
 /// Stacks [`PointItem`]s into a [`PointBatch`] on any backend.

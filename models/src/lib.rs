@@ -3,33 +3,29 @@
 //! The models of the RAdam paper's experiments, generic over `B: Backend` so the same code trains
 //! on ndarray and on wgpu, each with a Burn `Config`, a forward pass and the `TrainStep` /
 //! `ValidStep` that `LearnerBuilder` needs.
+//!
+//! | folder | what it holds |
+//! | --- | --- |
+//! | `models/` | the networks: [`resnet`], [`lstm_lm`], [`transformer`], [`mlp`] |
+//! | `layers/` | their building blocks: [`conv`], [`lstm`], [`adaptive_softmax`], [`transformer_layers`] and their [`incremental`] decoder |
+//! | `ops/` | the operations the layers compute (matrix product, convolution by im2col, batch norm, dropout, GELU, the LSTM recurrence, the [`loss`]), each with Burn's tensor operations on every backend and a native kernel on ndarray (`ops/ndarray/`); `ops/dispatch.rs` is the one place that decides which runs |
+//! | `decoding/` | greedy and beam search on the Transformer's [incremental](incremental) decoder |
+//! | `training/` | what the trainer needs around a model: step [`output`]s, [`metrics`], [`parameters`] counted as PyTorch does, the LM's [`carried_state`] |
+//! | [`batch`] | the batches the models read, which `radam-datasets` produces |
 
 #![warn(missing_docs)]
 
-pub mod adaptive_softmax;
-mod batch_norm;
-pub mod carried_state;
-pub mod conv;
+pub mod batch;
 pub mod decoding;
-#[cfg(test)]
-mod decoding_reference;
-mod dropout;
-mod gelu;
-pub mod im2col;
-pub mod incremental;
-pub mod loss;
-pub mod lstm;
-pub mod lstm_lm;
-mod matmul;
-pub mod metrics;
-pub mod mlp;
-#[cfg(feature = "ndarray-kernels")]
-mod ndarray_kernels;
-pub mod output;
-pub mod parameters;
-pub mod resnet;
-pub mod transformer;
-pub mod transformer_layers;
+mod layers;
+mod models;
+mod ops;
+mod training;
+
+pub use layers::{adaptive_softmax, conv, incremental, lstm, transformer_layers};
+pub use models::{lstm_lm, mlp, resnet, transformer};
+pub use ops::{im2col, loss};
+pub use training::{carried_state, metrics, output, parameters};
 
 #[cfg(test)]
 mod test_support;

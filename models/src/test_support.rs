@@ -3,48 +3,12 @@
 use burn::backend::{Autodiff, NdArray};
 use burn::module::AutodiffModule;
 use burn::optim::{GradientsParams, Optimizer};
+use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Bool, Int, Tensor, TensorData};
 use radam_burn::RAdamConfig;
-
-use crate::decoding::SpecialTokens;
-use crate::transformer::{TransformerNmt, TransformerNmtConfig};
 
 pub type TestBackend = NdArray<f32>;
 pub type TestAutodiffBackend = Autodiff<TestBackend>;
-
-/// Padding token of the translation tests.
-pub const PAD: usize = 0;
-/// Beginning of sentence of the translation tests.
-pub const BOS: usize = 1;
-/// End of sentence of the translation tests.
-pub const EOS: usize = 2;
-/// The translation tests' special tokens.
-pub const SPECIAL: SpecialTokens = SpecialTokens {
-    bos: BOS,
-    eos: EOS,
-    pad: PAD,
-};
-
-/// Token ids `[rows, width]` on the default device.
-pub fn ids<B: Backend>(rows: Vec<Vec<i64>>) -> Tensor<B, 2, Int> {
-    let shape = [rows.len(), rows[0].len()];
-    Tensor::from_data(TensorData::new(rows.concat(), shape), &Default::default())
-}
-
-/// Where `tokens` hold [`PAD`].
-pub fn padding<B: Backend>(tokens: &Tensor<B, 2, Int>) -> Tensor<B, 2, Bool> {
-    tokens.clone().equal_elem(PAD as i64)
-}
-
-/// A pre-norm 2 + 2-layer Transformer of width 32 without dropout.
-pub fn tiny_model<B: Backend>(vocab: usize) -> TransformerNmt<B> {
-    TransformerNmtConfig::tiny(vocab, PAD)
-        .with_d_model(32)
-        .with_d_ff(64)
-        .with_dropout(0.0)
-        .init(&Default::default())
-}
 
 /// Asserts `|a − b| ≤ tolerance · max(|b|, 1)` element-wise.
 pub fn assert_tensors_close<B: Backend, const D: usize>(

@@ -1,0 +1,580 @@
+//! The Transformer's encoder and decoder stacks: Burn's sub-layers ([`MultiHeadAttention`],
+//! [`PositionWiseFeedForward`], [`LayerNorm`]) in the arrangement and record layout of Burn's
+//! [`TransformerEncoder`](burn::nn::transformer::TransformerEncoder) and
+//! [`TransformerDecoder`](burn::nn::transformer::TransformerDecoder) — a checkpoint of either
+//! loads into these — with a forward pass of our own that computes what Burn's does, but draws
+//! its dropout masks, computes its GELU and runs its projections as 2-D products natively on
+//! ndarray (the crate's `dropout`, `gelu` and `matmul` modules). The decoder layer's sub-layers
+//! are shared with the incremental decoder ([`crate::layers::incremental`]).
+
+use burn::module::Module;
+use burn::nn::attention::{MultiHeadAttention, MultiHeadAttentionConfig};
+use burn::nn::transformer::{
+    PositionWiseFeedForward, PositionWiseFeedForwardConfig, TransformerDecoderConfig,
+    TransformerEncoderConfig,
+};
+use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear};
+use burn::tensor::activation::{quiet_softmax, softmax};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Bool, Tensor};
+
+use crate::ops::dropout::dropout;
+use crate::ops::gelu::gelu;
+use crate::ops::matmul::linear;
+
+/// A stack of encoder layers (self-attention, feed-forward), as Burn's `TransformerEncoder`.
+#[derive(Module, Debug)]
+pub struct Encoder<B: Backend> {
+    /// The layers, input first.
+    pub layers: Vec<EncoderLayer<B>>,
+    /// Model width.
+    pub d_model: usize,
+    /// Feed-forward width.
+    pub d_ff: usize,
+    /// Attention heads.
+    pub n_heads: usize,
+    /// Layers.
+    pub n_layers: usize,
+    /// Dropout probability.
+    pub dropout: f64,
+    /// Pre-norm (`true`) or post-norm.
+    pub norm_first: bool,
+    /// Burn's "quiet" softmax in the attention instead of the standard one.
+    pub quiet_softmax: bool,
+}
+
+/// One encoder layer, with the sub-module names of Burn's `TransformerEncoderLayer`.
+#[derive(Module, Debug)]
+pub struct EncoderLayer<B: Backend> {
+    mha: MultiHeadAttention<B>,
+    pwff: PositionWiseFeedForward<B>,
+    /// After the attention (post-norm) or before the feed-forward layer (pre-norm).
+    norm_1: LayerNorm<B>,
+    /// After the feed-forward layer (post-norm) or before the attention (pre-norm).
+    norm_2: LayerNorm<B>,
+    dropout: Dropout,
+    norm_first: bool,
+}
+
+/// A stack of decoder layers (causal self-attention, attention over the encoder output,
+/// feed-forward), as Burn's `TransformerDecoder`.
+#[derive(Module, Debug)]
+pub struct Decoder<B: Backend> {
+    /// The layers, input first.
+    pub layers: Vec<DecoderLayer<B>>,
+    /// Model width.
+    pub d_model: usize,
+    /// Feed-forward width.
+    pub d_ff: usize,
+    /// Attention heads.
+    pub n_heads: usize,
+    /// Layers.
+    pub n_layers: usize,
+    /// Dropout probability.
+    pub dropout: f64,
+    /// Pre-norm (`true`) or post-norm.
+    pub norm_first: bool,
+    /// Burn's "quiet" softmax in the attention instead of the standard one.
+    pub quiet_softmax: bool,
+}
+
+/// One decoder layer, with the sub-module names of Burn's `TransformerDecoderLayer`.
+#[derive(Module, Debug)]
+pub struct DecoderLayer<B: Backend> {
+    cross_attn: MultiHeadAttention<B>,
+    self_attn: MultiHeadAttention<B>,
+    pwff: PositionWiseFeedForward<B>,
+    /// After the self-attention (post-norm) or before the cross-attention (pre-norm).
+    norm_1: LayerNorm<B>,
+    /// After the cross-attention (post-norm) or before the feed-forward layer (pre-norm).
+    norm_2: LayerNorm<B>,
+    /// After the feed-forward layer (post-norm) or before the self-attention (pre-norm).
+    norm_3: LayerNorm<B>,
+    dropout: Dropout,
+    norm_first: bool,
+}
+
+/// A mask over attention scores `[rows, 1, 1, keys]` from a padding mask `[rows, keys]` (true:
+/// padding).
+pub(crate) fn padding_mask<B: Backend>(padding: Tensor<B, 2, Bool>) -> Tensor<B, 4, Bool> {
+    let [rows, keys] = padding.dims();
+    padding.reshape([rows, 1, 1, keys])
+}
+
+/// The linear layer `layer` on every position of `x` `[rows, length, d_in]`, as one 2-D product.
+fn positionwise<B: Backend>(layer: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    let [rows, length, d_in] = x.dims();
+    let y = linear(layer, x.reshape([rows * length, d_in]));
+    let d_out = y.dims()[1];
+    y.reshape([rows, length, d_out])
+}
+
+/// The heads of `projection(x)`: `[rows, length, d_model]` → `[rows, heads, length, d_k]`.
+pub(crate) fn heads<B: Backend>(
+    attention: &MultiHeadAttention<B>,
+    projection: &Linear<B>,
+    x: Tensor<B, 3>,
+) -> Tensor<B, 4> {
+    let [rows, length, _] = x.dims();
+    positionwise(projection, x)
+        .reshape([rows, length, attention.n_heads, attention.d_k])
+        .swap_dims(1, 2)
+}
+
+/// Scaled dot-product attention of `query` over `keys` and `values` (`[rows, heads, length,
+/// d_k]` each), scores masked where any of `masks` (broadcast to `[rows, heads, queries, keys]`)
+/// is true, through the output projection: `[rows, queries, d_model]`. As Burn's
+/// `MultiHeadAttention`, it drops attention *scores* (before the masks and the softmax).
+pub(crate) fn attend<B: Backend>(
+    attention: &MultiHeadAttention<B>,
+    query: Tensor<B, 4>,
+    keys: Tensor<B, 4>,
+    values: Tensor<B, 4>,
+    masks: &[Tensor<B, 4, Bool>],
+) -> Tensor<B, 3> {
+    let [rows, _, queries, _] = query.dims();
+    let scores = query
+        .matmul(keys.transpose())
+        .div_scalar((attention.d_k as f32).sqrt());
+    let mut scores = dropout(&attention.dropout, scores);
+    for mask in masks {
+        scores = scores.mask_fill(mask.clone(), attention.min_float);
+    }
+    let weights = if attention.quiet_softmax {
+        quiet_softmax(scores, 3)
+    } else {
+        softmax(scores, 3)
+    };
+    let context =
+        weights
+            .matmul(values)
+            .swap_dims(1, 2)
+            .reshape([rows, queries, attention.d_model]);
+    positionwise(&attention.output, context)
+}
+
+/// Attention of the positions of `x` over those of `memory` (`x` itself for self-attention).
+fn attention<B: Backend>(
+    attention: &MultiHeadAttention<B>,
+    x: Tensor<B, 3>,
+    memory: Tensor<B, 3>,
+    masks: &[Tensor<B, 4, Bool>],
+) -> Tensor<B, 3> {
+    let query = heads(attention, &attention.query, x);
+    let keys = heads(attention, &attention.key, memory.clone());
+    let values = heads(attention, &attention.value, memory);
+    attend(attention, query, keys, values, masks)
+}
+
+/// The position-wise feed-forward layer: `W₂·dropout(GELU(W₁·x + b₁)) + b₂`.
+fn feed_forward<B: Backend>(layer: &PositionWiseFeedForward<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    let hidden = gelu(positionwise(&layer.linear_inner, x));
+    positionwise(&layer.linear_outer, dropout(&layer.dropout, hidden))
+}
+
+/// One residual sub-layer `f`: `x + dropout(f(before(x)))` pre-norm, `after(x + dropout(f(x)))`
+/// post-norm.
+fn residual<B: Backend>(
+    x: Tensor<B, 3>,
+    norm_first: bool,
+    (before, after): (&LayerNorm<B>, &LayerNorm<B>),
+    drop: &Dropout,
+    f: impl FnOnce(Tensor<B, 3>) -> Tensor<B, 3>,
+) -> Tensor<B, 3> {
+    if norm_first {
+        let y = f(before.forward(x.clone()));
+        x + dropout(drop, y)
+    } else {
+        let y = f(x.clone());
+        after.forward(x + dropout(drop, y))
+    }
+}
+
+/// A multi-head attention layer, built with the arguments Burn's transformer layers give theirs.
+fn attention_layer<B: Backend>(
+    d_model: usize,
+    n_heads: usize,
+    dropout: f64,
+    quiet_softmax: bool,
+    initializer: &burn::nn::Initializer,
+    device: &B::Device,
+) -> MultiHeadAttention<B> {
+    MultiHeadAttentionConfig::new(d_model, n_heads)
+        .with_initializer(initializer.clone())
+        .with_dropout(dropout)
+        .with_quiet_softmax(quiet_softmax)
+        .init(device)
+}
+
+impl<B: Backend> Encoder<B> {
+    /// The encoder of `config`, initialised as Burn's `TransformerEncoderConfig::init` does.
+    pub fn new(config: &TransformerEncoderConfig, device: &B::Device) -> Self {
+        let layers = (0..config.n_layers)
+            .map(|_| EncoderLayer {
+                mha: attention_layer(
+                    config.d_model,
+                    config.n_heads,
+                    config.dropout,
+                    config.quiet_softmax,
+                    &config.initializer,
+                    device,
+                ),
+                norm_1: LayerNormConfig::new(config.d_model).init(device),
+                norm_2: LayerNormConfig::new(config.d_model).init(device),
+                dropout: DropoutConfig::new(config.dropout).init(),
+                pwff: PositionWiseFeedForwardConfig::new(config.d_model, config.d_ff)
+                    .with_initializer(config.initializer.clone())
+                    .with_dropout(config.dropout)
+                    .init(device),
+                norm_first: config.norm_first,
+            })
+            .collect();
+        Self {
+            layers,
+            d_model: config.d_model,
+            d_ff: config.d_ff,
+            n_heads: config.n_heads,
+            n_layers: config.n_layers,
+            dropout: config.dropout,
+            norm_first: config.norm_first,
+            quiet_softmax: config.quiet_softmax,
+        }
+    }
+
+    /// Encoder states `[batch, length, d_model]` of the embedded source `x` (same shape), padded
+    /// positions (`padding` `[batch, length]`, true: padding) hidden from the attention.
+    pub fn forward(&self, x: Tensor<B, 3>, padding: Tensor<B, 2, Bool>) -> Tensor<B, 3> {
+        let masks = [padding_mask(padding)];
+        self.layers.iter().fold(x, |x, layer| {
+            let x = residual(
+                x,
+                layer.norm_first,
+                (&layer.norm_2, &layer.norm_1),
+                &layer.dropout,
+                |x| attention(&layer.mha, x.clone(), x, &masks),
+            );
+            residual(
+                x,
+                layer.norm_first,
+                (&layer.norm_1, &layer.norm_2),
+                &layer.dropout,
+                |x| feed_forward(&layer.pwff, x),
+            )
+        })
+    }
+}
+
+impl<B: Backend> Decoder<B> {
+    /// The decoder of `config`, initialised as Burn's `TransformerDecoderConfig::init` does.
+    pub fn new(config: &TransformerDecoderConfig, device: &B::Device) -> Self {
+        let attention = || {
+            attention_layer(
+                config.d_model,
+                config.n_heads,
+                config.dropout,
+                config.quiet_softmax,
+                &config.initializer,
+                device,
+            )
+        };
+        let layers = (0..config.n_layers)
+            .map(|_| DecoderLayer {
+                self_attn: attention(),
+                cross_attn: attention(),
+                norm_1: LayerNormConfig::new(config.d_model).init(device),
+                norm_2: LayerNormConfig::new(config.d_model).init(device),
+                norm_3: LayerNormConfig::new(config.d_model).init(device),
+                dropout: DropoutConfig::new(config.dropout).init(),
+                // Burn's decoder gives its feed-forward layers the default initializer.
+                pwff: PositionWiseFeedForwardConfig::new(config.d_model, config.d_ff)
+                    .with_dropout(config.dropout)
+                    .init(device),
+                norm_first: config.norm_first,
+            })
+            .collect();
+        Self {
+            layers,
+            d_model: config.d_model,
+            d_ff: config.d_ff,
+            n_heads: config.n_heads,
+            n_layers: config.n_layers,
+            dropout: config.dropout,
+            norm_first: config.norm_first,
+            quiet_softmax: config.quiet_softmax,
+        }
+    }
+
+    /// Decoder states `[batch, target_length, d_model]` of the embedded target `x` (teacher
+    /// forcing) over the encoder output `memory` `[batch, source_length, d_model]`; attention
+    /// hides padded targets and sources (`target_padding`, `memory_padding`, true: padding) and,
+    /// where `causal` `[batch, target_length, target_length]` is true, later targets.
+    pub fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        memory: Tensor<B, 3>,
+        target_padding: Tensor<B, 2, Bool>,
+        causal: Tensor<B, 3, Bool>,
+        memory_padding: Tensor<B, 2, Bool>,
+    ) -> Tensor<B, 3> {
+        let [batch, queries, keys] = causal.dims();
+        let self_masks = [
+            padding_mask(target_padding),
+            causal.reshape([batch, 1, queries, keys]),
+        ];
+        let memory_masks = [padding_mask(memory_padding)];
+        self.layers.iter().fold(x, |x, layer| {
+            layer.forward_with(
+                x,
+                |attn, x| attention(attn, x.clone(), x, &self_masks),
+                |attn, x| attention(attn, x, memory.clone(), &memory_masks),
+            )
+        })
+    }
+}
+
+impl<B: Backend> DecoderLayer<B> {
+    /// The layer on `x` `[rows, length, d_model]`, with the self-attention and the
+    /// cross-attention given as functions of their layer and (normalised) input: teacher forcing
+    /// attends over whole sequences, incremental decoding over its cache.
+    pub(crate) fn forward_with(
+        &self,
+        x: Tensor<B, 3>,
+        self_attention: impl FnOnce(&MultiHeadAttention<B>, Tensor<B, 3>) -> Tensor<B, 3>,
+        cross_attention: impl FnOnce(&MultiHeadAttention<B>, Tensor<B, 3>) -> Tensor<B, 3>,
+    ) -> Tensor<B, 3> {
+        let norm_first = self.norm_first;
+        let x = residual(
+            x,
+            norm_first,
+            (&self.norm_3, &self.norm_1),
+            &self.dropout,
+            |x| self_attention(&self.self_attn, x),
+        );
+        let x = residual(
+            x,
+            norm_first,
+            (&self.norm_1, &self.norm_2),
+            &self.dropout,
+            |x| cross_attention(&self.cross_attn, x),
+        );
+        residual(
+            x,
+            norm_first,
+            (&self.norm_2, &self.norm_3),
+            &self.dropout,
+            |x| feed_forward(&self.pwff, x),
+        )
+    }
+
+    /// A copy of the layer with every dropout probability 0 (for decoding).
+    pub(crate) fn without_dropout(&self) -> Self {
+        let mut layer = self.clone();
+        for dropout in [
+            &mut layer.dropout,
+            &mut layer.self_attn.dropout,
+            &mut layer.cross_attn.dropout,
+            &mut layer.pwff.dropout,
+        ] {
+            dropout.prob = 0.0;
+        }
+        layer
+    }
+
+    /// The cross-attention layer (its keys and values of the encoder output are cached once).
+    pub(crate) fn cross_attention(&self) -> &MultiHeadAttention<B> {
+        &self.cross_attn
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{TestAutodiffBackend as Ad, TestBackend, assert_tensors_close};
+    use burn::module::{ModuleMapper, ModuleVisitor, Param};
+    use burn::nn::attention::generate_autoregressive_mask;
+    use burn::nn::transformer::{
+        TransformerDecoder, TransformerDecoderInput, TransformerEncoder, TransformerEncoderInput,
+    };
+    use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
+    use burn::tensor::backend::AutodiffBackend;
+    use burn::tensor::{Distribution, Int};
+
+    /// Adds noise to every parameter, so that the LayerNorms differ from each other and from
+    /// their initial (1, 0) — small enough not to sharpen the attention (which makes gradients
+    /// sensitive to the order of float sums).
+    struct Perturb;
+
+    impl ModuleMapper<Ad> for Perturb {
+        fn map_float<const D: usize>(
+            &mut self,
+            param: Param<Tensor<Ad, D>>,
+        ) -> Param<Tensor<Ad, D>> {
+            param.map(|tensor| {
+                let tensor = tensor.inner();
+                let noise = tensor.random_like(Distribution::Normal(0.0, 0.05));
+                Tensor::from_inner(tensor + noise).require_grad()
+            })
+        }
+    }
+
+    /// `from`'s record saved and loaded into `to` (a checkpoint of one read back as the other).
+    fn reload<From: Module<Ad>, To: Module<Ad>>(from: From, to: To) -> To {
+        let recorder = NamedMpkBytesRecorder::<FullPrecisionSettings>::default();
+        let bytes = recorder.record(from.into_record(), ()).unwrap();
+        to.load_record(recorder.load(bytes, &Default::default()).unwrap())
+    }
+
+    fn padding(rows: &[usize], length: usize) -> Tensor<Ad, 2, Bool> {
+        let values: Vec<bool> = rows
+            .iter()
+            .flat_map(|&used| (0..length).map(move |t| t >= used))
+            .collect();
+        Tensor::<Ad, 1, Bool>::from_data(values.as_slice(), &Default::default())
+            .reshape([rows.len(), length])
+    }
+
+    fn input(shape: [usize; 3]) -> Tensor<Ad, 3> {
+        let values = Tensor::<TestBackend, 3>::random(
+            shape,
+            Distribution::Normal(0.0, 1.0),
+            &Default::default(),
+        );
+        Tensor::from_inner(values).require_grad()
+    }
+
+    /// Collects the gradient of every parameter of a module.
+    struct ParameterGradients<'a>(
+        &'a <Ad as AutodiffBackend>::Gradients,
+        Vec<Tensor<TestBackend, 1>>,
+    );
+
+    impl ModuleVisitor<Ad> for ParameterGradients<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<Ad, D>>) {
+            let grad = param
+                .val()
+                .grad(self.0)
+                .expect("every parameter has a gradient");
+            self.1.push(grad.flatten(0, D - 1));
+        }
+    }
+
+    /// The output of `forward`, and the gradients of `inputs` and of every parameter of
+    /// `module`, for the sum of the output weighted by a fixed pattern.
+    fn output_and_gradients<M: Module<Ad>>(
+        module: &M,
+        inputs: &[Tensor<Ad, 3>],
+        forward: impl FnOnce() -> Tensor<Ad, 3>,
+    ) -> Vec<Tensor<TestBackend, 1>> {
+        let y = forward();
+        let count = y.dims().iter().product::<usize>() as i64;
+        let weights = Tensor::<Ad, 1, Int>::arange(0..count, &y.device())
+            .float()
+            .sin()
+            .reshape(y.dims());
+        let grads = (y.clone() * weights).sum().backward();
+        let mut out = vec![y.inner().flatten(0, 2)];
+        out.extend(inputs.iter().map(|x| x.grad(&grads).unwrap().flatten(0, 2)));
+        let mut parameters = ParameterGradients(&grads, Vec::new());
+        module.visit(&mut parameters);
+        out.extend(parameters.1);
+        out
+    }
+
+    fn assert_all_close(ours: Vec<Tensor<TestBackend, 1>>, burn: Vec<Tensor<TestBackend, 1>>) {
+        assert_eq!(ours.len(), burn.len());
+        for (ours, burn) in ours.into_iter().zip(burn) {
+            assert_tensors_close(ours, burn, 1e-4);
+        }
+    }
+
+    #[test]
+    fn the_encoder_loads_burns_record_and_matches_its_forward_and_gradients() {
+        for norm_first in [false, true] {
+            let config = TransformerEncoderConfig::new(16, 32, 4, 2)
+                .with_dropout(0.0)
+                .with_norm_first(norm_first);
+            let device = Default::default();
+            let burn = config.init::<Ad>(&device).map(&mut Perturb);
+            let ours = reload(burn.clone(), Encoder::new(&config, &device));
+            let x = input([3, 5, 16]);
+            let mask = padding(&[5, 3, 1], 5);
+            let inputs = std::slice::from_ref(&x);
+            let ours =
+                output_and_gradients(&ours, inputs, || ours.forward(x.clone(), mask.clone()));
+            let burn = output_and_gradients(&burn, inputs, || {
+                burn.forward(TransformerEncoderInput::new(x.clone()).mask_pad(mask.clone()))
+            });
+            assert_all_close(ours, burn);
+        }
+    }
+
+    #[test]
+    fn the_decoder_loads_burns_record_and_matches_its_forward_and_gradients() {
+        for norm_first in [false, true] {
+            let config = TransformerDecoderConfig::new(16, 32, 4, 2)
+                .with_dropout(0.0)
+                .with_norm_first(norm_first);
+            let device = Default::default();
+            let burn: TransformerDecoder<Ad> = config.init(&device);
+            // Our record read back as Burn's, the other way round.
+            let ours = Decoder::new(&config, &device).map(&mut Perturb);
+            let burn = reload(ours.clone(), burn);
+            let (x, memory) = (input([2, 4, 16]), input([2, 6, 16]));
+            let (target_padding, memory_padding) = (padding(&[4, 2], 4), padding(&[6, 3], 6));
+            let causal = generate_autoregressive_mask::<Ad>(2, 4, &device);
+            let inputs = [x.clone(), memory.clone()];
+            let ours = output_and_gradients(&ours, &inputs, || {
+                ours.forward(
+                    x.clone(),
+                    memory.clone(),
+                    target_padding.clone(),
+                    causal.clone(),
+                    memory_padding.clone(),
+                )
+            });
+            let burn = output_and_gradients(&burn, &inputs, || {
+                burn.forward(
+                    TransformerDecoderInput::new(x.clone(), memory.clone())
+                        .target_mask_pad(target_padding.clone())
+                        .target_mask_attn(causal.clone())
+                        .memory_mask_pad(memory_padding.clone()),
+                )
+            });
+            assert_all_close(ours, burn);
+        }
+    }
+
+    #[test]
+    fn training_drops_the_same_fraction_of_activations_as_burns_layers() {
+        // With dropout on, outputs differ by mask; their spread around the dropout-free output
+        // must be alike (our masks are neither missing nor doubled).
+        let device = Default::default();
+        let config = TransformerEncoderConfig::new(16, 32, 4, 1).with_dropout(0.3);
+        let burn: TransformerEncoder<Ad> = config.init(&device);
+        let ours = reload(burn.clone(), Encoder::new(&config, &device));
+        let plain = reload(
+            burn.clone(),
+            Encoder::new(&config.clone().with_dropout(0.0), &device),
+        );
+        let x = input([8, 10, 16]);
+        let mask = padding(&[10; 8], 10);
+        let reference = plain.forward(x.clone(), mask.clone());
+        let spread = |y: Tensor<Ad, 3>| {
+            (y - reference.clone())
+                .powf_scalar(2.0)
+                .mean()
+                .into_scalar()
+                .sqrt()
+        };
+        let ours = spread(ours.forward(x.clone(), mask.clone()));
+        let burn = spread(burn.forward(TransformerEncoderInput::new(x).mask_pad(mask)));
+        assert!(
+            ours > 0.1 && burn > 0.1,
+            "dropout had no effect: {ours}, {burn}"
+        );
+        assert!(
+            (ours / burn - 1.0).abs() < 0.25,
+            "spread {ours} against Burn's {burn}"
+        );
+    }
+}

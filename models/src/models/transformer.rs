@@ -1,0 +1,590 @@
+//! A Transformer encoder-decoder for translation (Vaswani et al., 2017) on the encoder and
+//! decoder stacks of [`crate::layers::transformer_layers`] (Burn's layers and records, our forward
+//! pass): scaled token embeddings, sinusoidal positions, optional shared embeddings, pre- or
+//! post-norm, label-smoothed cross-entropy.
+
+use crate::batch::TranslationBatch;
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::attention::generate_autoregressive_mask;
+#[cfg(test)]
+use burn::nn::transformer::{
+    TransformerDecoder, TransformerDecoderAutoregressiveCache, TransformerDecoderInput,
+};
+use burn::nn::transformer::{TransformerDecoderConfig, TransformerEncoderConfig};
+use burn::nn::{
+    Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig,
+    Linear, LinearConfig, PositionalEncoding, PositionalEncodingConfig,
+};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Bool, Int, Tensor};
+use burn::train::{TrainOutput, TrainStep, ValidStep};
+
+use crate::layers::incremental::IncrementalDecoder;
+use crate::layers::transformer_layers::{Decoder, Encoder};
+use crate::ops::dropout::dropout;
+use crate::ops::loss::label_smoothed_cross_entropy;
+use crate::ops::matmul::{linear, matmul};
+use crate::training::output::TranslationOutput;
+
+/// Configuration of a [`TransformerNmt`].
+#[derive(Config, Debug)]
+pub struct TransformerNmtConfig {
+    /// Source vocabulary size.
+    pub source_vocab_size: usize,
+    /// Target vocabulary size.
+    pub target_vocab_size: usize,
+    /// Padding token id (both sides).
+    pub pad_id: usize,
+    /// Model width.
+    #[config(default = 512)]
+    pub d_model: usize,
+    /// Feed-forward width.
+    #[config(default = 1024)]
+    pub d_ff: usize,
+    /// Attention heads.
+    #[config(default = 4)]
+    pub n_heads: usize,
+    /// Encoder layers.
+    #[config(default = 6)]
+    pub encoder_layers: usize,
+    /// Decoder layers.
+    #[config(default = 6)]
+    pub decoder_layers: usize,
+    /// Dropout (embeddings, attention, feed-forward, residuals).
+    #[config(default = 0.3)]
+    pub dropout: f64,
+    /// Pre-norm (`true`: LayerNorm before each sub-layer, plus a final LayerNorm) or post-norm.
+    #[config(default = false)]
+    pub norm_first: bool,
+    /// One embedding matrix for source, target and output (needs a joint vocabulary).
+    #[config(default = true)]
+    pub share_embeddings: bool,
+    /// Label smoothing ε of the training loss.
+    #[config(default = 0.1)]
+    pub label_smoothing: f64,
+    /// Longest sequence the positional encoding covers.
+    #[config(default = 1024)]
+    pub max_positions: usize,
+}
+
+impl TransformerNmtConfig {
+    /// The IWSLT'14 De-En model of the paper (fairseq's `transformer_iwslt_de_en`): 512-d,
+    /// 6 + 6 layers, 4 heads, feed-forward 1024, dropout 0.3, shared embeddings over a joint
+    /// vocabulary, label smoothing 0.1.
+    pub fn iwslt_de_en(joint_vocab_size: usize, pad_id: usize) -> Self {
+        Self::new(joint_vocab_size, joint_vocab_size, pad_id)
+    }
+
+    /// A model for CPU runs: 128-d, 2 + 2 layers, 4 heads, feed-forward 256, dropout 0.1,
+    /// pre-norm.
+    pub fn tiny(joint_vocab_size: usize, pad_id: usize) -> Self {
+        Self::new(joint_vocab_size, joint_vocab_size, pad_id)
+            .with_d_model(128)
+            .with_d_ff(256)
+            .with_encoder_layers(2)
+            .with_decoder_layers(2)
+            .with_dropout(0.1)
+            .with_norm_first(true)
+    }
+
+    /// Checks the combination of options.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.share_embeddings && self.source_vocab_size != self.target_vocab_size {
+            return Err(format!(
+                "shared embeddings need one joint vocabulary, got {} source and {} target words",
+                self.source_vocab_size, self.target_vocab_size
+            ));
+        }
+        if self.d_model == 0 || self.n_heads == 0 || !self.d_model.is_multiple_of(self.n_heads) {
+            return Err(format!(
+                "d_model ({}) must be a positive multiple of n_heads ({})",
+                self.d_model, self.n_heads
+            ));
+        }
+        if self.pad_id >= self.source_vocab_size.min(self.target_vocab_size) {
+            return Err(format!("pad_id {} is outside the vocabulary", self.pad_id));
+        }
+        if !(0.0..1.0).contains(&self.label_smoothing) || !(0.0..1.0).contains(&self.dropout) {
+            return Err(format!(
+                "label_smoothing ({}) and dropout ({}) must lie in [0, 1)",
+                self.label_smoothing, self.dropout
+            ));
+        }
+        Ok(())
+    }
+
+    /// Builds the model on `device`.
+    ///
+    /// # Panics
+    /// If the configuration is invalid (see [`validate`](Self::validate)).
+    pub fn init<B: Backend>(&self, device: &B::Device) -> TransformerNmt<B> {
+        self.validate()
+            .unwrap_or_else(|error| panic!("invalid TransformerNmtConfig: {error}"));
+        // Normal(0, d^-1/2), then scaled by sqrt(d) in the forward pass (fairseq's scheme).
+        let embedding = |vocab: usize| {
+            EmbeddingConfig::new(vocab, self.d_model)
+                .with_initializer(Initializer::Normal {
+                    mean: 0.0,
+                    std: (self.d_model as f64).powf(-0.5),
+                })
+                .init(device)
+        };
+        let source_embedding = embedding(self.source_vocab_size);
+        let (target_embedding, output) = if self.share_embeddings {
+            (None, None)
+        } else {
+            (
+                Some(embedding(self.target_vocab_size)),
+                Some(
+                    LinearConfig::new(self.d_model, self.target_vocab_size)
+                        .with_bias(false)
+                        .init(device),
+                ),
+            )
+        };
+        let final_norm = || {
+            self.norm_first
+                .then(|| LayerNormConfig::new(self.d_model).init(device))
+        };
+        TransformerNmt {
+            source_embedding,
+            target_embedding,
+            output,
+            positions: PositionalEncodingConfig::new(self.d_model)
+                .with_max_sequence_size(self.max_positions)
+                .init(device),
+            dropout: DropoutConfig::new(self.dropout).init(),
+            encoder: Encoder::new(
+                &TransformerEncoderConfig::new(
+                    self.d_model,
+                    self.d_ff,
+                    self.n_heads,
+                    self.encoder_layers,
+                )
+                .with_dropout(self.dropout)
+                .with_norm_first(self.norm_first),
+                device,
+            ),
+            decoder: Decoder::new(
+                &TransformerDecoderConfig::new(
+                    self.d_model,
+                    self.d_ff,
+                    self.n_heads,
+                    self.decoder_layers,
+                )
+                .with_dropout(self.dropout)
+                .with_norm_first(self.norm_first),
+                device,
+            ),
+            encoder_norm: final_norm(),
+            decoder_norm: final_norm(),
+            d_model: self.d_model,
+            pad_id: self.pad_id,
+            label_smoothing: self.label_smoothing,
+            max_positions: self.max_positions,
+        }
+    }
+}
+
+/// The Transformer translation model.
+#[derive(Module, Debug)]
+pub struct TransformerNmt<B: Backend> {
+    source_embedding: Embedding<B>,
+    /// `None` when the embeddings are shared.
+    target_embedding: Option<Embedding<B>>,
+    /// `None` when the output layer is the (shared) embedding.
+    output: Option<Linear<B>>,
+    positions: PositionalEncoding<B>,
+    dropout: Dropout,
+    encoder: Encoder<B>,
+    decoder: Decoder<B>,
+    encoder_norm: Option<LayerNorm<B>>,
+    decoder_norm: Option<LayerNorm<B>>,
+    d_model: usize,
+    pad_id: usize,
+    label_smoothing: f64,
+    max_positions: usize,
+}
+
+impl<B: Backend> TransformerNmt<B> {
+    /// The padding id.
+    pub fn pad_id(&self) -> usize {
+        self.pad_id
+    }
+
+    /// The longest sequence the model can read or write.
+    pub fn max_positions(&self) -> usize {
+        self.max_positions
+    }
+
+    fn embed(&self, embedding: &Embedding<B>, tokens: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        self.embed_at(embedding, tokens, 0)
+    }
+
+    /// Scaled embeddings of `tokens` `[batch, length]` plus the sinusoids of positions
+    /// `start..start + length`.
+    fn embed_at(
+        &self,
+        embedding: &Embedding<B>,
+        tokens: Tensor<B, 2, Int>,
+        start: usize,
+    ) -> Tensor<B, 3> {
+        let length = tokens.dims()[1];
+        assert!(
+            start + length <= self.max_positions,
+            "a sequence of {} tokens is longer than the model's {} positions",
+            start + length,
+            self.max_positions
+        );
+        let x = embedding
+            .forward(tokens)
+            .mul_scalar((self.d_model as f64).sqrt());
+        let positions =
+            self.positions
+                .sinusoids
+                .clone()
+                .slice([0..1, start..start + length, 0..self.d_model]);
+        dropout(&self.dropout, x + positions)
+    }
+
+    /// The decoder input of target `tokens` `[rows, 1]` at `position`, for incremental decoding.
+    pub(crate) fn embed_target_at(
+        &self,
+        tokens: Tensor<B, 2, Int>,
+        position: usize,
+    ) -> Tensor<B, 3> {
+        self.embed_at(self.target_embedding(), tokens, position)
+    }
+
+    /// The trained decoder, for decoding one position at a time.
+    pub(crate) fn incremental_decoder(&self) -> IncrementalDecoder<B> {
+        IncrementalDecoder::new(&self.decoder)
+    }
+
+    /// Log-probabilities of the next token `[rows, vocab]` from the decoder's output at one
+    /// position `[rows, 1, d_model]`.
+    pub(crate) fn log_probs_of(&self, decoded: Tensor<B, 3>) -> Tensor<B, 2> {
+        let rows = decoded.dims()[0];
+        let logits = self.project(decoded);
+        let vocab = logits.dims()[2];
+        burn::tensor::activation::log_softmax(logits.reshape([rows, vocab]), 1)
+    }
+
+    fn target_embedding(&self) -> &Embedding<B> {
+        self.target_embedding
+            .as_ref()
+            .unwrap_or(&self.source_embedding)
+    }
+
+    /// Encoder states `[batch, source_len, d_model]`.
+    pub fn encode(
+        &self,
+        source: Tensor<B, 2, Int>,
+        source_padding: Tensor<B, 2, Bool>,
+    ) -> Tensor<B, 3> {
+        let x = self.embed(&self.source_embedding, source);
+        let memory = self.encoder.forward(x, source_padding);
+        match &self.encoder_norm {
+            Some(norm) => norm.forward(memory),
+            None => memory,
+        }
+    }
+
+    fn project(&self, decoded: Tensor<B, 3>) -> Tensor<B, 3> {
+        let decoded = match &self.decoder_norm {
+            Some(norm) => norm.forward(decoded),
+            None => decoded,
+        };
+        let [batch, time, d] = decoded.dims();
+        let rows = decoded.reshape([batch * time, d]);
+        let logits = match &self.output {
+            Some(output) => linear(output, rows),
+            None => {
+                let weight = self.source_embedding.weight.val(); // [vocab, d]
+                matmul(rows, weight.transpose())
+            }
+        };
+        let vocab = logits.dims()[1];
+        logits.reshape([batch, time, vocab])
+    }
+
+    /// Logits `[batch, target_len, vocab]` for the decoder inputs (teacher forcing).
+    pub fn forward(
+        &self,
+        source: Tensor<B, 2, Int>,
+        source_padding: Tensor<B, 2, Bool>,
+        target_input: Tensor<B, 2, Int>,
+        target_padding: Tensor<B, 2, Bool>,
+    ) -> Tensor<B, 3> {
+        let memory = self.encode(source, source_padding.clone());
+        let [batch, time] = target_input.dims();
+        let causal = generate_autoregressive_mask::<B>(batch, time, &memory.device());
+        let x = self.embed(self.target_embedding(), target_input);
+        let decoded = self
+            .decoder
+            .forward(x, memory, target_padding, causal, source_padding);
+        self.project(decoded)
+    }
+
+    /// Loss, summed NLL and token accuracy inputs for a batch.
+    pub fn forward_translation(&self, batch: TranslationBatch<B>) -> TranslationOutput<B> {
+        let logits = self.forward(
+            batch.source,
+            batch.source_padding,
+            batch.target_input,
+            batch.target_padding,
+        );
+        let [rows_batch, time, vocab] = logits.dims();
+        let rows = rows_batch * time;
+        let logits = logits.reshape([rows, vocab]);
+        let targets = batch.target_output.reshape([rows]);
+        let loss = label_smoothed_cross_entropy(
+            logits.clone(),
+            targets.clone(),
+            self.label_smoothing,
+            Some(self.pad_id),
+        );
+        TranslationOutput {
+            loss: loss.loss,
+            nll_sum: loss.nll_sum,
+            tokens: batch.target_tokens,
+            logits,
+            targets,
+        }
+    }
+
+    /// Log-probabilities of the next token after each row's prefix `[rows, prefix_len]` through
+    /// Burn's autoregressive cache, using and extending `cache` (which must hold exactly the
+    /// states of `prefix[.., ..len − 1]`, or be empty): the decoding path before
+    /// [`IncrementalDecoder`], kept as the tests' reference.
+    #[cfg(test)]
+    pub(crate) fn next_token_log_probs(
+        &self,
+        prefix: Tensor<B, 2, Int>,
+        memory: Tensor<B, 3>,
+        memory_padding: Tensor<B, 2, Bool>,
+        cache: &mut TransformerDecoderAutoregressiveCache<B>,
+    ) -> Tensor<B, 2> {
+        let [rows, time] = prefix.dims();
+        let causal = generate_autoregressive_mask::<B>(rows, time, &memory.device());
+        let x = self.embed(self.target_embedding(), prefix);
+        let decoded = self.burn_decoder().forward_autoregressive_inference(
+            TransformerDecoderInput::new(x, memory)
+                .target_mask_attn(causal)
+                .memory_mask_pad(memory_padding),
+            cache,
+        );
+        let d = decoded.dims()[2];
+        self.log_probs_of(decoded.slice([0..rows, time - 1..time, 0..d]))
+    }
+
+    /// An empty cache of Burn's autoregressive decoder (the tests' reference).
+    #[cfg(test)]
+    pub(crate) fn new_cache(&self) -> TransformerDecoderAutoregressiveCache<B> {
+        self.burn_decoder().new_autoregressive_cache()
+    }
+
+    /// The decoder as Burn's `TransformerDecoder`, through its record (the tests' reference).
+    #[cfg(test)]
+    fn burn_decoder(&self) -> TransformerDecoder<B> {
+        use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
+        let device = self.source_embedding.weight.device();
+        let d = &self.decoder;
+        let recorder = NamedMpkBytesRecorder::<FullPrecisionSettings>::default();
+        let bytes = recorder.record(d.clone().into_record(), ()).unwrap();
+        TransformerDecoderConfig::new(d.d_model, d.d_ff, d.n_heads, d.n_layers)
+            .with_dropout(d.dropout)
+            .with_norm_first(d.norm_first)
+            .with_quiet_softmax(d.quiet_softmax)
+            .init(&device)
+            .load_record(recorder.load(bytes, &device).unwrap())
+    }
+}
+
+impl<B: AutodiffBackend> TrainStep<TranslationBatch<B>, TranslationOutput<B>>
+    for TransformerNmt<B>
+{
+    fn step(&self, batch: TranslationBatch<B>) -> TrainOutput<TranslationOutput<B>> {
+        let output = self.forward_translation(batch);
+        TrainOutput::new(self, output.loss.backward(), output)
+    }
+}
+
+impl<B: Backend> ValidStep<TranslationBatch<B>, TranslationOutput<B>> for TransformerNmt<B> {
+    fn step(&self, batch: TranslationBatch<B>) -> TranslationOutput<B> {
+        self.forward_translation(batch)
+    }
+}
+
+/// Token data and a small model for the tests of the Transformer and its decoding.
+#[cfg(test)]
+pub(crate) mod test_data {
+    use burn::tensor::backend::Backend;
+    use burn::tensor::{Bool, Int, Tensor, TensorData};
+
+    use super::{TransformerNmt, TransformerNmtConfig};
+
+    /// Padding token of the translation tests.
+    pub const PAD: usize = 0;
+
+    /// Token ids `[rows, width]` on the default device.
+    pub fn ids<B: Backend>(rows: Vec<Vec<i64>>) -> Tensor<B, 2, Int> {
+        let shape = [rows.len(), rows[0].len()];
+        Tensor::from_data(TensorData::new(rows.concat(), shape), &Default::default())
+    }
+
+    /// Where `tokens` hold [`PAD`].
+    pub fn padding<B: Backend>(tokens: &Tensor<B, 2, Int>) -> Tensor<B, 2, Bool> {
+        tokens.clone().equal_elem(PAD as i64)
+    }
+
+    /// A pre-norm 2 + 2-layer Transformer of width 32 without dropout.
+    pub fn tiny_model<B: Backend>(vocab: usize) -> TransformerNmt<B> {
+        TransformerNmtConfig::tiny(vocab, PAD)
+            .with_d_model(32)
+            .with_d_ff(64)
+            .with_dropout(0.0)
+            .init(&Default::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_data::{PAD, ids, padding, tiny_model};
+    use super::*;
+    use crate::test_support::{TestAutodiffBackend, TestBackend, assert_tensors_close, overfit};
+    use crate::training::parameters::trainable_parameters;
+    use burn::tensor::activation::log_softmax;
+
+    #[test]
+    fn parameter_count_of_the_iwslt_model() {
+        let vocab = 10_000;
+        let model: TransformerNmt<TestAutodiffBackend> =
+            TransformerNmtConfig::iwslt_de_en(vocab, PAD).init(&Default::default());
+        let d = 512;
+        let attention = 4 * (d * d + d);
+        let feed_forward = d * 1024 + 1024 + 1024 * d + d;
+        let layer_norm = 2 * d;
+        let encoder_layer = attention + feed_forward + 2 * layer_norm;
+        let decoder_layer = 2 * attention + feed_forward + 3 * layer_norm;
+        let expected = vocab * d + 6 * encoder_layer + 6 * decoder_layer;
+        assert_eq!(trainable_parameters(&model), expected);
+    }
+
+    #[test]
+    fn shapes_and_invalid_configs() {
+        let model = tiny_model::<TestBackend>(20);
+        let source = ids::<TestBackend>(vec![vec![5, 6, 7, 2], vec![8, 9, 2, 0]]);
+        let target = ids::<TestBackend>(vec![vec![1, 5, 6], vec![1, 7, 0]]);
+        let logits = model.forward(
+            source.clone(),
+            padding(&source),
+            target.clone(),
+            padding(&target),
+        );
+        assert_eq!(logits.dims(), [2, 3, 20]);
+        let error = TransformerNmtConfig::new(10, 12, PAD)
+            .validate()
+            .unwrap_err();
+        assert!(error.contains("joint vocabulary"), "{error}");
+        let error = TransformerNmtConfig::new(10, 10, PAD)
+            .with_d_model(30)
+            .validate()
+            .unwrap_err();
+        assert!(error.contains("multiple of n_heads"), "{error}");
+    }
+
+    #[test]
+    fn a_future_target_token_does_not_change_earlier_outputs() {
+        for norm_first in [false, true] {
+            let model: TransformerNmt<TestBackend> = TransformerNmtConfig::tiny(20, PAD)
+                .with_d_model(32)
+                .with_d_ff(64)
+                .with_dropout(0.0)
+                .with_norm_first(norm_first)
+                .init(&Default::default());
+            let source = ids::<TestBackend>(vec![vec![5, 6, 7, 2]]);
+            let a = ids::<TestBackend>(vec![vec![1, 5, 6, 7]]);
+            let b = ids::<TestBackend>(vec![vec![1, 5, 6, 12]]);
+            let logits_a = model.forward(source.clone(), padding(&source), a.clone(), padding(&a));
+            let logits_b = model.forward(source.clone(), padding(&source), b.clone(), padding(&b));
+            assert_tensors_close(
+                logits_a.clone().slice([0..1, 0..3, 0..20]),
+                logits_b.clone().slice([0..1, 0..3, 0..20]),
+                1e-6,
+            );
+            let last_a: Vec<f32> = logits_a
+                .slice([0..1, 3..4, 0..20])
+                .into_data()
+                .to_vec()
+                .unwrap();
+            let last_b: Vec<f32> = logits_b
+                .slice([0..1, 3..4, 0..20])
+                .into_data()
+                .to_vec()
+                .unwrap();
+            assert_ne!(last_a, last_b);
+        }
+    }
+
+    #[test]
+    fn cached_decoding_matches_the_full_forward_pass() {
+        let model = tiny_model::<TestBackend>(20);
+        let source = ids::<TestBackend>(vec![vec![5, 6, 7, 2], vec![8, 9, 2, 0]]);
+        let prefix = vec![vec![1i64, 5, 6, 7, 3], vec![1, 8, 9, 4, 4]];
+        let target = ids::<TestBackend>(prefix.clone());
+        let full = log_softmax(
+            model.forward(
+                source.clone(),
+                padding(&source),
+                target.clone(),
+                target.clone().equal_elem(-1),
+            ),
+            2,
+        );
+        let memory = model.encode(source.clone(), padding(&source));
+        // Incrementally, one position at a time.
+        let mut cache = model.new_cache();
+        for t in 1..=5 {
+            let rows: Vec<Vec<i64>> = prefix.iter().map(|p| p[..t].to_vec()).collect();
+            let step =
+                model.next_token_log_probs(ids(rows), memory.clone(), padding(&source), &mut cache);
+            let expected = full.clone().slice([0..2, t - 1..t, 0..20]).reshape([2, 20]);
+            assert_tensors_close(step, expected, 1e-5);
+        }
+        // From an empty cache with the whole prefix at once (the beam-search rebuild).
+        let mut fresh = model.new_cache();
+        let step = model.next_token_log_probs(target, memory, padding(&source), &mut fresh);
+        assert_tensors_close(step, full.slice([0..2, 4..5, 0..20]).reshape([2, 20]), 1e-5);
+    }
+
+    #[test]
+    fn overfits_one_batch() {
+        // Without label smoothing, whose floor would hide how far the loss falls.
+        let model: TransformerNmt<TestAutodiffBackend> = TransformerNmtConfig::tiny(16, PAD)
+            .with_d_model(32)
+            .with_d_ff(64)
+            .with_dropout(0.0)
+            .with_label_smoothing(0.0)
+            .init(&Default::default());
+        let source = ids::<TestAutodiffBackend>(vec![vec![5, 6, 7, 8, 2], vec![9, 10, 11, 2, 0]]);
+        let target_input =
+            ids::<TestAutodiffBackend>(vec![vec![1, 8, 7, 6, 5], vec![1, 11, 10, 9, 0]]);
+        let target_output =
+            ids::<TestAutodiffBackend>(vec![vec![8, 7, 6, 5, 2], vec![11, 10, 9, 2, 0]]);
+        let batch = TranslationBatch {
+            source_padding: padding(&source),
+            source,
+            target_padding: padding(&target_input),
+            target_input,
+            target_output,
+            target_tokens: 9,
+        };
+        let (first, last) = overfit(model, 150, 5e-3, |model| {
+            model.forward_translation(batch.clone()).loss
+        });
+        assert!(last < 0.1 * first, "loss went from {first} to {last}");
+        println!("Transformer overfit: loss {first} -> {last}");
+    }
+}

@@ -1,0 +1,75 @@
+//! The bridge between Burn's generic tensors and the ndarray arrays the kernels compute on: a
+//! tensor of a generic backend `B`, which the [dispatch](crate::ops::dispatch) found to be
+//! `NdArray<f32>` or `Autodiff<NdArray<f32>>`, is cast to that backend's primitive, its f32
+//! values are read as a slice, and the kernel's values go back the same way.
+
+use burn::backend::ndarray::NdArrayTensor;
+use burn::tensor::backend::Backend;
+use burn::tensor::ops::FloatTensor;
+use burn::tensor::{Tensor, TensorMetadata, TensorPrimitive};
+use ndarray::{ArcArray, IxDyn};
+
+pub(crate) use crate::ops::dispatch::{Ad, Inner};
+
+/// `value` as a `U`, where `T` is `U`; `value` back otherwise.
+pub(crate) fn cast<T: 'static, U: 'static>(value: T) -> Result<U, T> {
+    let mut slot = Some(value);
+    match (&mut slot as &mut dyn core::any::Any).downcast_mut::<Option<U>>() {
+        Some(target) => Ok(target.take().expect("just filled")),
+        None => Err(slot.expect("untouched")),
+    }
+}
+
+/// `value` as a `U`, where the dispatch has found `T` to be `U`.
+pub(crate) fn checked_cast<T: 'static, U: 'static>(value: T) -> U {
+    cast(value).unwrap_or_else(|_| unreachable!("the dispatch recognised the backend"))
+}
+
+/// The f32 values of an ndarray primitive, in standard layout.
+pub(crate) fn f32_array(tensor: NdArrayTensor) -> ArcArray<f32, IxDyn> {
+    match tensor {
+        NdArrayTensor::F32(array) if array.is_standard_layout() => array,
+        NdArrayTensor::F32(array) => array.as_standard_layout().into_owned().into_shared(),
+        other => panic!(
+            "the ndarray convolution kernels take f32 tensors, got {:?}",
+            other.dtype()
+        ),
+    }
+}
+
+/// An ndarray primitive of `shape` holding `values`.
+pub(crate) fn nd_tensor(values: Vec<f32>, shape: &[usize]) -> NdArrayTensor {
+    NdArrayTensor::F32(
+        ArcArray::from_shape_vec(IxDyn(shape), values).expect("shape matches the values"),
+    )
+}
+
+/// A plain ndarray tensor of the primitive `tensor`.
+pub(crate) fn inner<const D: usize>(tensor: NdArrayTensor) -> Tensor<Inner, D> {
+    Tensor::from_primitive(TensorPrimitive::Float(tensor))
+}
+
+/// The float primitive of `tensor`, whose backend `B` is `K` (the dispatch
+/// recognised `B`).
+pub(crate) fn primitive_of<K: Backend, B: Backend, const D: usize>(
+    tensor: Tensor<B, D>,
+) -> FloatTensor<K> {
+    checked_cast::<_, Tensor<K, D>>(tensor)
+        .into_primitive()
+        .tensor()
+}
+
+/// The tensor of `B` holding `primitive`, a float primitive of `K`, where `B` is `K` (the dispatch
+/// recognised `B`).
+pub(crate) fn tensor_of<K: Backend, B: Backend, const D: usize>(
+    primitive: FloatTensor<K>,
+) -> Tensor<B, D> {
+    checked_cast(Tensor::<K, D>::from_primitive(TensorPrimitive::Float(
+        primitive,
+    )))
+}
+
+/// The values of a standard-layout array.
+pub(crate) fn slice(array: &ArcArray<f32, IxDyn>) -> &[f32] {
+    array.as_slice().expect("standard layout")
+}

@@ -1,0 +1,101 @@
+//! GELU as Burn 0.19.1 computes it, as one parallel pass each way on `Autodiff<NdArray<f32>>`:
+//!
+//! - forward: `x·Φ(x) = x/2·(1 + erf(x/√2))`;
+//! - backward: Burn's gradient, which is the derivative of GELU's tanh approximation, with
+//!   `u = 0.0356774·x³ + 0.797885·x`, `t = tanh u`:
+//!   `∂x = ∂y·(t/2 + (0.0535161·x³ + 0.398942·x)·(1 − t²) + 1/2)`.
+//!
+//! Burn composes the forward from five tensor operations and the backward from fourteen, each a
+//! single-threaded pass over the activations with its own allocation.
+
+use std::sync::Arc;
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::ndarray::NdArrayTensor;
+use burn::tensor::Tensor;
+use burn::tensor::backend::Backend;
+use ndarray::{ArcArray, IxDyn};
+use rayon::prelude::*;
+
+use super::ELEMENTS_PER_TASK;
+use super::bridge::{Ad, Inner, f32_array, nd_tensor, primitive_of, slice, tensor_of};
+use crate::ops::dispatch::Native;
+
+/// `f` applied to the pairs `(a[i], b[i])` in parallel.
+fn zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
+    let mut out = vec![0.0f32; a.len()];
+    out.par_chunks_mut(ELEMENTS_PER_TASK)
+        .zip(
+            a.par_chunks(ELEMENTS_PER_TASK)
+                .zip(b.par_chunks(ELEMENTS_PER_TASK)),
+        )
+        .for_each(|(out, (a, b))| {
+            for ((out, &a), &b) in out.iter_mut().zip(a).zip(b) {
+                *out = f(a, b);
+            }
+        });
+    out
+}
+
+/// `x·Φ(x)`.
+fn gelu_of(x: f32) -> f32 {
+    0.5 * x * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2))
+}
+
+/// Burn's GELU derivative (that of the tanh approximation) at `x`.
+fn gelu_derivative(x: f32) -> f32 {
+    let x3 = x * x * x;
+    // tanh u = 1 − 2/(e^{2u} + 1): one `exp`, where libm's `tanhf` takes twice as long.
+    let t = 1.0 - 2.0 / ((2.0 * (0.035_677_4 * x3 + 0.797_885 * x)).exp() + 1.0);
+    0.5 * t + (0.053_516_1 * x3 + 0.398_942 * x) * (1.0 - t * t) + 0.5
+}
+
+/// The autodiff step: `∂x = ∂y · gelu′(x)`.
+#[derive(Debug)]
+struct GeluBackward;
+
+impl Backward<Inner, 1> for GeluBackward {
+    type State = Arc<ArcArray<f32, IxDyn>>;
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 1>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
+        let grad = f32_array(grads.consume::<Inner>(&ops.node));
+        let [parent] = ops.parents;
+        if let Some(node) = parent {
+            let x = &ops.state;
+            let dx = zip_map(slice(&grad), slice(x), |g, x| g * gelu_derivative(x));
+            grads.register::<Inner>(node.id, nd_tensor(dx, x.shape()));
+        }
+    }
+}
+
+/// GELU of `x`, `B` being the ndarray backend `native`.
+pub(crate) fn gelu<B: Backend, const D: usize>(native: Native, x: Tensor<B, D>) -> Tensor<B, D> {
+    let forward = |x: &ArcArray<f32, IxDyn>| {
+        let values = slice(x);
+        nd_tensor(zip_map(values, values, |x, _| gelu_of(x)), x.shape())
+    };
+    if native == Native::NdArray {
+        let x = f32_array(primitive_of::<Inner, _, D>(x));
+        return tensor_of::<Inner, _, D>(forward(&x));
+    }
+    let x = primitive_of::<Ad, _, D>(x);
+    let values = f32_array(x.primitive.clone());
+    let output: NdArrayTensor = forward(&values);
+    let y = match GeluBackward
+        .prepare::<NoCheckpointing>([x.node.clone()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish(Arc::new(values), output),
+        OpsKind::UnTracked(prep) => prep.finish(output),
+    };
+    tensor_of::<Ad, _, D>(y)
+}
