@@ -9,6 +9,11 @@ use radam_core::{Hyper, RAdamConfigError};
 
 use crate::radam::RAdam;
 
+// `RAdamConfig` itself — the struct, its fields with their documented defaults (PyTorch's), the
+// builder methods `with_*`, the presets and `validate` — is written once, in radam-core's
+// `radam_config!` macro (radam-core/src/config_struct.rs), and expanded here and in radam-burn-022, so
+// that both Burn versions take exactly the same configuration. Rustdoc shows the expansion in
+// full; this file adds what needs Burn 0.19: building the optimizer.
 radam_core::radam_config!(radam_burn);
 
 impl RAdamConfig {
@@ -39,7 +44,7 @@ impl RAdamConfig {
         Ok(RAdam::new(self.hyper()))
     }
 
-    /// The hyper-parameters in `f64`, each `f32` field [widened](crate::widen) through its
+    /// The hyper-parameters in `f64`, each `f32` field [widened](radam_core::widen) through its
     /// decimal form.
     pub(crate) fn hyper(&self) -> Hyper {
         self.fields().hyper()

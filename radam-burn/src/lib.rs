@@ -46,14 +46,23 @@ mod config;
 mod fused;
 mod lookahead;
 mod radam;
+mod state;
 
 #[cfg(test)]
 mod parity_tests;
 
 pub use adam_2k::{Adam2k, Adam2kConfig, Adam2kState};
 pub use config::RAdamConfig;
-pub use fused::{fused_kernel_for, memory_traffic_pass};
 pub use lookahead::{Lookahead, LookaheadConfig, LookaheadRecord, Ranger, RangerConfig};
-pub use radam::{RAdam, RAdamState};
+pub use radam::RAdam;
+pub use state::RAdamState;
 // The maths shared with the adaptor for Burn 0.22 (radam-burn-022).
-pub use radam_core::{RAdamConfigError, RAdamFields, rectification, rho, rho_inf, widen};
+pub use radam_core::{RAdamConfigError, rectification, rho, rho_inf};
+
+/// Hooks for this workspace's own tools (the speed check, the r_t metric, the kernel tests),
+/// kept out of the documented API: nothing here is needed to train, and it may change.
+#[doc(hidden)]
+pub mod tooling {
+    pub use crate::fused::{fused_kernel_for, memory_traffic_pass};
+    pub use radam_core::{RAdamFields, widen};
+}

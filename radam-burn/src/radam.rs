@@ -1,11 +1,12 @@
-//! [`RAdam`], Burn's `SimpleOptimizer` for Rectified Adam, and its per-parameter state.
+//! [`RAdam`], Burn's `SimpleOptimizer` for Rectified Adam.
 
 use burn::optim::{LearningRate, SimpleOptimizer};
-use burn::record::Record;
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 
 use radam_core::{Hyper, StepPlan};
+
+use crate::state::RAdamState;
 
 /// Rectified Adam (Liu et al., "On the Variance of the Adaptive Learning Rate and Beyond",
 /// ICLR 2020), as a Burn [`SimpleOptimizer`] for every backend.
@@ -20,31 +21,6 @@ use radam_core::{Hyper, StepPlan};
 pub struct RAdam {
     hyper: Hyper,
     fused: bool,
-}
-
-/// The per-parameter state of [`RAdam`]: the step count and both moments.
-///
-/// It derives [`Record`], so the Learner's checkpoints save and resume it. Save it with a
-/// full-precision recorder: in `f16`, second moments below `6e-8` underflow to zero.
-#[derive(Record, Clone, Debug)]
-pub struct RAdamState<B: Backend, const D: usize> {
-    /// The number of steps taken, `t`.
-    pub time: usize,
-    /// The first moment (momentum), `m_t`, not bias-corrected.
-    pub m: Tensor<B, D>,
-    /// The second moment, `v_t`, not bias-corrected.
-    pub v: Tensor<B, D>,
-}
-
-impl<B: Backend, const D: usize> RAdamState<B, D> {
-    /// Moves both moments to `device`.
-    pub fn to_device(self, device: &B::Device) -> Self {
-        Self {
-            time: self.time,
-            m: self.m.to_device(device),
-            v: self.v.to_device(device),
-        }
-    }
 }
 
 impl RAdam {

@@ -22,7 +22,7 @@ use core::any::{Any, TypeId};
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 
-use crate::radam::RAdamState;
+use crate::state::RAdamState;
 use radam_core::{StepPlan, Update};
 
 /// The tensors of one step, handed back unchanged when no kernel applies.

@@ -6,7 +6,7 @@ use burn_ndarray::NdArrayTensor;
 use rayon::prelude::*;
 
 use super::{Mode, Scalars, StepInputs, cast, same_type};
-use crate::radam::RAdamState;
+use crate::state::RAdamState;
 use radam_core::StepPlan;
 
 /// Elements per parallel task: large enough to amortise scheduling, small enough to balance.

@@ -10,7 +10,7 @@ use cubecl::prelude::*;
 use cubecl::wgpu::WgpuRuntime;
 
 use super::{Mode, Scalars, StepInputs, cast, same_type};
-use crate::radam::RAdamState;
+use crate::state::RAdamState;
 use radam_core::StepPlan;
 
 type Primitive = CubeTensor<WgpuRuntime>;
