@@ -16,7 +16,7 @@ use burn::tensor::{Distribution, Tensor};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use radam_burn::RAdamConfig;
 use radam_train::backend::{NdArrayBackend, WgpuBackend, wgpu_device};
-use radam_train::workloads::time_steps;
+use radam_train::gpu_check::workloads::time_steps;
 
 #[derive(Module, Debug)]
 struct Flat<B: Backend> {

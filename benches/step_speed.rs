@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use radam_train::backend::NdArrayBackend as B;
-use radam_train::workloads::{self, Shapes, Workload};
+use radam_train::gpu_check::workloads::{self, Workload, WorkloadSizes};
 
 /// Untimed steps before each repeat, on a fresh model.
 const WARMUP_STEPS: u64 = 2;
@@ -61,7 +61,7 @@ fn measure(request: &Request) -> Vec<Duration> {
         .map(|_| {
             request
                 .workload
-                .time::<B>(&Shapes::README, WARMUP_STEPS, request.steps, &device)
+                .time::<B>(&WorkloadSizes::README, WARMUP_STEPS, request.steps, &device)
         })
         .collect()
 }
@@ -71,7 +71,7 @@ fn main() -> ExitCode {
     let result = parse(std::env::args().skip(1)).map(|request| {
         workloads::warm_up_backend::<B>(&Default::default());
         let workload = request.workload;
-        let items = workload.items_per_step(&Shapes::README);
+        let items = workload.items_per_step(&WorkloadSizes::README);
         for time in measure(&request) {
             let rate = (items as u64 * request.steps) as f64 / time.as_secs_f64();
             println!("{} {rate:.1} {}/s", workload.name(), workload.unit());

@@ -7,81 +7,92 @@
 
 use std::time::Duration;
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use burn::module::AutodiffModule;
+use burn::tensor::Tensor;
+use criterion::measurement::WallTime;
+use criterion::{
+    BenchmarkGroup, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main,
+};
 use radam_train::backend::NdArrayBackend as B;
+use radam_train::gpu_check::workloads::{self, Workload, WorkloadSizes, time_training};
 use radam_train::models::conv::ConvAlgorithm;
 use radam_train::models::lstm::LstmAlgorithm;
-use radam_train::workloads::{self, Shapes, Workload, time_training};
 
-const SHAPES: Shapes = Shapes::README;
+const SHAPES: WorkloadSizes = WorkloadSizes::README;
 
 /// Untimed steps before each measurement.
 const WARMUP_STEPS: u64 = 2;
 
-fn resnet(c: &mut Criterion) {
-    let mut group = c.benchmark_group("training_step_resnet20_batch128");
+/// The benchmark group `name` of `workload`'s steps: ten samples of `seconds` each, with its
+/// images or tokens per step as the throughput.
+fn group<'a>(
+    c: &'a mut Criterion,
+    name: &str,
+    workload: Workload,
+    seconds: u64,
+) -> BenchmarkGroup<'a, WallTime> {
+    let mut group = c.benchmark_group(name);
     group
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(20));
-    group.throughput(Throughput::Elements(
-        Workload::ResNet.items_per_step(&SHAPES) as u64,
-    ));
-    for algorithm in [ConvAlgorithm::Auto, ConvAlgorithm::Direct] {
-        group.bench_function(BenchmarkId::new("conv", format!("{algorithm:?}")), |b| {
-            b.iter_custom(|iters| {
-                let device = Default::default();
-                let (model, batch) = workloads::resnet::<B>(&SHAPES, algorithm, &device);
-                time_training(model, WARMUP_STEPS, iters, &device, |model| {
-                    model.forward_classification(batch.clone()).loss
-                })
+        .measurement_time(Duration::from_secs(seconds));
+    group.throughput(Throughput::Elements(workload.items_per_step(&SHAPES) as u64));
+    group
+}
+
+/// Times the training step, `loss` then RAdam, of the model and batch that `setup` builds.
+fn bench_step<M: AutodiffModule<B>, T: Clone>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    id: BenchmarkId,
+    setup: impl Fn(&<B as burn::tensor::backend::Backend>::Device) -> (M, T),
+    loss: impl Fn(&M, T) -> Tensor<B, 1>,
+) {
+    group.bench_function(id, |b| {
+        b.iter_custom(|iters| {
+            let device = Default::default();
+            let (model, batch) = setup(&device);
+            time_training(model, WARMUP_STEPS, iters, &device, |model| {
+                loss(model, batch.clone())
             })
-        });
+        })
+    });
+}
+
+fn resnet(c: &mut Criterion) {
+    let mut group = group(c, "training_step_resnet20_batch128", Workload::ResNet, 20);
+    for algorithm in [ConvAlgorithm::Auto, ConvAlgorithm::Direct] {
+        bench_step(
+            &mut group,
+            BenchmarkId::new("conv", format!("{algorithm:?}")),
+            |device| workloads::resnet::<B>(&SHAPES, algorithm, device),
+            |model, batch| model.forward_classification(batch).loss,
+        );
     }
     group.finish();
 }
 
 fn lstm(c: &mut Criterion) {
-    let mut group = c.benchmark_group("training_step_lstm_2x256_v10k_32x35");
-    group
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(10));
-    group.throughput(Throughput::Elements(
-        Workload::Lstm.items_per_step(&SHAPES) as u64
-    ));
+    let mut group = group(c, "training_step_lstm_2x256_v10k_32x35", Workload::Lstm, 10);
     for algorithm in [LstmAlgorithm::Fused, LstmAlgorithm::Stepwise] {
-        group.bench_function(BenchmarkId::new("lstm", format!("{algorithm:?}")), |b| {
-            b.iter_custom(|iters| {
-                let device = Default::default();
-                let (model, batch) = workloads::lstm_lm::<B>(&SHAPES, algorithm, &device);
-                time_training(model, WARMUP_STEPS, iters, &device, |model| {
-                    model.forward_stream(batch.clone()).loss
-                })
-            })
-        });
+        bench_step(
+            &mut group,
+            BenchmarkId::new("lstm", format!("{algorithm:?}")),
+            |device| workloads::lstm_lm::<B>(&SHAPES, algorithm, device),
+            |model, batch| model.forward_stream(batch).loss,
+        );
     }
     group.finish();
 }
 
 fn transformer(c: &mut Criterion) {
-    let mut group = c.benchmark_group("training_step_transformer_3+3_d256_32x32");
-    group
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(10));
-    group.throughput(Throughput::Elements(
-        Workload::Transformer.items_per_step(&SHAPES) as u64,
-    ));
-    group.bench_function("transformer", |b| {
-        b.iter_custom(|iters| {
-            let device = Default::default();
-            let (model, batch) = workloads::transformer::<B>(&SHAPES, &device);
-            time_training(model, WARMUP_STEPS, iters, &device, |model| {
-                model.forward_translation(batch.clone()).loss
-            })
-        })
-    });
+    let name = "training_step_transformer_3+3_d256_32x32";
+    let mut group = group(c, name, Workload::Transformer, 10);
+    bench_step(
+        &mut group,
+        BenchmarkId::from_parameter("transformer"),
+        |device| workloads::transformer::<B>(&SHAPES, device),
+        |model, batch| model.forward_translation(batch).loss,
+    );
     group.finish();
 }
 

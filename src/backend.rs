@@ -56,17 +56,6 @@ impl BackendKind {
     }
 }
 
-/// Where a process trains, for [`on_backend`](crate::tasks::on_backend).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Placement {
-    /// The backend.
-    pub backend: BackendKind,
-    /// How many local devices.
-    pub devices: usize,
-    /// The first GPU's number on this machine (a multi-node process's local rank).
-    pub first_device: usize,
-}
-
 /// The CPU backend: ndarray, `f32`, with autodiff for training.
 pub type NdArrayBackend = Autodiff<NdArray<f32>>;
 

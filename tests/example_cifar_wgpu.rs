@@ -4,7 +4,7 @@
 mod common;
 
 use clap::Parser;
-use radam_train::history::Split;
+use radam_train::harness::history::Phase;
 use radam_train::tasks::cifar;
 
 #[test]
@@ -30,7 +30,7 @@ fn cifar_trains_on_wgpu() {
     .unwrap();
     let report = cifar::run(args).unwrap();
     let epoch = &report.history.epochs[0];
-    let loss = epoch.get(Split::Valid, "Loss").unwrap();
+    let loss = epoch.get(Phase::Valid, "Loss").unwrap();
     assert!(loss.is_finite() && loss > 0.0, "{loss}");
     for file in [
         "checkpoint/model-1.mpk",

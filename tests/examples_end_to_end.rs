@@ -6,11 +6,11 @@ mod common;
 use burn::backend::NdArray;
 use burn::record::DefaultRecorder;
 use clap::Parser;
-use radam_train::bleu::{corpus_bleu, tokenize};
 use radam_train::datasets::synthetic_translation::SyntheticTranslation;
+use radam_train::harness::history::Phase;
 use radam_train::harness::{HarnessError, RunReport};
-use radam_train::history::Split;
 use radam_train::run_dir::TRANSLATIONS;
+use radam_train::tasks::nmt::bleu::{corpus_bleu, tokenize};
 use radam_train::tasks::{cifar, lm, nmt};
 
 fn assert_artifacts(report: &RunReport, epochs: usize, metric: &str) {
@@ -43,7 +43,7 @@ fn assert_artifacts(report: &RunReport, epochs: usize, metric: &str) {
     assert_eq!(&png[1..4], b"PNG");
     assert_eq!(report.history.epochs.len(), epochs);
     let last = report.history.last().unwrap();
-    let value = last.get(Split::Valid, metric).expect("validation metric");
+    let value = last.get(Phase::Valid, metric).expect("validation metric");
     assert!(value.is_finite(), "{metric} = {value}");
 }
 
@@ -54,7 +54,7 @@ fn cifar_trains_and_writes_its_artifacts() {
     let report = cifar::run(common::cifar_args(dir.path(), &[])).unwrap();
     assert_artifacts(&report, 1, "Accuracy");
     let accuracy = report.history.epochs[0]
-        .get(Split::Valid, "Accuracy")
+        .get(Phase::Valid, "Accuracy")
         .unwrap();
     // A share of the 25 validation images (128 / 5), in percent: k · 4 %.
     let correct = accuracy / 4.0;
@@ -64,7 +64,7 @@ fn cifar_trains_and_writes_its_artifacts() {
     );
     // RAdam's r_t is recorded: 8 steps in, it is rectifying (ρ_8 > 5).
     let r_t = report.history.epochs[0]
-        .get(Split::Train, "RAdam r_t")
+        .get(Phase::Train, "RAdam r_t")
         .unwrap();
     let expected = radam_train::optim::rectification(0.999, 8, 5.0).unwrap();
     assert!((r_t - expected).abs() < 1e-12, "{r_t} != {expected}");
@@ -80,9 +80,9 @@ fn baselines_train_without_the_rectification_metric() {
     ))
     .unwrap();
     let first = &report.history.epochs[0];
-    assert!(first.get(Split::Train, "RAdam r_t").is_none());
+    assert!(first.get(Phase::Train, "RAdam r_t").is_none());
     // 8 steps: 4 of warmup, then the step schedule's ×0.1 after steps 4 and 6.
-    let lr = first.get(Split::Train, "Learning Rate").unwrap();
+    let lr = first.get(Phase::Train, "Learning Rate").unwrap();
     let expected = (0.25 + 0.5 + 0.75 + 1.0 + 0.1 + 0.1 + 0.01 + 0.01) * 3e-3 / 8.0;
     assert!((lr - expected).abs() < 1e-9, "{lr} != {expected}");
 }
@@ -204,19 +204,11 @@ fn bad_flags_and_missing_data_are_clear_errors() {
 fn language_model_trains_on_the_builtin_corpus() {
     let _serial = common::serial();
     let dir = common::temp_dir();
-    let args = lm::LmArgs::try_parse_from([
-        "lm_lstm",
-        "--size",
-        "tiny",
-        "--plain",
-        "--artifact-dir",
-        dir.path().to_str().unwrap(),
-    ])
-    .unwrap();
+    let args: lm::LmArgs = common::tiny_args("lm_lstm", dir.path(), &[]);
     let report = lm::run(args).unwrap();
     assert_artifacts(&report, 1, "Perplexity");
     let perplexity = report.history.epochs[0]
-        .get(Split::Valid, "Perplexity")
+        .get(Phase::Valid, "Perplexity")
         .unwrap();
     // Uniform guessing over the built-in 2000 words scores 2000; the optimum is reported.
     let best = report.results[0].1;
@@ -230,17 +222,7 @@ fn language_model_trains_on_the_builtin_corpus() {
 fn translation_trains_and_reports_test_bleu() {
     let _serial = common::serial();
     let dir = common::temp_dir();
-    let args = nmt::NmtArgs::try_parse_from([
-        "nmt_transformer",
-        "--size",
-        "tiny",
-        "--plain",
-        "--beam",
-        "2",
-        "--artifact-dir",
-        dir.path().to_str().unwrap(),
-    ])
-    .unwrap();
+    let args: nmt::NmtArgs = common::tiny_args("nmt_transformer", dir.path(), &["--beam", "2"]);
     let report = nmt::run(args).unwrap();
     assert_artifacts(&report, 1, "Accuracy");
     let (name, bleu) = &report.results[0];
@@ -322,35 +304,12 @@ fn language_model_and_translation_train_on_two_local_devices() {
     // Rows of the LM's step batch and the token-budget batches of NMT are dealt out to the
     // replicas; both must give every replica the same number of steps (DDP hangs otherwise).
     let dir = common::temp_dir();
-    let args = lm::LmArgs::try_parse_from([
-        "lm_lstm",
-        "--size",
-        "tiny",
-        "--plain",
-        "--devices",
-        "2",
-        "--artifact-dir",
-        dir.path().to_str().unwrap(),
-    ])
-    .unwrap();
+    let args: lm::LmArgs = common::tiny_args("lm_lstm", dir.path(), &["--devices", "2"]);
     let report = lm::run(args).unwrap();
     assert_artifacts(&report, 1, "Perplexity");
     let dir = common::temp_dir();
-    let args = nmt::NmtArgs::try_parse_from([
-        "nmt_transformer",
-        "--size",
-        "tiny",
-        "--plain",
-        "--beam",
-        "1",
-        "--test-sentences",
-        "5",
-        "--devices",
-        "2",
-        "--artifact-dir",
-        dir.path().to_str().unwrap(),
-    ])
-    .unwrap();
+    let flags = ["--beam", "1", "--test-sentences", "5", "--devices", "2"];
+    let args: nmt::NmtArgs = common::tiny_args("nmt_transformer", dir.path(), &flags);
     let report = nmt::run(args).unwrap();
     assert_artifacts(&report, report.history.epochs.len(), "Loss");
 }

@@ -143,16 +143,16 @@ fn fused_matches_tensor_ops<B: Backend>(device: &B::Device, len: usize, toleranc
 #[test]
 fn the_fused_kernels_are_chosen_by_backend() {
     assert_eq!(
-        radam_burn::fused_kernel_for::<NdArray<f32>>(),
+        radam_burn::tooling::fused_kernel_for::<NdArray<f32>>(),
         Some("ndarray")
     );
     assert_eq!(
-        radam_burn::fused_kernel_for::<Wgpu<f32, i32>>(),
+        radam_burn::tooling::fused_kernel_for::<Wgpu<f32, i32>>(),
         Some("wgpu")
     );
     // The autodiff wrapper is not what the optimizer sees (it steps the inner backend).
     assert_eq!(
-        radam_burn::fused_kernel_for::<burn::backend::Autodiff<NdArray<f32>>>(),
+        radam_burn::tooling::fused_kernel_for::<burn::backend::Autodiff<NdArray<f32>>>(),
         None
     );
 }

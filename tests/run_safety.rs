@@ -550,7 +550,7 @@ fn runs_stopped_after_training_resume_into_their_last_phase() {
         .history
         .last()
         .unwrap()
-        .get(radam_train::history::Split::Valid, "Perplexity")
+        .get(radam_train::harness::history::Phase::Valid, "Perplexity")
         .unwrap();
     assert!(
         ((test - valid) / valid).abs() < 1e-4,

@@ -1,5 +1,5 @@
 """Reference values of Var[psi] for psi^2 ~ Scale-inv-chi^2(rho, 1) (Liu et al. 2020, Eq. 2),
-computed with 50-digit arithmetic (mpmath), for the tests of src/variance.rs.
+computed with 50-digit arithmetic (mpmath), for the tests of src/experiments/variance.rs.
 
     python3 tools/variance_reference.py
 """

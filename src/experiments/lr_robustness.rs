@@ -14,7 +14,7 @@ use super::{
 };
 use crate::figure::{Figure, Panel};
 use crate::harness::HarnessError;
-use crate::history::Split;
+use crate::harness::history::Phase;
 use crate::tasks::cifar::{self, CifarArgs};
 
 /// The learning rates of the sweep.
@@ -120,22 +120,22 @@ pub fn run(args: &ExperimentArgs) -> Result<String, HarnessError> {
             };
             accuracy_panel = accuracy_panel.with(series_over_seeds(
                 format!("lr {lr}"),
-                &curves(Split::Valid, "Accuracy"),
+                &curves(Phase::Valid, "Accuracy"),
             ));
             loss_panel = loss_panel.with(series_over_seeds(
                 format!("lr {lr}"),
-                &curves(Split::Train, "Loss"),
+                &curves(Phase::Train, "Loss"),
             ));
             let mut accuracies = Vec::new();
             for (seed, outcome) in group.iter().enumerate() {
                 let value = |split, metric| outcome.final_value(split, metric);
-                let accuracy = value(Split::Valid, "Accuracy");
+                let accuracy = value(Phase::Valid, "Accuracy");
                 accuracies.push(accuracy);
                 writeln!(
                     csv,
                     "{optimizer},{lr},{seed},{accuracy},{},{},{:.1}",
-                    value(Split::Valid, "Loss"),
-                    value(Split::Train, "Loss"),
+                    value(Phase::Valid, "Loss"),
+                    value(Phase::Train, "Loss"),
                     outcome.seconds
                 )
                 .unwrap();
@@ -229,7 +229,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             radam.train.radam,
-            crate::optimizer_choice::RAdamVariant::Official
+            crate::harness::optimizer_choice::RAdamVariant::Official
         );
 
         let with_lr = ExperimentArgs {

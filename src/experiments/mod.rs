@@ -10,6 +10,7 @@
 pub mod lr_robustness;
 pub mod progress;
 pub mod seeds;
+pub mod variance;
 pub mod variance_analysis;
 pub mod warmup;
 pub mod warmup_search;
@@ -20,8 +21,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::BackendKind;
+use crate::harness::history::{History, Phase};
 use crate::harness::{HarnessError, RunReport};
-use crate::history::{History, Split};
 use crate::run_dir::{CSV, RESULTS, RunDir};
 
 /// How big an experiment is.
@@ -218,7 +219,7 @@ impl RunOutcome {
     }
 
     /// Metric `metric` of `split` epoch by epoch, `(epoch, value)` for the epochs that have it.
-    pub fn curve(&self, split: Split, metric: &str) -> Vec<(f64, f64)> {
+    pub fn curve(&self, split: Phase, metric: &str) -> Vec<(f64, f64)> {
         self.history
             .epochs
             .iter()
@@ -227,7 +228,7 @@ impl RunOutcome {
     }
 
     /// The last epoch's value of a metric (NaN if the run did not record it).
-    pub fn final_value(&self, split: Split, metric: &str) -> f64 {
+    pub fn final_value(&self, split: Phase, metric: &str) -> f64 {
         self.history
             .last()
             .and_then(|record| record.get(split, metric))

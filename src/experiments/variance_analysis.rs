@@ -6,9 +6,9 @@ use std::fmt::Write as _;
 
 use super::progress::ProgressBar;
 use super::{ExperimentArgs, Scale, format_table, save_figure, write_file};
+use crate::experiments::variance::{SimulatedVariance, Simulation, theory_table};
 use crate::figure::{Figure, Panel, Series};
 use crate::harness::HarnessError;
-use crate::variance::{SimulatedVariance, Simulation, theory_table};
 
 /// The gradient means µ of the simulation (g ~ N(µ, 1)).
 pub const MEANS: [f64; 4] = [0.0, 0.1, 1.0, 10.0];
@@ -48,7 +48,7 @@ pub fn run(args: &ExperimentArgs) -> Result<String, HarnessError> {
         .unwrap();
     }
     write_file(&dir.join("theory.csv"), &csv)?;
-    let points = |f: fn(&crate::variance::TheoryRow) -> f64| -> Vec<(f64, f64)> {
+    let points = |f: fn(&crate::experiments::variance::TheoryRow) -> f64| -> Vec<(f64, f64)> {
         theory.iter().map(|row| (row.rho, f(row))).collect()
     };
     save_figure(

@@ -20,7 +20,7 @@ use super::{
 };
 use crate::figure::{Figure, Panel, Series};
 use crate::harness::HarnessError;
-use crate::history::Split;
+use crate::harness::history::Phase;
 use crate::run_dir::GRADIENT_HISTOGRAM;
 use crate::tasks::nmt::{self, NmtArgs};
 
@@ -99,7 +99,7 @@ pub fn plan(scale: Scale) -> WarmupPlan {
         // The paper: 4000 warmup steps for Adam, k = 2000 for Adam-2k.
         Scale::Paper => WarmupPlan {
             warmup_steps: 4000,
-            frozen_steps: 2000,
+            frozen_steps: crate::harness::optimizer_choice::default_frozen_steps(),
             histogram_steps: 100,
         },
     }
@@ -222,10 +222,10 @@ pub fn run(args: &ExperimentArgs) -> Result<String, HarnessError> {
         for (seed, outcome) in group.iter().enumerate() {
             let last = |split, metric| outcome.final_value(split, metric);
             let values = [
-                last(Split::Train, "Loss"),
-                last(Split::Valid, "Loss"),
-                last(Split::Train, "Perplexity"),
-                last(Split::Valid, "Perplexity"),
+                last(Phase::Train, "Loss"),
+                last(Phase::Valid, "Loss"),
+                last(Phase::Train, "Perplexity"),
+                last(Phase::Valid, "Perplexity"),
                 outcome.result("test BLEU").unwrap_or(f64::NAN),
                 outcome.seconds,
             ];
@@ -252,16 +252,16 @@ pub fn run(args: &ExperimentArgs) -> Result<String, HarnessError> {
     write_file(&dir.join("results.csv"), &csv)?;
 
     let panels = [
-        (Split::Train, "Loss", false),
-        (Split::Valid, "Loss", false),
-        (Split::Train, "Perplexity", true),
-        (Split::Valid, "Perplexity", true),
+        (Phase::Train, "Loss", false),
+        (Phase::Valid, "Loss", false),
+        (Phase::Train, "Perplexity", true),
+        (Phase::Valid, "Perplexity", true),
     ]
     .into_iter()
     .map(|(split, metric, log)| {
         let split_name = match split {
-            Split::Train => "train",
-            Split::Valid => "valid",
+            Phase::Train => "train",
+            Phase::Valid => "valid",
         };
         let mut panel = Panel::new(format!("{split_name} {metric}"), "epoch", metric);
         if log {
@@ -459,7 +459,7 @@ mod tests {
         let methods = methods(&args, setting);
         // 10 % of 2016 steps, and k half of it.
         assert_eq!(parse(&methods[1].flags).train.warmup, 202);
-        assert_eq!(parse(&methods[3].flags).train.frozen_steps, 101);
+        assert_eq!(parse(&methods[3].flags).train.frozen_steps, Some(101));
         assert_eq!(parse(&methods[4].flags).train.epsilon, Some(1e-4));
 
         // --lr replaces the setting's learning rate.

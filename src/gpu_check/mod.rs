@@ -18,6 +18,7 @@ mod correctness;
 mod report;
 mod step_speed;
 mod training;
+pub mod workloads;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,7 +27,7 @@ use std::time::{Duration, Instant};
 use burn::backend::wgpu::WgpuDevice;
 use clap::Parser;
 
-pub use report::{Figure, Report};
+pub use report::{Measurement, Report};
 
 /// The command line of `gpu-check`.
 #[derive(Parser, Debug)]

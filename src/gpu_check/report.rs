@@ -10,7 +10,7 @@ use serde::Serialize;
 
 /// One measured figure.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Figure {
+pub struct Measurement {
     /// What was measured, e.g. `step-radam-fused-n10000000`.
     pub name: String,
     /// The value.
@@ -25,7 +25,7 @@ struct Measured {
     /// The adapter wgpu found.
     adapter: String,
     /// The figures, in the order they were measured.
-    figures: Vec<Figure>,
+    figures: Vec<Measurement>,
     /// Notes: what was skipped, and why.
     notes: Vec<String>,
     /// Correctness cases that failed.
@@ -65,7 +65,7 @@ impl Report {
 
     /// Records a figure: prints `gpu-check <name> <value> <unit>` and saves the JSON file.
     pub fn figure(&self, name: impl Into<String>, value: f64, unit: &str) {
-        let figure = Figure {
+        let figure = Measurement {
             name: name.into(),
             value,
             unit: unit.to_string(),

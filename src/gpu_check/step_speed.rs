@@ -12,7 +12,7 @@ use burn::tensor::{Distribution, Tensor};
 use radam_burn::RAdamConfig;
 
 use super::Report;
-use crate::workloads::time_steps;
+use crate::gpu_check::workloads::time_steps;
 
 type G = Wgpu<f32, i32>;
 type A = Autodiff<G>;
@@ -70,7 +70,7 @@ fn seconds_per_traffic_pass(n: usize, steps: u64, device: &Device) -> f64 {
     let normal = || Tensor::<G, 1>::random([n], Distribution::Normal(0.0, 1.0), device);
     let grad = normal();
     let pass = |[theta, m, v]: [Tensor<G, 1>; 3]| {
-        radam_burn::memory_traffic_pass(theta, grad.clone(), m, v)
+        radam_burn::tooling::memory_traffic_pass(theta, grad.clone(), m, v)
             .expect("the traffic kernel runs on wgpu")
     };
     let state = [normal(), normal(), normal()];

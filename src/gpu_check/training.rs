@@ -6,8 +6,8 @@ use clap::Parser;
 
 use super::Report;
 use crate::backend::{WgpuBackend, discrete_gpus};
+use crate::gpu_check::workloads::{Workload, WorkloadSizes};
 use crate::tasks::cifar;
-use crate::workloads::{Shapes, Workload};
 
 /// Measures each model's training throughput: `(untimed, timed)` steps.
 pub fn measure_models(
@@ -17,9 +17,9 @@ pub fn measure_models(
     has_time: impl Fn() -> bool,
 ) {
     let (shapes, untimed, timed) = if tiny {
-        (Shapes::TINY, 1, 1)
+        (WorkloadSizes::TINY, 1, 1)
     } else {
-        (Shapes::README, 3, 5)
+        (WorkloadSizes::README, 3, 5)
     };
     for workload in Workload::ALL {
         if !has_time() {

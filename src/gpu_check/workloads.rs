@@ -21,7 +21,7 @@ use radam_models::transformer::{TransformerNmt, TransformerNmtConfig};
 
 /// The sizes of the three workloads.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Shapes {
+pub struct WorkloadSizes {
     /// ResNet depth (`6n + 2`).
     pub resnet_depth: usize,
     /// Images per step.
@@ -48,7 +48,7 @@ pub struct Shapes {
     pub transformer_width: usize,
 }
 
-impl Shapes {
+impl WorkloadSizes {
     /// The README's shapes: ResNet-20 on 128 images of 3×32×32; the LSTM LM 2 × 256 on 32
     /// streams of 35 tokens, vocabulary 10 k; the Transformer 3 + 3 layers, d 256, on 32 pairs of
     /// 32 tokens, vocabulary 8 k.
@@ -123,7 +123,7 @@ impl Workload {
     }
 
     /// Items (images or tokens) per step.
-    pub fn items_per_step(self, shapes: &Shapes) -> usize {
+    pub fn items_per_step(self, shapes: &WorkloadSizes) -> usize {
         match self {
             Self::ResNet => shapes.resnet_batch,
             Self::Lstm => shapes.lstm_batch * shapes.lstm_length,
@@ -135,7 +135,7 @@ impl Workload {
     /// `warmup` untimed ones (which pay for autotuning on wgpu).
     pub fn time<B: AutodiffBackend>(
         self,
-        shapes: &Shapes,
+        shapes: &WorkloadSizes,
         warmup: u64,
         iters: u64,
         device: &B::Device,
@@ -209,7 +209,7 @@ fn ints<B: Backend>(values: Vec<i64>, shape: [usize; 2], device: &B::Device) -> 
 /// The CIFAR ResNet of `shapes` (16/32/64 channels, projection shortcuts) and a batch of random
 /// images.
 pub fn resnet<B: Backend>(
-    shapes: &Shapes,
+    shapes: &WorkloadSizes,
     algorithm: ConvAlgorithm,
     device: &B::Device,
 ) -> (ResNet<B>, ImageBatch<B>) {
@@ -230,7 +230,7 @@ pub fn resnet<B: Backend>(
 /// The two-layer LSTM LM of `shapes` (full softmax, no dropout) and a batch of tokens that
 /// starts its streams.
 pub fn lstm_lm<B: Backend>(
-    shapes: &Shapes,
+    shapes: &WorkloadSizes,
     algorithm: LstmAlgorithm,
     device: &B::Device,
 ) -> (LstmLm<B>, LmBatch<B>) {
@@ -256,7 +256,7 @@ pub fn lstm_lm<B: Backend>(
 /// The Transformer of `shapes` (feed-forward 4 × width, 4 heads, pre-norm, dropout 0.1, shared
 /// embeddings, label smoothing 0.1) and a batch of source and target tokens.
 pub fn transformer<B: Backend>(
-    shapes: &Shapes,
+    shapes: &WorkloadSizes,
     device: &B::Device,
 ) -> (TransformerNmt<B>, TranslationBatch<B>) {
     let (batch, len, vocab) = (
@@ -302,10 +302,13 @@ mod tests {
             assert_eq!(Workload::from_name(workload.name()), Some(workload));
         }
         assert_eq!(Workload::from_name("vgg"), None);
-        assert_eq!(Workload::ResNet.items_per_step(&Shapes::README), 128);
-        assert_eq!(Workload::Lstm.items_per_step(&Shapes::README), 32 * 35);
+        assert_eq!(Workload::ResNet.items_per_step(&WorkloadSizes::README), 128);
         assert_eq!(
-            Workload::Transformer.items_per_step(&Shapes::README),
+            Workload::Lstm.items_per_step(&WorkloadSizes::README),
+            32 * 35
+        );
+        assert_eq!(
+            Workload::Transformer.items_per_step(&WorkloadSizes::README),
             32 * 32
         );
     }

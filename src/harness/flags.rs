@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::BackendKind;
-use crate::optimizer_choice::{OptimizerKind, RAdamVariant};
+use crate::harness::optimizer_choice::{OptimizerKind, RAdamVariant};
 use crate::schedule::ScheduleKind;
 
 /// How big a model and data set: `tiny` is for tests (seconds), `small` finishes on two CPU
@@ -102,9 +102,9 @@ pub struct TrainArgs {
     /// ε of the adaptive optimizers (the paper's Adam-eps control: 1e-4) [default: 1e-8].
     #[arg(long)]
     pub epsilon: Option<f32>,
-    /// Adam-2k: the first steps that update only the second moment.
-    #[arg(long, default_value_t = 2000)]
-    pub frozen_steps: usize,
+    /// Adam-2k: the first steps that update only the second moment [default: 2000].
+    #[arg(long)]
+    pub frozen_steps: Option<usize>,
     /// Record a histogram of |gradient| over the first N updates into grad_histogram.csv.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub gradient_histogram: usize,

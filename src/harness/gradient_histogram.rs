@@ -3,7 +3,7 @@
 //! is pushed towards tiny values within the first updates.
 //!
 //! [`GradientLog`] is attached to the training optimizer (see
-//! [`AnyOptimizer::with_gradient_log`](crate::optimizer_choice::AnyOptimizer::with_gradient_log)); on
+//! [`AnyOptimizer::with_gradient_log`](crate::harness::optimizer_choice::AnyOptimizer::with_gradient_log)); on
 //! each of the first `steps` updates it bins `log10 |g|` of every gradient entry of the model and
 //! rewrites its CSV file.
 

@@ -14,18 +14,18 @@ use burn::train::renderer::{
     MetricsRendererTraining, TrainingProgress,
 };
 
-use crate::divergence::DivergenceGuard;
+use crate::harness::divergence::DivergenceGuard;
 
-/// Which split a value belongs to.
+/// Which phase of an epoch a value was measured in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Split {
+pub enum Phase {
     /// Training batches.
     Train,
     /// Validation batches.
     Valid,
 }
 
-impl Split {
+impl Phase {
     fn label(self) -> &'static str {
         match self {
             Self::Train => "train",
@@ -40,12 +40,12 @@ pub struct EpochRecord {
     /// 1-based epoch number.
     pub epoch: usize,
     /// `(split, metric name) → epoch mean` (the last value for metrics that report no mean).
-    pub values: BTreeMap<(Split, String), f64>,
+    pub values: BTreeMap<(Phase, String), f64>,
 }
 
 impl EpochRecord {
     /// The value of `metric` on `split`, if recorded.
-    pub fn get(&self, split: Split, metric: &str) -> Option<f64> {
+    pub fn get(&self, split: Phase, metric: &str) -> Option<f64> {
         self.values.get(&(split, metric.to_string())).copied()
     }
 }
@@ -79,7 +79,7 @@ impl History {
     /// A table of every metric: its value after the first and the last epoch, and its minimum
     /// and maximum with their epochs.
     pub fn summary_table(&self) -> String {
-        let mut keys: Vec<(Split, String)> = Vec::new();
+        let mut keys: Vec<(Phase, String)> = Vec::new();
         for record in &self.epochs {
             for key in record.values.keys() {
                 if !keys.contains(key) {
@@ -139,10 +139,10 @@ impl History {
     /// The CSV text: `epoch,train/<metric>,valid/<metric>,…`, one row per epoch, empty cells
     /// where a split has no value.
     pub fn to_csv(&self) -> String {
-        let columns: Vec<(Split, String)> = self
+        let columns: Vec<(Phase, String)> = self
             .metrics()
             .into_iter()
-            .flat_map(|name| [(Split::Train, name.clone()), (Split::Valid, name)])
+            .flat_map(|name| [(Phase::Train, name.clone()), (Phase::Valid, name)])
             .filter(|key| {
                 self.epochs
                     .iter()
@@ -187,8 +187,8 @@ impl History {
                 .split_once('/')
                 .ok_or_else(|| invalid(1, "a column is not `split/metric`"))?;
             let split = match split {
-                "train" => Split::Train,
-                "valid" => Split::Valid,
+                "train" => Phase::Train,
+                "valid" => Phase::Valid,
                 _ => return Err(invalid(1, "unknown split")),
             };
             columns.push((split, name.to_string()));
@@ -296,7 +296,7 @@ impl MetricsRendererTraining for RecordingRenderer {
 
     fn update_valid(&mut self, state: MetricState) {
         if let (Some((name, value)), Some(current)) = (Self::numeric(&state), &mut self.current) {
-            current.values.insert((Split::Valid, name), value);
+            current.values.insert((Phase::Valid, name), value);
         }
         self.inner.update_valid(state);
     }
@@ -315,7 +315,7 @@ impl MetricsRendererTraining for RecordingRenderer {
             values: BTreeMap::new(),
         });
         for (name, value) in self.pending_train.drain(..) {
-            current.values.insert((Split::Train, name), value);
+            current.values.insert((Phase::Train, name), value);
         }
         self.inner.render_train(item);
     }
@@ -359,14 +359,14 @@ mod tests {
             epoch: 1,
             values: BTreeMap::new(),
         };
-        first.values.insert((Split::Train, "Loss".into()), 2.5);
-        first.values.insert((Split::Valid, "Loss".into()), 2.25);
+        first.values.insert((Phase::Train, "Loss".into()), 2.5);
+        first.values.insert((Phase::Valid, "Loss".into()), 2.25);
         first
             .values
-            .insert((Split::Train, "Learning Rate".into()), 0.001);
+            .insert((Phase::Train, "Learning Rate".into()), 0.001);
         let mut second = first.clone();
         second.epoch = 2;
-        second.values.insert((Split::Train, "Loss".into()), 1.125);
+        second.values.insert((Phase::Train, "Loss".into()), 1.125);
         History {
             epochs: vec![first, second],
         }

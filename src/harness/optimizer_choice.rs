@@ -13,7 +13,7 @@ use burn::optim::{
 use burn::tensor::backend::AutodiffBackend;
 use radam_burn::{Adam2k, Adam2kConfig, RAdam, RAdamConfig, RAdamConfigError};
 
-use crate::gradient_histogram::GradientLog;
+use crate::harness::gradient_histogram::GradientLog;
 
 /// Which optimizer trains the model.
 #[derive(
@@ -123,12 +123,14 @@ pub struct OptimizerSettings {
     pub decoupled_weight_decay: bool,
 }
 
+/// PyTorch's ε, as [`RAdamConfig`](radam_burn::RAdamConfig) defaults to it.
 fn default_epsilon() -> f32 {
-    1e-8
+    radam_burn::RAdamConfig::new().epsilon
 }
 
-fn default_frozen_steps() -> usize {
-    2000
+/// The paper's k, as [`Adam2kConfig`](radam_burn::Adam2kConfig) defaults to it.
+pub(crate) fn default_frozen_steps() -> usize {
+    radam_burn::Adam2kConfig::new().frozen_steps
 }
 
 impl OptimizerSettings {

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use burn::train::metric::{Metric, MetricEntry, MetricMetadata, MetricName, Numeric, NumericEntry};
-use radam_burn::{RAdamConfig, rectification, rho, widen};
+use radam_burn::tooling::widen;
+use radam_burn::{RAdamConfig, rectification, rho};
 
 /// r_t (Eq. 6 of the paper) of the step just taken; 0 while RAdam is in its momentum phase.
 ///

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::error::{HarnessError, io_error};
-use super::learner::TrainedRun;
 use super::session::Session;
-use crate::history::History;
+use super::session::fit::TrainedRun;
+use crate::harness::history::History;
 use crate::run_dir::{CSV, PLOT, RESULTS, write_atomic};
 
 impl Session {
@@ -79,7 +79,7 @@ impl RunReport {
             let valid: Vec<String> = last
                 .values
                 .iter()
-                .filter(|((split, _), _)| *split == crate::history::Split::Valid)
+                .filter(|((split, _), _)| *split == crate::harness::history::Phase::Valid)
                 .map(|((_, name), value)| format!("{name} {value:.4}"))
                 .collect();
             println!("after epoch {}: valid {}", last.epoch, valid.join(", "));

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::data_fingerprint::DataFingerprint;
 use super::flags::{SizePreset, TrainArgs};
 use crate::backend::BackendKind;
-use crate::optimizer_choice::{OptimizerKind, OptimizerSettings};
+use crate::harness::optimizer_choice::{OptimizerKind, OptimizerSettings};
 use crate::schedule::ScheduleKind;
 
 /// A task's defaults for the flags a user may leave out.
@@ -121,7 +121,7 @@ impl RunSettings {
             optimizer: OptimizerSettings {
                 beta_2: args.beta_2.unwrap_or(defaults.beta_2),
                 epsilon: args.epsilon.unwrap_or(base.epsilon),
-                frozen_steps: args.frozen_steps,
+                frozen_steps: args.frozen_steps.unwrap_or(base.frozen_steps),
                 radam: args.radam,
                 decoupled_weight_decay: args.decoupled_weight_decay,
                 ..base

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use crate::figure::{Figure, Panel, Series};
-use crate::history::{History, Split};
+use crate::harness::history::{History, Phase};
 
 /// Draws `history` into the PNG file `path` (`title` on top).
 ///
@@ -15,7 +15,7 @@ pub fn plot_history(history: &History, title: &str, path: &Path) -> Result<(), S
     if metrics.is_empty() {
         return Err("no metric was recorded".to_string());
     }
-    let series = |split: Split, metric: &str| -> Vec<(f64, f64)> {
+    let series = |split: Phase, metric: &str| -> Vec<(f64, f64)> {
         history
             .epochs
             .iter()
@@ -26,8 +26,8 @@ pub fn plot_history(history: &History, title: &str, path: &Path) -> Result<(), S
         .iter()
         .map(|metric| {
             Panel::new(metric.as_str(), "epoch", "")
-                .with(Series::new("train", series(Split::Train, metric)))
-                .with(Series::new("valid", series(Split::Valid, metric)))
+                .with(Series::new("train", series(Phase::Train, metric)))
+                .with(Series::new("valid", series(Phase::Valid, metric)))
         })
         .collect();
     Figure::new(title, panels).save(path)
@@ -36,7 +36,7 @@ pub fn plot_history(history: &History, title: &str, path: &Path) -> Result<(), S
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::EpochRecord;
+    use crate::harness::history::EpochRecord;
 
     #[test]
     fn writes_a_png_with_a_panel_per_metric() {
@@ -48,13 +48,13 @@ mod tests {
             };
             record
                 .values
-                .insert((Split::Train, "Loss".into()), 1.0 / epoch as f64);
+                .insert((Phase::Train, "Loss".into()), 1.0 / epoch as f64);
             record
                 .values
-                .insert((Split::Valid, "Loss".into()), 1.2 / epoch as f64);
+                .insert((Phase::Valid, "Loss".into()), 1.2 / epoch as f64);
             record
                 .values
-                .insert((Split::Valid, "Accuracy".into()), 30.0 * epoch as f64);
+                .insert((Phase::Valid, "Accuracy".into()), 30.0 * epoch as f64);
             history.epochs.push(record);
         }
         let dir = tempfile::tempdir().unwrap();

@@ -8,9 +8,10 @@ pub mod nmt;
 
 use burn::tensor::backend::AutodiffBackend;
 
-use crate::backend::{BackendKind, Placement};
+use crate::backend::BackendKind;
 use crate::backend::{NdArrayBackend, WgpuBackend, wgpu_devices};
 use crate::harness::HarnessError;
+use crate::harness::session::placement::Placement;
 
 /// A task body that runs on any backend.
 pub trait OnBackend {

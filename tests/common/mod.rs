@@ -69,17 +69,15 @@ pub fn refused(result: Result<RunReport, HarnessError>) -> String {
 
 /// The tiny CIFAR example's flags, writing into `dir`, with `extra` flags.
 pub fn cifar_args(dir: &Path, extra: &[&str]) -> radam_train::tasks::cifar::CifarArgs {
-    let mut args = vec![
-        "cifar_resnet",
-        "--size",
-        "tiny",
-        "--plain",
-        "--artifact-dir",
-    ];
+    tiny_args("cifar_resnet", dir, extra)
+}
+
+/// The flags of a tiny run of `program` (`--size tiny --plain`) into `dir`, then `extra`.
+pub fn tiny_args<A: clap::Parser>(program: &str, dir: &Path, extra: &[&str]) -> A {
+    let mut args = vec![program, "--size", "tiny", "--plain", "--artifact-dir"];
     args.push(dir.to_str().unwrap());
     args.extend_from_slice(extra);
-    <radam_train::tasks::cifar::CifarArgs as clap::Parser>::try_parse_from(args)
-        .expect("valid flags")
+    A::try_parse_from(args).expect("valid flags")
 }
 
 /// A fresh temporary directory, removed when the value is dropped.

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use radam_train::history::{History, Split};
+use radam_train::harness::history::{History, Phase};
 use radam_train::tasks::cifar;
 
 /// Set by the test for the processes it starts: where they write their artifacts.
@@ -154,11 +154,11 @@ fn two_processes_on_loopback_train_identical_models() {
     let (history_0, history_1) = (history(&artifacts), history(&node_1));
     assert_eq!(history_0.epochs.len(), EPOCHS);
     for (a, b) in history_0.epochs.iter().zip(&history_1.epochs) {
-        assert_eq!(a.get(Split::Valid, "Loss"), b.get(Split::Valid, "Loss"));
+        assert_eq!(a.get(Phase::Valid, "Loss"), b.get(Phase::Valid, "Loss"));
     }
     // Each node's training loss (on its own half of the data) falls.
     for history in [&history_0, &history_1] {
-        let loss = |epoch: usize| history.epochs[epoch].get(Split::Train, "Loss").unwrap();
+        let loss = |epoch: usize| history.epochs[epoch].get(Phase::Train, "Loss").unwrap();
         assert!(
             loss(EPOCHS - 1) < loss(0),
             "training loss did not fall: {} → {}",

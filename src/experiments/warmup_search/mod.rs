@@ -21,7 +21,7 @@ use clap::Parser;
 
 use super::{ExperimentArgs, PlannedRun, Scale, run_all, save_figure, write_file};
 use crate::harness::HarnessError;
-use crate::history::Split;
+use crate::harness::history::Phase;
 use crate::tasks::nmt::{self, NmtArgs};
 
 use ledger::Ledger;
@@ -385,7 +385,7 @@ fn train_or_diverge(dir: &Path, run: &PlannedRun) -> Result<SearchRun, HarnessEr
     match outcome {
         Ok(outcomes) => {
             let outcome = &outcomes[0];
-            let curve = outcome.curve(Split::Train, "Loss");
+            let curve = outcome.curve(Phase::Train, "Loss");
             Ok(SearchRun {
                 loss: final_loss(&curve),
                 steps: outcome.steps,

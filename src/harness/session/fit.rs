@@ -16,16 +16,17 @@ use burn::train::renderer::MetricsRenderer;
 use burn::train::renderer::tui::TuiMetricsRenderer;
 use burn::train::{Interrupter, LearnerBuilder, LearningStrategy, TrainStep, ValidStep};
 
-use super::data_fingerprint::DataFingerprint;
-use super::error::HarnessError;
-use super::session::{Session, Start};
-use super::settings::RunSettings;
+use super::{Session, Start};
 use crate::distributed::{DataParallel, broadcast_model, fingerprint_bytes};
-use crate::divergence::DivergenceGuard;
-use crate::gradient_histogram::GradientLog;
-use crate::history::{EpochCallback, History, RecordingRenderer};
-use crate::optimizer_choice::{AnyOptimizer, OptimizerKind};
-use crate::rectification_metric::RectificationMetric;
+use crate::harness::data_fingerprint::DataFingerprint;
+use crate::harness::divergence::DivergenceGuard;
+use crate::harness::error::HarnessError;
+use crate::harness::gradient_histogram::GradientLog;
+use crate::harness::history::{EpochCallback, History, RecordingRenderer};
+use crate::harness::optimizer_choice::{AnyOptimizer, OptimizerKind};
+use crate::harness::rectification_metric::RectificationMetric;
+use crate::harness::settings::RunSettings;
+use crate::harness::training_curves::plot_history;
 use crate::renderer::{PlainRenderer, QuietRenderer};
 use crate::run_dir::checkpoints::{load_model_checked, one_line};
 use crate::run_dir::{
@@ -33,7 +34,6 @@ use crate::run_dir::{
     replace_atomic, verify_checkpoint, write_into_existing,
 };
 use crate::schedule::Schedule;
-use crate::training_curves::plot_history;
 
 /// The `LearnerBuilder` a task adds its metrics to in [`Session::fit`].
 pub type RunLearnerBuilder<B, M, TI, VI, TO, VO> =

@@ -1,16 +1,22 @@
 //! One run's session: its flags checked and resolved, its artifact directory (locked for the
 //! run's life), and where it starts: afresh; beside an earlier run with `--overwrite`, replacing
 //! it once finished; or after a checkpoint with `--resume`, in training or in the phases after it.
+//!
+//! Everything a [`Session`] does is here: this file opens it; [`fit`] trains through Burn's
+//! `LearnerBuilder`; [`placement`] says where its replicas train and on which share of the data.
+
+pub mod fit;
+pub mod placement;
 
 use std::fmt;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::error::HarnessError;
-use super::flags::TrainArgs;
-use super::node::Node;
-use super::settings::{RunSettings, TaskDefaults, TaskOptions};
+use crate::harness::error::HarnessError;
+use crate::harness::flags::TrainArgs;
+use crate::harness::node::Node;
+use crate::harness::settings::{RunSettings, TaskDefaults, TaskOptions};
 use crate::run_dir::{DirLock, RESULTS, RunDir};
 use crate::schedule::{Decay, Schedule, ScheduleKind};
 

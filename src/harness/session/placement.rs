@@ -4,10 +4,21 @@ use std::sync::Arc;
 
 use burn::data::dataset::Dataset;
 
-use super::error::HarnessError;
-use super::session::Session;
-use crate::backend::Placement;
+use super::Session;
+use crate::backend::BackendKind;
 use crate::distributed::{ReplicaLayout, ReplicaShards};
+use crate::harness::error::HarnessError;
+
+/// Where a process trains, for [`on_backend`](crate::tasks::on_backend).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Placement {
+    /// The backend.
+    pub backend: BackendKind,
+    /// How many local devices.
+    pub devices: usize,
+    /// The first GPU's number on this machine (a multi-node process's local rank).
+    pub first_device: usize,
+}
 
 impl Session {
     /// Where this process trains: backend, local devices, and which GPU of the machine.

@@ -2,6 +2,7 @@
 //! after training, beam search over the test set and corpus BLEU.
 
 mod beam_budget;
+pub mod bleu;
 mod test_set;
 
 use std::sync::Arc;
@@ -20,13 +21,13 @@ use radam_models::metrics::TokenPerplexityMetric;
 use radam_models::transformer::{TransformerNmt, TransformerNmtConfig};
 
 use super::{OnBackend, on_backend};
-use crate::bleu::Bleu;
 use crate::harness::memory_budget::{available_memory, check_fits, training_bytes};
 use crate::harness::{
     DataFingerprint, HarnessError, RunReport, Session, SizePreset, TaskDefaults, TaskOptions,
     TrainArgs, TrainingData,
 };
 use crate::schedule::ScheduleKind;
+use crate::tasks::nmt::bleu::Bleu;
 use beam_budget::check_beam_fits;
 use test_set::{longest_translation, translate_and_score};
 

@@ -12,11 +12,11 @@ use radam_datasets::translation::{
 use radam_models::decoding::{BeamSearchConfig, SpecialTokens};
 use radam_models::transformer::TransformerNmt;
 
-use crate::bleu::{Bleu, corpus_bleu};
 use crate::harness::error::io_error;
 use crate::harness::{HarnessError, Session};
 use crate::renderer::format_duration;
 use crate::run_dir::{TRANSLATIONS, write_atomic};
+use crate::tasks::nmt::bleu::{Bleu, corpus_bleu};
 
 /// Test sentences beam-searched together at the default beam of 5.
 const SENTENCES_PER_BATCH: usize = 32;
