@@ -2,7 +2,7 @@
 //! model per process, so that the process's peak memory is that model's.
 //!
 //! ```text
-//! cargo bench --bench step_speed -- resnet20|lstm|transformer [--steps N] [--repeats R]
+//! cargo bench --bench step_speed -- resnet20|lstm|lstm-adaptive|transformer [--steps N] [--repeats R]
 //! ```
 //!
 //! Prints one line per repeat, `<model> <rate> <unit>/s` (images or tokens per second, over
@@ -26,10 +26,11 @@ struct Request {
 }
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Request, String> {
-    let usage = "usage: step_speed resnet20|lstm|transformer [--steps N] [--repeats R]";
+    let usage =
+        "usage: step_speed resnet20|lstm|lstm-adaptive|transformer [--steps N] [--repeats R]";
     let name = args.next().ok_or(usage)?;
     let workload = Workload::from_name(&name).ok_or(format!(
-        "unknown model `{name}`; expected resnet20, lstm or transformer"
+        "unknown model `{name}`; expected resnet20, lstm, lstm-adaptive or transformer"
     ))?;
     let mut request = Request {
         workload,

@@ -2,7 +2,7 @@
 """PyTorch's side of tools/cpu-speed-vs-torch: training steps (forward, backward,
 torch.optim.RAdam) of the three benchmark models at the shapes of benches/common/mod.rs.
 
-    python3 tools/cpu_speed_torch.py resnet20|lstm|transformer [--steps N] [--repeats R] [--threads T]
+    python3 tools/cpu_speed_torch.py resnet20|lstm|lstm-adaptive|transformer [--steps N] [--repeats R] [--threads T]
 
 Prints one line per repeat, `<model> <rate> <unit>/s`, each repeat on a fresh model after two
 untimed steps, like benches/step_speed.rs. One model per process, so that the process's peak
@@ -24,6 +24,32 @@ sys.path.insert(0, os.path.dirname(__file__))
 from model_reference import CifarResNet  # noqa: E402
 
 WARMUP_STEPS = 2
+
+
+class LstmAdaptiveLm(nn.Module):
+    """The `small` LM of a real corpus (LstmLmConfig::small): 128-d embeddings, 2 x 256 LSTM,
+    dropout 0.2 on the embeddings, between the layers and on the output, and an adaptive softmax
+    with cut-offs [V/10, V/3] and divisor 4 (no biases, as ours)."""
+
+    def __init__(self, vocab=30_000, d_embedding=128, d=256, layers=2, dropout=0.2):
+        super().__init__()
+        self.d = d
+        self.embedding = nn.Embedding(vocab, d_embedding)
+        self.lstm = nn.LSTM(d_embedding, d, layers, batch_first=True, dropout=dropout)
+        self.dropout = nn.Dropout(dropout)
+        self.output = nn.AdaptiveLogSoftmaxWithLoss(
+            d, vocab, [vocab // 10, vocab // 3], div_value=4.0)
+
+    def loss(self, inputs, targets):
+        hidden, _ = self.lstm(self.dropout(self.embedding(inputs)))
+        hidden = self.dropout(hidden)
+        return self.output(hidden.reshape(-1, self.d), targets.reshape(-1)).loss
+
+
+def zipf_tokens(count, vocab):
+    """The word ids of workloads::zipf_tokens: floor((vocab + 1)^u) - 1, u = (7919 i mod 10007)/10007."""
+    words = [math.floor((vocab + 1) ** (((i * 7919) % 10007) / 10007)) - 1 for i in range(count)]
+    return torch.tensor([min(max(w, 0), vocab - 1) for w in words])
 
 
 class LstmLm(nn.Module):
@@ -95,12 +121,18 @@ def workload(name):
         tokens = (torch.arange(batch * seq) * 7919 % vocab).reshape(batch, seq)
         targets = (tokens + 1) % vocab
         return model, lambda: model.loss(tokens, targets), batch * seq, "tokens"
+    if name == "lstm-adaptive":
+        batch, seq, vocab = 32, 35, 30_000
+        model = LstmAdaptiveLm(vocab)
+        tokens = zipf_tokens(batch * seq + 1, vocab)
+        inputs, targets = tokens[:-1].reshape(batch, seq), tokens[1:].reshape(batch, seq)
+        return model, lambda: model.loss(inputs, targets), batch * seq, "tokens"
     if name == "transformer":
         batch, length, vocab = 32, 32, 8_000
         model = TransformerNmt(vocab)
         ids = (4 + torch.arange(batch * length) * 7919 % (vocab - 4)).reshape(batch, length)
         return model, lambda: model.loss(ids, ids, ids), batch * length, "tokens"
-    sys.exit(f"error: unknown model `{name}`; expected resnet20, lstm or transformer")
+    sys.exit(f"error: unknown model `{name}`; expected resnet20, lstm, lstm-adaptive or transformer")
 
 
 def main():

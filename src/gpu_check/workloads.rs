@@ -1,6 +1,7 @@
 //! The training-step workloads whose speed this project measures: ResNet-20, the LSTM language
 //! model and the Transformer at the README's shapes (or a tiny version of each), each with one
-//! fixed batch, and the timed loop around them (forward, backward, RAdam step).
+//! fixed batch, and the timed loop around them (forward, backward, RAdam step); on the CPU also
+//! the LSTM LM as real corpora run it (`lstm-adaptive`).
 //!
 //! Generic over the backend: the CPU benchmarks (`benches/`) run them on ndarray,
 //! `tools/gpu-check` on wgpu.
@@ -15,7 +16,7 @@ use radam_burn::RAdamConfig;
 use radam_datasets::{ImageBatch, LmBatch, TranslationBatch};
 use radam_models::conv::ConvAlgorithm;
 use radam_models::lstm::LstmAlgorithm;
-use radam_models::lstm_lm::{LstmLm, LstmLmConfig};
+use radam_models::lstm_lm::{LstmLm, LstmLmConfig, SMALL_ADAPTIVE_VOCAB};
 use radam_models::resnet::{CifarResNetConfig, ResNet};
 use radam_models::transformer::{TransformerNmt, TransformerNmtConfig};
 
@@ -36,6 +37,9 @@ pub struct WorkloadSizes {
     pub lstm_vocab: usize,
     /// LSTM LM: embedding and hidden width (two layers).
     pub lstm_width: usize,
+    /// `lstm-adaptive`: the vocabulary of the `small` LM with its adaptive softmax (at least
+    /// [`SMALL_ADAPTIVE_VOCAB`]).
+    pub lstm_adaptive_vocab: usize,
     /// Transformer: sentence pairs per step.
     pub transformer_batch: usize,
     /// Transformer: tokens per source and per target sentence.
@@ -60,6 +64,7 @@ impl WorkloadSizes {
         lstm_length: 35,
         lstm_vocab: 10_000,
         lstm_width: 256,
+        lstm_adaptive_vocab: 30_000,
         transformer_batch: 32,
         transformer_length: 32,
         transformer_vocab: 8_000,
@@ -77,6 +82,7 @@ impl WorkloadSizes {
         lstm_length: 8,
         lstm_vocab: 100,
         lstm_width: 32,
+        lstm_adaptive_vocab: SMALL_ADAPTIVE_VOCAB,
         transformer_batch: 4,
         transformer_length: 8,
         transformer_vocab: 100,
@@ -92,33 +98,47 @@ pub enum Workload {
     ResNet,
     /// The LSTM language model.
     Lstm,
+    /// The LSTM language model as a real corpus runs it: the `small` model (128-d embeddings,
+    /// 2 × 256, dropout 0.2) with its adaptive softmax over a 30 k vocabulary, on Zipfian tokens.
+    LstmAdaptive,
     /// The Transformer for translation.
     Transformer,
 }
 
 impl Workload {
-    /// All three, in the README's order.
+    /// The paper's three models at the README's shapes, in its order (what `tools/gpu-check`
+    /// trains).
     pub const ALL: [Self; 3] = [Self::ResNet, Self::Lstm, Self::Transformer];
 
-    /// The name used on command lines and in reports: `resnet20`, `lstm`, `transformer`.
+    /// What `tools/cpu-speed-vs-torch` measures: the three, and the LM as real corpora run it.
+    pub const CPU_SPEED: [Self; 4] = [
+        Self::ResNet,
+        Self::Lstm,
+        Self::LstmAdaptive,
+        Self::Transformer,
+    ];
+
+    /// The name used on command lines and in reports: `resnet20`, `lstm`, `lstm-adaptive`,
+    /// `transformer`.
     pub fn name(self) -> &'static str {
         match self {
             Self::ResNet => "resnet20",
             Self::Lstm => "lstm",
+            Self::LstmAdaptive => "lstm-adaptive",
             Self::Transformer => "transformer",
         }
     }
 
     /// The workload of a [`name`](Self::name).
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|w| w.name() == name)
+        Self::CPU_SPEED.into_iter().find(|w| w.name() == name)
     }
 
     /// What a step processes: images, tokens or target tokens.
     pub fn unit(self) -> &'static str {
         match self {
             Self::ResNet => "images",
-            Self::Lstm | Self::Transformer => "tokens",
+            Self::Lstm | Self::LstmAdaptive | Self::Transformer => "tokens",
         }
     }
 
@@ -126,7 +146,7 @@ impl Workload {
     pub fn items_per_step(self, shapes: &WorkloadSizes) -> usize {
         match self {
             Self::ResNet => shapes.resnet_batch,
-            Self::Lstm => shapes.lstm_batch * shapes.lstm_length,
+            Self::Lstm | Self::LstmAdaptive => shapes.lstm_batch * shapes.lstm_length,
             Self::Transformer => shapes.transformer_batch * shapes.transformer_length,
         }
     }
@@ -147,8 +167,11 @@ impl Workload {
                     model.forward_classification(batch.clone()).loss
                 })
             }
-            Self::Lstm => {
-                let (model, batch) = lstm_lm::<B>(shapes, LstmAlgorithm::Fused, device);
+            Self::Lstm | Self::LstmAdaptive => {
+                let (model, batch) = match self {
+                    Self::Lstm => lstm_lm::<B>(shapes, LstmAlgorithm::Fused, device),
+                    _ => lstm_adaptive::<B>(shapes, device),
+                };
                 time_training(model, warmup, iters, device, |model| {
                     model.forward_stream(batch.clone()).loss
                 })
@@ -253,6 +276,42 @@ pub fn lstm_lm<B: Backend>(
     (model, batch)
 }
 
+/// The `small` LSTM LM of `shapes.lstm_adaptive_vocab` words (its adaptive softmax, dropout 0.2,
+/// as `lm_lstm --data-dir` builds it for a corpus of that vocabulary) and a batch of Zipfian
+/// tokens ([`zipf_tokens`]), `lstm_batch` streams of `lstm_length`.
+pub fn lstm_adaptive<B: Backend>(
+    shapes: &WorkloadSizes,
+    device: &B::Device,
+) -> (LstmLm<B>, LmBatch<B>) {
+    let (batch, seq, vocab) = (
+        shapes.lstm_batch,
+        shapes.lstm_length,
+        shapes.lstm_adaptive_vocab,
+    );
+    let model = LstmLmConfig::small(vocab).init(device);
+    let tokens = zipf_tokens(batch * seq + 1, vocab);
+    let batch = LmBatch {
+        inputs: ints(tokens[..batch * seq].to_vec(), [batch, seq], device),
+        targets: ints(tokens[1..].to_vec(), [batch, seq], device),
+        starts_stream: true,
+    };
+    (model, batch)
+}
+
+/// `count` word ids in `0..vocab` drawn from Zipf's law, `P(w) ∝ 1/(w + 1)`, deterministically:
+/// the `i`-th is `⌊(vocab + 1)^u⌋ − 1` for `u = (7919·i mod 10007)/10007`. Most fall among the
+/// frequent words, as in a real corpus (about 78 % in the first tenth of 30 k words);
+/// `tools/cpu_speed_torch.py` draws the same ones.
+pub fn zipf_tokens(count: usize, vocab: usize) -> Vec<i64> {
+    (0..count)
+        .map(|i| {
+            let u = ((i * 7919) % 10007) as f64 / 10007.0;
+            let word = ((vocab + 1) as f64).powf(u).floor() as i64 - 1;
+            word.clamp(0, vocab as i64 - 1)
+        })
+        .collect()
+}
+
 /// The Transformer of `shapes` (feed-forward 4 × width, 4 heads, pre-norm, dropout 0.1, shared
 /// embeddings, label smoothing 0.1) and a batch of source and target tokens.
 pub fn transformer<B: Backend>(
@@ -302,6 +361,10 @@ mod tests {
             assert_eq!(Workload::from_name(workload.name()), Some(workload));
         }
         assert_eq!(Workload::from_name("vgg"), None);
+        assert_eq!(
+            Workload::from_name("lstm-adaptive"),
+            Some(Workload::LstmAdaptive)
+        );
         assert_eq!(Workload::ResNet.items_per_step(&WorkloadSizes::README), 128);
         assert_eq!(
             Workload::Lstm.items_per_step(&WorkloadSizes::README),
@@ -311,5 +374,26 @@ mod tests {
             Workload::Transformer.items_per_step(&WorkloadSizes::README),
             32 * 32
         );
+    }
+
+    #[test]
+    fn the_adaptive_lm_has_pytorchs_parameter_count_and_zipfian_tokens() {
+        use burn::module::Module;
+        let shapes = WorkloadSizes::README;
+        let (model, batch) = lstm_adaptive::<burn::backend::NdArray>(&shapes, &Default::default());
+        // PyTorch's nn.Embedding(30000, 128), nn.LSTM(128, 256, 2) and
+        // nn.AdaptiveLogSoftmaxWithLoss(256, 30000, [3000, 10000], div_value=4.0), counted by
+        // tools/cpu_speed_torch.py's model.
+        assert_eq!(model.num_params(), 6_318_592);
+        assert_eq!(batch.inputs.dims(), [32, 35]);
+        let tokens = zipf_tokens(10_000, 30_000);
+        assert_eq!(&tokens[..4], &[0, 3490, 405, 46]);
+        let head = tokens.iter().filter(|&&t| t < 3_000).count();
+        // ln(3001)/ln(30001) of the draws fall in the first tenth: 0.7776.
+        assert!(
+            (7_700..7_850).contains(&head),
+            "{head} of 10 000 in the head"
+        );
+        assert!(tokens.iter().all(|&t| (0..30_000).contains(&t)));
     }
 }
