@@ -14,6 +14,9 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 
+use crate::ops::loss::label_smoothed_cross_entropy;
+use crate::ops::matmul::linear;
+
 /// Configuration of an [`AdaptiveSoftmax`].
 #[derive(Config, Debug)]
 pub struct AdaptiveSoftmaxConfig {
@@ -199,24 +202,21 @@ impl<B: Backend> AdaptiveSoftmax<B> {
             let len = values.len();
             Tensor::<B, 1, Int>::from_data(TensorData::new(values, [len]), &device)
         };
-        let rows = head_columns.len();
-        let head = log_softmax(self.head.forward(hidden.clone()), 1);
-        let mut log_likelihood = head
-            .gather(1, int_tensor(head_columns).reshape([rows, 1]))
-            .sum();
+        // Each term is a cross-entropy sum: the head's over every row, each cluster's over its
+        // rows, on the native product and loss kernels where the backend has them.
+        let head_logits = linear(&self.head, hidden.clone());
+        let mut nll =
+            label_smoothed_cross_entropy(head_logits, int_tensor(head_columns), 0.0, None).nll_sum;
         for ((tail, rows), targets) in self.tails.iter().zip(cluster_rows).zip(cluster_targets) {
             if rows.is_empty() {
                 continue;
             }
-            let count = rows.len();
             let selected = hidden.clone().select(0, int_tensor(rows));
-            let words = log_softmax(tail.output.forward(tail.projection.forward(selected)), 1);
-            log_likelihood = log_likelihood
-                + words
-                    .gather(1, int_tensor(targets).reshape([count, 1]))
-                    .sum();
+            let logits = linear(&tail.output, linear(&tail.projection, selected));
+            nll =
+                nll + label_smoothed_cross_entropy(logits, int_tensor(targets), 0.0, None).nll_sum;
         }
-        log_likelihood.neg()
+        nll
     }
 }
 
@@ -338,6 +338,37 @@ mod tests {
             Tensor::from_data(TensorData::new(targets, [7]), &device),
         );
         assert_tensors_close(nll, picked, 1e-5);
+    }
+
+    /// The training loss's gradients (native product and cross-entropy kernels on autodiff
+    /// ndarray) equal those of the full distribution's log-probabilities (tensor operations), for
+    /// the input and every weight.
+    #[test]
+    fn nll_gradients_agree_with_the_full_distribution() {
+        use crate::test_support::TestAutodiffBackend as Ad;
+        let device = Default::default();
+        let layer: AdaptiveSoftmax<Ad> =
+            AdaptiveSoftmaxConfig::new(16, 50, vec![5, 20]).init(&device);
+        let hidden = Tensor::<Ad, 2>::random([9, 16], Distribution::Normal(0.0, 1.0), &device)
+            .require_grad();
+        let targets = vec![0i64, 4, 5, 19, 20, 49, 3, 21, 21];
+        let ids =
+            || Tensor::<Ad, 1, Int>::from_data(TensorData::new(targets.clone(), [9]), &device);
+        let full = layer
+            .log_prob(hidden.clone())
+            .gather(1, ids().reshape([9, 1]))
+            .sum()
+            .neg();
+        let nll = layer.nll_sum(hidden.clone(), ids());
+        let (full_grads, nll_grads) = (full.backward(), nll.backward());
+        let grad = |tensor: &Tensor<Ad, 2>, grads| tensor.grad(grads).expect("tracked");
+        assert_tensors_close(grad(&hidden, &nll_grads), grad(&hidden, &full_grads), 1e-5);
+        let weights = std::iter::once(&layer.head)
+            .chain(layer.tails.iter().flat_map(|t| [&t.projection, &t.output]));
+        for linear in weights {
+            let weight = linear.weight.val();
+            assert_tensors_close(grad(&weight, &nll_grads), grad(&weight, &full_grads), 1e-5);
+        }
     }
 
     #[test]
