@@ -14,7 +14,7 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 
-use crate::ops::loss::label_smoothed_cross_entropy;
+use crate::ops::loss::nll_sum;
 use crate::ops::matmul::linear;
 
 /// Configuration of an [`AdaptiveSoftmax`].
@@ -205,16 +205,14 @@ impl<B: Backend> AdaptiveSoftmax<B> {
         // Each term is a cross-entropy sum: the head's over every row, each cluster's over its
         // rows, on the native product and loss kernels where the backend has them.
         let head_logits = linear(&self.head, hidden.clone());
-        let mut nll =
-            label_smoothed_cross_entropy(head_logits, int_tensor(head_columns), 0.0, None).nll_sum;
+        let mut nll = nll_sum(head_logits, int_tensor(head_columns));
         for ((tail, rows), targets) in self.tails.iter().zip(cluster_rows).zip(cluster_targets) {
             if rows.is_empty() {
                 continue;
             }
             let selected = hidden.clone().select(0, int_tensor(rows));
             let logits = linear(&tail.output, linear(&tail.projection, selected));
-            nll =
-                nll + label_smoothed_cross_entropy(logits, int_tensor(targets), 0.0, None).nll_sum;
+            nll = nll + nll_sum(logits, int_tensor(targets));
         }
         nll
     }

@@ -51,6 +51,29 @@ pub fn label_smoothed_cross_entropy<B: Backend>(
     }
 }
 
+/// `Σ_i −log softmax(logits_i)[targets_i]`, `[1]`: the summed negative log-likelihood alone,
+/// without the smoothing term and the mean that [`label_smoothed_cross_entropy`] also computes
+/// (the adaptive softmax's head and clusters). `logits: [rows, classes]`, `targets: [rows]`.
+pub(crate) fn nll_sum<B: Backend>(
+    logits: Tensor<B, 2>,
+    targets: Tensor<B, 1, Int>,
+) -> Tensor<B, 1> {
+    match dispatch::native::<B>() {
+        #[cfg(feature = "ndarray-kernels")]
+        Some(native) => crate::ops::ndarray::cross_entropy::cross_entropy_sums(
+            native, logits, targets, 0.0, None,
+        )
+        .narrow(0, 1, 1),
+        _ => {
+            let rows = logits.dims()[0];
+            log_softmax(logits, 1)
+                .gather(1, targets.reshape([rows, 1]))
+                .sum()
+                .neg()
+        }
+    }
+}
+
 /// [`label_smoothed_cross_entropy`] with Burn tensor operations (every backend without a native
 /// kernel, and the reference the kernel is tested against).
 pub(crate) fn tensor_op_cross_entropy<B: Backend>(

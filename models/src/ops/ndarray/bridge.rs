@@ -11,18 +11,13 @@ use ndarray::{ArcArray, IxDyn};
 
 pub(crate) use crate::ops::dispatch::{Ad, Inner};
 
-/// `value` as a `U`, where `T` is `U`; `value` back otherwise.
-pub(crate) fn cast<T: 'static, U: 'static>(value: T) -> Result<U, T> {
-    let mut slot = Some(value);
-    match (&mut slot as &mut dyn core::any::Any).downcast_mut::<Option<U>>() {
-        Some(target) => Ok(target.take().expect("just filled")),
-        None => Err(slot.expect("untouched")),
-    }
-}
-
 /// `value` as a `U`, where the dispatch has found `T` to be `U`.
 pub(crate) fn checked_cast<T: 'static, U: 'static>(value: T) -> U {
-    cast(value).unwrap_or_else(|_| unreachable!("the dispatch recognised the backend"))
+    let mut slot = Some(value);
+    match (&mut slot as &mut dyn core::any::Any).downcast_mut::<Option<U>>() {
+        Some(target) => target.take().expect("just filled"),
+        None => unreachable!("the dispatch recognised the backend"),
+    }
 }
 
 /// The f32 values of an ndarray primitive, in standard layout.
