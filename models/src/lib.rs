@@ -22,6 +22,16 @@ mod models;
 mod ops;
 mod training;
 
+/// How the native CPU kernels are chosen where several can compute an operation — timed on their
+/// first call ([`KernelSelection::Measured`](kernels::KernelSelection), the default) or by fixed
+/// rules — and the record of the choices, which a run writes down and a resumed run replays.
+pub mod kernels {
+    pub use crate::ops::autotune::{
+        KernelChoices, KernelSelection, TIMED_RUNS, TIMING_BUDGET, choices, select, selection,
+    };
+    pub use crate::ops::dispatch::replay;
+}
+
 pub use layers::{adaptive_softmax, conv, incremental, lstm, transformer_layers};
 pub use models::{lstm_lm, mlp, resnet, transformer};
 pub use ops::{im2col, loss};

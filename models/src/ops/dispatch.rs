@@ -11,10 +11,9 @@
 //! | convolution, [`ConvAlgorithm::Auto`] | other | — | — | Burn's `conv2d` |
 //! | convolution, [`ConvAlgorithm::Im2col`] | ndarray¹ / other | — | — | native convolution / im2col with tensor operations |
 //! | convolution, [`ConvAlgorithm::Direct`] | any | — | — | Burn's `conv2d` |
-//! | native convolution, forward and weight gradient | — | AVX-512F | stride 1 | implicit: shifted views of the padded image, no patch matrix |
-//! | native convolution, input gradient | — | AVX-512F | stride 1, padding < kernel | implicit transposed convolution |
+//! | native convolution, forward and weight gradient | — | AVX-512F | stride 1 | implicit (shifted views of the padded image, no patch matrix) or im2col + GEMM (convolution)² |
+//! | native convolution, input gradient | — | AVX-512F | stride 1, padding < kernel | implicit transposed convolution or im2col + GEMM (convolution)² |
 //! | native convolution, any pass | — | otherwise | otherwise | im2col + GEMM (convolution) |
-//! | implicit weight gradient | — | AVX-512F | padded row < [`DOT_PRODUCT_MIN_K`] | im2col + GEMM (convolution) instead |
 //! | batch norm (+ residual, ReLU), training | `Autodiff<ndarray>`¹ | — | — | native, one pass, its own backward |
 //! | batch norm, inference | any | — | — | Burn's `BatchNorm` |
 //! | cross-entropy (label smoothing, padding) | ndarray¹ | — | — | native |
@@ -22,17 +21,29 @@
 //! | GELU | ndarray¹ | — | — | native |
 //! | LSTM, [`LstmAlgorithm::Fused`] | ndarray¹ / other | — | — | native recurrence / fused with tensor operations |
 //! | LSTM, [`LstmAlgorithm::Stepwise`] | any | — | — | Burn's `Lstm` |
-//! | GEMM block (convolution) | — | AVX-512F | `b` row-major, `m` ≤ [`ROWS_KERNEL_MAX_M`] | AVX-512 rows kernel (`b` read in place) |
-//! | GEMM block (convolution) | — | AVX-512F | `a` row-major, `b` transposed, `k` ≥ [`DOT_PRODUCT_MIN_K`] | AVX-512 dot-product kernel |
-//! | GEMM block (convolution, otherwise; general) | — | — | — | matrixmultiply's `sgemm` |
+//! | GEMM block (convolution; general) | — | AVX-512F | `b` row-major | + AVX-512 rows kernel (`b` read in place)² |
+//! | GEMM block (convolution; general) | — | AVX-512F | `a` row-major, `b` transposed | + AVX-512 dot-product kernel² |
+//! | GEMM block (convolution; general) | — | any | any | matrixmultiply's `sgemm` or the `gemm` crate² |
 //!
 //! ¹ `NdArray<f32>` or `Autodiff<NdArray<f32>>`, recognised from the type; with the
 //! `ndarray-kernels` feature (on by default). "AVX-512F" is the CPU's, unless `RADAM_NO_AVX512`
 //! is set. The native and tensor-operation paths compute the same function (tested side by side);
 //! they differ in speed only.
+//!
+//! ² Where a row names several kernels, the first call of each shape class times them and keeps
+//! the fastest ([`autotune`]; [`KernelSelection::Measured`](autotune::KernelSelection), the
+//! default). With [`KernelSelection::Fixed`](autotune::KernelSelection) the fixed rules choose
+//! instead: implicit wherever it applies, except weight gradients with padded rows shorter than
+//! [`DOT_PRODUCT_MIN_K`]; for the convolution's GEMMs the rows kernel up to
+//! [`ROWS_KERNEL_MAX_M`] rows of `c`, else the dot products from [`DOT_PRODUCT_MIN_K`] on, else
+//! matrixmultiply; matrixmultiply for every other GEMM.
 
 use burn::tensor::backend::Backend;
 use serde::{Deserialize, Serialize};
+
+use super::autotune::KernelChoices;
+#[cfg(feature = "ndarray-kernels")]
+use super::autotune::{self, Candidate, ChoiceTable};
 
 #[cfg(feature = "ndarray-kernels")]
 /// The plain ndarray backend the native kernels compute on.
@@ -170,7 +181,7 @@ pub(crate) fn has_avx512() -> bool {
 
 #[cfg(feature = "ndarray-kernels")]
 /// A pass of the native convolution.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum ConvPass {
     /// `y = W · patches(x)`.
     Forward,
@@ -193,8 +204,12 @@ pub(crate) enum ConvKernel {
 
 #[cfg(feature = "ndarray-kernels")]
 /// The shape of a convolution, as far as the choice of its kernels depends on it.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct ConvShape {
+    /// Input `[batch, channels, height, width]`.
+    pub(crate) input: [usize; 4],
+    /// Output channels.
+    pub(crate) out_channels: usize,
     /// Stride (rows, columns).
     pub(crate) stride: [usize; 2],
     /// Zero padding (rows, columns).
@@ -208,33 +223,92 @@ pub(crate) struct ConvShape {
 }
 
 #[cfg(feature = "ndarray-kernels")]
-/// The kernel of `pass` for a convolution of `shape`.
-pub(crate) fn conv_kernel(pass: ConvPass, shape: ConvShape) -> ConvKernel {
+/// The kernels that can compute `pass` for a convolution of `shape`, the fixed rules' choice
+/// first: the implicit convolution where the CPU has AVX-512F and the pass is stride 1 (and, for
+/// the input gradient, padding narrower than the kernel), and im2col always. The fixed rules
+/// leave weight gradients with padded rows shorter than [`DOT_PRODUCT_MIN_K`] to im2col.
+pub(crate) fn conv_candidates(pass: ConvPass, shape: ConvShape) -> Vec<ConvKernel> {
     let ConvShape {
         stride,
         padding,
         kernel,
         patches,
         padded_row,
+        ..
     } = shape;
     let implicit = has_avx512()
         && stride == [1, 1]
         && patches > 0
         && match pass {
-            ConvPass::Forward => true,
-            ConvPass::WeightGradient => padded_row >= DOT_PRODUCT_MIN_K,
+            ConvPass::Forward | ConvPass::WeightGradient => true,
             ConvPass::InputGradient => padding[0] < kernel[0] && padding[1] < kernel[1],
         };
-    if implicit {
-        ConvKernel::Implicit
+    if !implicit {
+        vec![ConvKernel::Im2col]
+    } else if pass == ConvPass::WeightGradient && padded_row < DOT_PRODUCT_MIN_K {
+        vec![ConvKernel::Im2col, ConvKernel::Implicit]
     } else {
-        ConvKernel::Im2col
+        vec![ConvKernel::Implicit, ConvKernel::Im2col]
     }
 }
 
 #[cfg(feature = "ndarray-kernels")]
+/// A convolution pass's shape class: the pass and the exact shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct ConvClass(ConvPass, ConvShape);
+
+#[cfg(feature = "ndarray-kernels")]
+impl std::fmt::Display for ConvClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ConvClass(pass, shape) = self;
+        let [n, c, h, w] = shape.input;
+        let pass = match pass {
+            ConvPass::Forward => "forward",
+            ConvPass::WeightGradient => "weight gradient",
+            ConvPass::InputGradient => "input gradient",
+        };
+        write!(
+            f,
+            "conv {pass}: {n}×{c}×{h}×{w} → {}, kernel {}×{}, stride {}×{}, padding {}×{}",
+            shape.out_channels,
+            shape.kernel[0],
+            shape.kernel[1],
+            shape.stride[0],
+            shape.stride[1],
+            shape.padding[0],
+            shape.padding[1]
+        )
+    }
+}
+
+#[cfg(feature = "ndarray-kernels")]
+impl Candidate for ConvKernel {
+    fn name(self) -> &'static str {
+        match self {
+            ConvKernel::Implicit => "implicit",
+            ConvKernel::Im2col => "im2col",
+        }
+    }
+}
+
+#[cfg(feature = "ndarray-kernels")]
+/// The convolution passes' choices.
+static CONV_CHOICES: ChoiceTable<ConvClass, ConvKernel> = ChoiceTable::new();
+
+#[cfg(feature = "ndarray-kernels")]
+/// The kernel of `pass` for a convolution of `shape`: among [`conv_candidates`], as the
+/// [selection](autotune::selection) says (`run` computes the pass with a candidate, for timing).
+pub(crate) fn conv_kernel(
+    pass: ConvPass,
+    shape: ConvShape,
+    run: impl FnMut(ConvKernel),
+) -> ConvKernel {
+    CONV_CHOICES.choose(ConvClass(pass, shape), &conv_candidates(pass, shape), run)
+}
+
+#[cfg(feature = "ndarray-kernels")]
 /// Which products a GEMM serves, for [`gemm_kernel`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Product {
     /// The convolution's skinny per-image products, where reading the larger operand in place
     /// pays (measured on ResNet-20: 1.3× the whole step on an AMD Zen 5).
@@ -254,6 +328,16 @@ pub(crate) enum GemmKernel {
     AvxDotProducts,
     /// matrixmultiply's packed kernel.
     MatrixMultiply,
+    /// The `gemm` crate's packed kernel (the one faer and candle use; AVX2 and FMA on x86-64).
+    Gemm,
+}
+
+#[cfg(feature = "ndarray-kernels")]
+impl GemmKernel {
+    /// Whether it runs on AVX-512F only.
+    fn needs_avx512(self) -> bool {
+        matches!(self, GemmKernel::AvxRows | GemmKernel::AvxDotProducts)
+    }
 }
 
 #[cfg(feature = "ndarray-kernels")]
@@ -272,26 +356,178 @@ pub(crate) const DOT_PRODUCT_MIN_K: usize = 256;
 pub(crate) const ROWS_KERNEL_MAX_M: usize = 512;
 
 #[cfg(feature = "ndarray-kernels")]
-/// The kernel of an `m × k` by `k × n` block of a `product`, whose `b` has rows of contiguous
-/// elements (`b_row_major`) or is the transpose of such a matrix (`b_transposed`), and whose `a`
-/// is row-major (`a_row_major`).
-pub(crate) fn gemm_kernel(
-    product: Product,
-    m: usize,
-    k: usize,
-    a_row_major: bool,
-    b_row_major: bool,
-    b_transposed: bool,
-) -> GemmKernel {
-    if product == Product::Convolution && has_avx512() {
-        if b_row_major && m <= ROWS_KERNEL_MAX_M && k > 0 {
-            return GemmKernel::AvxRows;
-        }
-        if b_transposed && a_row_major && k >= DOT_PRODUCT_MIN_K {
-            return GemmKernel::AvxDotProducts;
+/// One block of a GEMM, `m × k` by `k × n`, as far as the choice of its kernel depends on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct GemmBlock {
+    /// Which products it serves.
+    pub(crate) product: Product,
+    /// Rows of `a` and `c`.
+    pub(crate) m: usize,
+    /// The common dimension.
+    pub(crate) k: usize,
+    /// Columns of `b` and `c`.
+    pub(crate) n: usize,
+    /// `a` has rows of contiguous elements.
+    pub(crate) a_row_major: bool,
+    /// `b` has rows of contiguous elements.
+    pub(crate) b_row_major: bool,
+    /// `b` is the transpose of a matrix with rows of contiguous elements.
+    pub(crate) b_transposed: bool,
+}
+
+#[cfg(feature = "ndarray-kernels")]
+/// The kernels that can compute `block`, the fixed rules' choice first: the AVX-512 rows kernel
+/// where `b` is row-major, the AVX-512 dot products where `a` is row-major and `b` transposed
+/// (both on AVX-512F CPUs), matrixmultiply and the `gemm` crate always. The fixed rules use
+/// the AVX-512 kernels for the convolution's products only, the rows kernel up to
+/// [`ROWS_KERNEL_MAX_M`] rows and the dot products from [`DOT_PRODUCT_MIN_K`] on, and the `gemm`
+/// crate never.
+pub(crate) fn gemm_candidates(block: GemmBlock) -> Vec<GemmKernel> {
+    let GemmBlock {
+        product,
+        m,
+        k,
+        a_row_major,
+        b_row_major,
+        b_transposed,
+        ..
+    } = block;
+    let avx = has_avx512() && k > 0;
+    let rows = avx && b_row_major;
+    let dots = avx && b_transposed && a_row_major;
+    let fixed = if product == Product::Convolution && rows && m <= ROWS_KERNEL_MAX_M {
+        GemmKernel::AvxRows
+    } else if product == Product::Convolution && dots && k >= DOT_PRODUCT_MIN_K {
+        GemmKernel::AvxDotProducts
+    } else {
+        GemmKernel::MatrixMultiply
+    };
+    let mut candidates = vec![fixed];
+    for (usable, kernel) in [
+        (rows, GemmKernel::AvxRows),
+        (dots, GemmKernel::AvxDotProducts),
+        (true, GemmKernel::MatrixMultiply),
+        (true, GemmKernel::Gemm),
+    ] {
+        if usable && kernel != fixed {
+            candidates.push(kernel);
         }
     }
-    GemmKernel::MatrixMultiply
+    candidates
+}
+
+#[cfg(feature = "ndarray-kernels")]
+/// A GEMM block's shape class: its layout and each dimension rounded up to a power of two (the
+/// Transformer's products change length with every batch).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct GemmClass(GemmBlock);
+
+#[cfg(feature = "ndarray-kernels")]
+impl GemmClass {
+    fn of(block: GemmBlock) -> Self {
+        let round = |x: usize| x.max(1).next_power_of_two();
+        Self(GemmBlock {
+            m: round(block.m),
+            k: round(block.k),
+            n: round(block.n),
+            ..block
+        })
+    }
+}
+
+#[cfg(feature = "ndarray-kernels")]
+impl std::fmt::Display for GemmClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let b = self.0;
+        let product = match b.product {
+            Product::Convolution => "convolution",
+            Product::General => "general",
+        };
+        let layout = |row_major: bool, transposed: bool| match (row_major, transposed) {
+            (true, _) => "rows",
+            (false, true) => "columns",
+            (false, false) => "strided",
+        };
+        write!(
+            f,
+            "gemm {product}: m≤{} k≤{} n≤{}, a {}, b {}",
+            b.m,
+            b.k,
+            b.n,
+            layout(b.a_row_major, !b.a_row_major),
+            layout(b.b_row_major, b.b_transposed)
+        )
+    }
+}
+
+#[cfg(feature = "ndarray-kernels")]
+impl Candidate for GemmKernel {
+    fn name(self) -> &'static str {
+        match self {
+            GemmKernel::AvxRows => "avx512-rows",
+            GemmKernel::AvxDotProducts => "avx512-dot-products",
+            GemmKernel::MatrixMultiply => "matrixmultiply",
+            GemmKernel::Gemm => "gemm",
+        }
+    }
+}
+
+#[cfg(feature = "ndarray-kernels")]
+/// The GEMM blocks' choices.
+static GEMM_CHOICES: ChoiceTable<GemmClass, GemmKernel> = ChoiceTable::new();
+
+#[cfg(feature = "ndarray-kernels")]
+/// The register kernel of `block`: among [`gemm_candidates`], as the
+/// [selection](autotune::selection) says (`run` computes the block with a candidate into
+/// scratch space, for timing).
+pub(crate) fn gemm_kernel(block: GemmBlock, run: impl FnMut(GemmKernel)) -> GemmKernel {
+    GEMM_CHOICES.choose(GemmClass::of(block), &gemm_candidates(block), run)
+}
+
+/// Reuses `choices` (a resumed run's, or another run's to reproduce it): every shape class they
+/// name computes with the kernel they name, untimed, from now on in this process.
+///
+/// # Errors
+/// A kernel this build does not know, or one this CPU cannot run (an AVX-512 kernel where the
+/// CPU has no AVX-512F or `RADAM_NO_AVX512` is set): the choices cannot be reproduced here.
+pub fn replay(choices: &KernelChoices) -> Result<(), String> {
+    #[cfg(feature = "ndarray-kernels")]
+    {
+        let kernels = [
+            GemmKernel::AvxRows,
+            GemmKernel::AvxDotProducts,
+            GemmKernel::MatrixMultiply,
+            GemmKernel::Gemm,
+        ];
+        for (class, name) in &choices.kernels {
+            let runnable = if class.starts_with("conv ") {
+                match name.as_str() {
+                    "im2col" => Some(true),
+                    "implicit" => Some(has_avx512()),
+                    _ => None,
+                }
+            } else {
+                kernels
+                    .iter()
+                    .find(|kernel| kernel.name() == name)
+                    .map(|kernel| !kernel.needs_avx512() || has_avx512())
+            };
+            match runnable {
+                None => return Err(format!("unknown kernel {name:?} for {class:?}")),
+                Some(false) => {
+                    return Err(format!(
+                        "kernel {name} (for {class}) needs AVX-512F, which this CPU lacks or \
+                         RADAM_NO_AVX512 turns off"
+                    ));
+                }
+                Some(true) => {}
+            }
+        }
+        autotune::preload(&choices.kernels);
+    }
+    #[cfg(not(feature = "ndarray-kernels"))]
+    let _ = choices;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -341,21 +577,30 @@ mod tests {
 
     #[cfg(feature = "ndarray-kernels")]
     #[test]
-    fn cpu_kernels_follow_the_table() {
+    fn cpu_kernel_candidates_follow_the_table() {
+        use ConvKernel::{Im2col, Implicit};
+        use GemmKernel::{AvxDotProducts, AvxRows, Gemm, MatrixMultiply};
         let avx = has_avx512();
-        let implicit = |yes: bool| {
-            if yes {
-                ConvKernel::Implicit
+        // With AVX-512F: `with` (the fixed rules' choice first); without: im2col or
+        // matrixmultiply first, then the rest of `with` that needs no AVX-512.
+        let conv = |with: &[ConvKernel]| -> Vec<ConvKernel> {
+            if avx { with.to_vec() } else { vec![Im2col] }
+        };
+        let gemm = |with: &[GemmKernel]| -> Vec<GemmKernel> {
+            if avx {
+                with.to_vec()
             } else {
-                ConvKernel::Im2col
+                vec![MatrixMultiply, Gemm]
             }
         };
         let shape = ConvShape {
+            input: [8, 64, 32, 32],
+            out_channels: 64,
             stride: [1, 1],
             padding: [1, 1],
             kernel: [3, 3],
-            patches: 9 * 64,
-            padded_row: 34,
+            patches: 9 * 64 * 1024,
+            padded_row: 34 * 32,
         };
         let strided = ConvShape {
             stride: [2, 2],
@@ -377,37 +622,96 @@ mod tests {
             padding: [3, 1],
             ..long_rows
         };
-        assert_eq!(conv_kernel(ConvPass::Forward, shape), implicit(avx));
-        assert_eq!(conv_kernel(ConvPass::Forward, strided), ConvKernel::Im2col);
-        assert_eq!(conv_kernel(ConvPass::Forward, empty), ConvKernel::Im2col);
+        let candidates = conv_candidates;
         assert_eq!(
-            conv_kernel(ConvPass::WeightGradient, short_rows),
-            ConvKernel::Im2col
+            candidates(ConvPass::Forward, shape),
+            conv(&[Implicit, Im2col])
+        );
+        assert_eq!(candidates(ConvPass::Forward, strided), vec![Im2col]);
+        assert_eq!(candidates(ConvPass::Forward, empty), vec![Im2col]);
+        assert_eq!(
+            candidates(ConvPass::WeightGradient, short_rows),
+            conv(&[Im2col, Implicit])
         );
         assert_eq!(
-            conv_kernel(ConvPass::WeightGradient, long_rows),
-            implicit(avx)
+            candidates(ConvPass::WeightGradient, long_rows),
+            conv(&[Implicit, Im2col])
         );
         assert_eq!(
-            conv_kernel(ConvPass::InputGradient, wide_padding),
-            ConvKernel::Im2col
+            candidates(ConvPass::InputGradient, wide_padding),
+            vec![Im2col]
         );
-        assert_eq!(conv_kernel(ConvPass::InputGradient, shape), implicit(avx));
+        assert_eq!(
+            candidates(ConvPass::InputGradient, shape),
+            conv(&[Implicit, Im2col])
+        );
+        assert_eq!(
+            ConvClass(ConvPass::WeightGradient, shape).to_string(),
+            "conv weight gradient: 8×64×32×32 → 64, kernel 3×3, stride 1×1, padding 1×1"
+        );
 
-        let general = gemm_kernel(Product::General, 16, 512, true, true, false);
-        assert_eq!(general, GemmKernel::MatrixMultiply);
-        let rows = gemm_kernel(Product::Convolution, 512, 144, true, true, false);
-        let tall = gemm_kernel(Product::Convolution, 513, 144, true, true, false);
-        let dots = gemm_kernel(Product::Convolution, 288, 256, true, false, true);
-        let short = gemm_kernel(Product::Convolution, 288, 255, true, false, true);
-        if avx {
-            assert_eq!(rows, GemmKernel::AvxRows);
-            assert_eq!(dots, GemmKernel::AvxDotProducts);
+        let block = |product, m, k, a_row_major, b_row_major, b_transposed| GemmBlock {
+            product,
+            m,
+            k,
+            n: 1000,
+            a_row_major,
+            b_row_major,
+            b_transposed,
+        };
+        let (conv_rows, general) = (Product::Convolution, Product::General);
+        assert_eq!(
+            gemm_candidates(block(general, 16, 512, true, true, false)),
+            gemm(&[MatrixMultiply, AvxRows, Gemm])
+        );
+        assert_eq!(
+            gemm_candidates(block(conv_rows, 512, 144, true, true, false)),
+            gemm(&[AvxRows, MatrixMultiply, Gemm])
+        );
+        assert_eq!(
+            gemm_candidates(block(conv_rows, 513, 144, true, true, false)),
+            gemm(&[MatrixMultiply, AvxRows, Gemm])
+        );
+        assert_eq!(
+            gemm_candidates(block(conv_rows, 288, 256, true, false, true)),
+            gemm(&[AvxDotProducts, MatrixMultiply, Gemm])
+        );
+        assert_eq!(
+            gemm_candidates(block(conv_rows, 288, 255, true, false, true)),
+            gemm(&[MatrixMultiply, AvxDotProducts, Gemm])
+        );
+        assert_eq!(
+            gemm_candidates(block(general, 288, 0, true, true, false)),
+            vec![MatrixMultiply, Gemm],
+            "an empty common dimension leaves the AVX-512 kernels out"
+        );
+        assert_eq!(
+            GemmClass::of(block(conv_rows, 288, 255, true, false, true)).to_string(),
+            "gemm convolution: m≤512 k≤256 n≤1024, a rows, b columns"
+        );
+    }
+
+    #[cfg(feature = "ndarray-kernels")]
+    #[test]
+    fn replayed_kernels_must_be_known_and_runnable_here() {
+        let choices = |class: &str, kernel: &str| KernelChoices {
+            selection: autotune::KernelSelection::Measured,
+            kernels: [(class.to_string(), kernel.to_string())].into(),
+        };
+        let error = replay(&choices(
+            "gemm general: m≤8 k≤8 n≤8, a rows, b rows",
+            "blas",
+        ))
+        .unwrap_err();
+        assert!(error.starts_with("unknown kernel \"blas\""), "{error}");
+        let error = replay(&choices("conv forward: 1×1×1×1 → 1", "avx512-rows")).unwrap_err();
+        assert!(error.starts_with("unknown kernel"), "{error}");
+        let avx = replay(&choices("gemm test-only: m≤1", "avx512-rows"));
+        if has_avx512() {
+            assert_eq!(avx, Ok(()));
         } else {
-            assert_eq!(rows, GemmKernel::MatrixMultiply);
-            assert_eq!(dots, GemmKernel::MatrixMultiply);
+            assert!(avx.unwrap_err().contains("needs AVX-512F"));
         }
-        assert_eq!(tall, GemmKernel::MatrixMultiply);
-        assert_eq!(short, GemmKernel::MatrixMultiply);
+        assert_eq!(replay(&choices("conv test-only: 1", "im2col")), Ok(()));
     }
 }

@@ -1,7 +1,9 @@
 //! The operations the layers compute, each on every backend with Burn's tensor operations and
 //! on ndarray with a native kernel of its own (`ndarray/`). Which one runs is decided in one
-//! place, [`dispatch`], whose documentation is the table of every choice.
+//! place, [`dispatch`], whose documentation is the table of every choice; where several kernels
+//! can compute an operation, [`autotune`] times them.
 
+pub mod autotune;
 pub mod batch_norm;
 pub mod conv;
 pub mod dispatch;

@@ -61,6 +61,8 @@ impl Geometry {
     pub(super) fn shape(&self) -> ConvShape {
         let padded_height = self.height + 2 * self.padding[0];
         ConvShape {
+            input: [self.batch, self.channels, self.height, self.width],
+            out_channels: self.out_channels,
             stride: self.stride,
             padding: self.padding,
             kernel: self.kernel,

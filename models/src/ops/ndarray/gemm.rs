@@ -1,13 +1,14 @@
 //! The matrix product every kernel uses, `c ← a·b + beta·c`, split into blocks across rayon's
 //! threads; each block runs on the register kernel that the [dispatch](crate::ops::dispatch)
-//! chooses for its shape (the AVX-512 kernels of [`avx512`](super::avx512) or matrixmultiply's).
+//! chooses for its shape (the AVX-512 kernels of [`avx512`](super::avx512), matrixmultiply's or
+//! the `gemm` crate's).
 
 use rayon::prelude::*;
 
 #[cfg(target_arch = "x86_64")]
 use super::avx512;
 use super::matrix::Matrix;
-use crate::ops::dispatch::{self, GemmKernel, Product};
+use crate::ops::dispatch::{self, GemmBlock, GemmKernel, Product};
 
 /// Multiply-adds below which a product is not split across threads.
 const SPLIT_WORK: usize = 1 << 22;
@@ -138,7 +139,8 @@ fn gemm_split(
 }
 
 /// `c ← a·b + beta·c` for one block of [`gemm_split`], on the kernel
-/// [`dispatch::gemm_kernel`] chooses for `product` and the block's shape and layout.
+/// [`dispatch::gemm_kernel`] chooses for `product` and the block's shape and layout (timing the
+/// candidates, the first time, into scratch space).
 ///
 /// # Safety
 /// `a` holds `m × k`, `b` points at `k × n` elements with `layout`'s strides, and `c` at `m`
@@ -156,19 +158,48 @@ unsafe fn block_product(
     c: *mut f32,
     ldc: usize,
 ) {
-    let kernel = dispatch::gemm_kernel(
+    let block = GemmBlock {
         product,
         m,
         k,
-        a.col_stride == 1,
-        layout.col_stride == 1,
-        layout.row_stride == 1,
-    );
+        n,
+        a_row_major: a.col_stride == 1,
+        b_row_major: layout.col_stride == 1,
+        b_transposed: layout.row_stride == 1,
+    };
+    // The candidates' results go to scratch space; `beta·c` costs the same whatever c holds.
+    let mut scratch = Vec::new();
+    let kernel = dispatch::gemm_kernel(block, |kernel| {
+        scratch.resize(m * n, 0.0_f32);
+        // SAFETY: the caller's `a` and `b`; `scratch` holds `m` rows of `n`.
+        unsafe { block_on(kernel, m, k, n, a, b, layout, beta, scratch.as_mut_ptr(), n) }
+    });
+    // SAFETY: the caller's bounds.
+    unsafe { block_on(kernel, m, k, n, a, b, layout, beta, c, ldc) }
+}
+
+/// `c ← a·b + beta·c` on `kernel`, one of the dispatch's candidates for this block.
+///
+/// # Safety
+/// As [`block_product`]; `kernel` is one of [`dispatch::gemm_candidates`] for the block.
+#[allow(clippy::too_many_arguments)]
+unsafe fn block_on(
+    kernel: GemmKernel,
+    m: usize,
+    k: usize,
+    n: usize,
+    a: Matrix<'_>,
+    b: *const f32,
+    layout: Matrix<'_>,
+    beta: f32,
+    c: *mut f32,
+    ldc: usize,
+) {
     match kernel {
         #[cfg(target_arch = "x86_64")]
         GemmKernel::AvxRows => {
-            // SAFETY: the dispatch chose it, so the CPU has AVX-512F; the shapes are the
-            // caller's, and `b`'s rows are contiguous.
+            // SAFETY: a candidate, so the CPU has AVX-512F and `b`'s rows are contiguous; the
+            // shapes are the caller's.
             unsafe {
                 let b = avx512::Rows::Strided(b, layout.row_stride as usize);
                 avx512::product_with_rows(&avx512::PackedRows::new(a, m, k), n, b, beta, c, ldc)
@@ -183,6 +214,33 @@ unsafe fn block_product(
                 let b = avx512::Rows::Strided(b, layout.col_stride as usize);
                 avx512::product_with_transpose(m, k, n, a, b, beta, c, ldc)
             };
+        }
+        GemmKernel::Gemm => {
+            // SAFETY: the caller's bounds; the `gemm` crate computes dst ← α·dst + β·lhs·rhs,
+            // reading dst only when asked to.
+            unsafe {
+                gemm::gemm(
+                    m,
+                    n,
+                    k,
+                    c,
+                    1,
+                    ldc as isize,
+                    beta != 0.0,
+                    a.data.as_ptr(),
+                    a.col_stride,
+                    a.row_stride,
+                    b,
+                    layout.col_stride,
+                    layout.row_stride,
+                    beta,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
         }
         _ => {
             // SAFETY: the caller's bounds.
@@ -263,6 +321,78 @@ pub(super) mod tests {
                             (got as f64 - want).abs() < 1e-3,
                             "{m}x{k}x{n} [{i}]: {got} vs {want}"
                         );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every kernel the dispatch can choose, on every layout, against the definition: the
+    /// measured choice may pick any of them for any shape, the fixed rules' thresholds aside.
+    #[test]
+    fn every_candidate_kernel_matches_the_definition() {
+        for (m, k, n) in [
+            (1, 1, 1),
+            (3, 4, 5),
+            (17, 3, 33),
+            (5, 256, 9),
+            (64, 300, 70),
+            (16, 144, 1024),
+        ] {
+            let a_data: Vec<f32> = (0..m * k)
+                .map(|i| ((i * 7 % 19) as f32 - 9.0) / 8.0)
+                .collect();
+            let b_data: Vec<f32> = (0..k * n)
+                .map(|i| ((i * 5 % 23) as f32 - 11.0) / 8.0)
+                .collect();
+            let a_layouts = [
+                Matrix::row_major(&a_data, k),
+                Matrix::transposed(&a_data, m),
+            ];
+            let b_layouts = [
+                Matrix::row_major(&b_data, n),
+                Matrix::transposed(&b_data, k),
+            ];
+            for (a, b) in a_layouts
+                .into_iter()
+                .flat_map(|a| b_layouts.map(|b| (a, b)))
+            {
+                let expected = naive(m, k, n, a, b);
+                let block = GemmBlock {
+                    product: Product::General,
+                    m,
+                    k,
+                    n,
+                    a_row_major: a.col_stride == 1,
+                    b_row_major: b.col_stride == 1,
+                    b_transposed: b.row_stride == 1,
+                };
+                for kernel in dispatch::gemm_candidates(block) {
+                    for beta in [0.0, 1.0] {
+                        let mut c = vec![0.5_f32; m * n];
+                        // SAFETY: a and b hold the whole product, c its m × n result.
+                        unsafe {
+                            block_on(
+                                kernel,
+                                m,
+                                k,
+                                n,
+                                a,
+                                b.data.as_ptr(),
+                                b,
+                                beta,
+                                c.as_mut_ptr(),
+                                n,
+                            )
+                        };
+                        for (i, (&got, &want)) in c.iter().zip(&expected).enumerate() {
+                            let want = want + 0.5 * beta as f64;
+                            assert!(
+                                (got as f64 - want).abs() < 1e-3,
+                                "{kernel:?} {m}x{k}x{n} {:?} beta {beta} [{i}]: {got} vs {want}",
+                                (a.row_stride, b.row_stride)
+                            );
+                        }
                     }
                 }
             }
