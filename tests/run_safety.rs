@@ -257,7 +257,19 @@ fn a_full_disk_ends_the_run_with_one_error_line_and_resume_finishes_it() {
         return;
     };
     let dir = mount_point.join("run");
-    let (code, stderr) = cifar_process(&[&flags[..], &[dir.to_str().unwrap()]].concat());
+    // The uninterrupted run's kernels, so that the weights can be compared bit for bit.
+    let kernels = straight.join("kernels.json");
+    let (code, stderr) = cifar_process(
+        &[
+            &flags[..],
+            &[
+                dir.to_str().unwrap(),
+                "--kernels",
+                kernels.to_str().unwrap(),
+            ],
+        ]
+        .concat(),
+    );
     assert_eq!(code, Some(2), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
@@ -288,6 +300,29 @@ fn a_full_disk_ends_the_run_with_one_error_line_and_resume_finishes_it() {
 }
 
 #[test]
+fn kernels_replayed_from_a_missing_or_foreign_file_are_refused() {
+    let temp = common::temp_dir();
+    let dir = temp.path().join("run");
+    let missing = temp.path().join("missing.json");
+    let error = common::refused(cifar_run(&dir, &["--kernels", missing.to_str().unwrap()]));
+    assert!(
+        error.starts_with(&format!("--kernels: cannot read {}: ", missing.display())),
+        "{error}"
+    );
+    let foreign = temp.path().join("run.json");
+    std::fs::write(&foreign, r#"{"epochs": 3}"#).unwrap();
+    let error = common::refused(cifar_run(&dir, &["--kernels", foreign.to_str().unwrap()]));
+    assert!(
+        error.starts_with(&format!(
+            "--kernels: {} is not a record of kernel choices (",
+            foreign.display()
+        )),
+        "{error}"
+    );
+    assert!(!dir.exists(), "a refused run leaves nothing behind");
+}
+
+#[test]
 fn flipped_bits_in_checkpoints_and_the_model_are_refused() {
     let _serial = common::serial();
     let temp = common::temp_dir();
@@ -312,6 +347,19 @@ fn flipped_bits_in_checkpoints_and_the_model_are_refused() {
         );
         std::fs::write(&file, good).unwrap();
     }
+    // The kernel choices that computed the checkpoints: a damaged record is refused too.
+    let kernels = dir.join("kernels.json");
+    let good = std::fs::read(&kernels).unwrap();
+    std::fs::write(&kernels, &good[..good.len() / 2]).unwrap();
+    let error = common::refused(resume());
+    assert!(
+        error.starts_with(&format!(
+            "{} is not a record of kernel choices (",
+            kernels.display()
+        )) && error.ends_with("); delete it to choose anew"),
+        "{error}"
+    );
+    std::fs::write(&kernels, good).unwrap();
     resume().unwrap();
     // A run stopped after training (no results yet) loads its model again: checked too.
     std::fs::remove_file(dir.join("results.json")).unwrap();

@@ -116,6 +116,40 @@ pub struct TrainArgs {
     /// `mpirun -np N` (needs the `mpi` cargo feature). `--batch-size` is per process.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub nodes: usize,
+    /// How the CPU kernels (ndarray) are chosen where several compute an operation: `measured`
+    /// times them on their first call and keeps the fastest; `fixed` follows fixed rules, the
+    /// same in every run on one CPU; a run's kernels.json replays its choices, to reproduce it
+    /// bit for bit. The choices are recorded in the artifact directory, and `--resume` reuses
+    /// them.
+    #[arg(long, value_name = "measured|fixed|FILE", default_value = "measured", value_parser = KernelsFlag::parse)]
+    pub kernels: KernelsFlag,
+}
+
+/// `--kernels`: how the CPU kernels are chosen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KernelsFlag {
+    /// Timed on their first call; the fastest is kept.
+    Measured,
+    /// The dispatch table's fixed rules.
+    Fixed,
+    /// The choices recorded in this file (another run's `kernels.json`); shape classes it does
+    /// not name are measured.
+    Replay(PathBuf),
+}
+
+impl KernelsFlag {
+    /// `measured`, `fixed`, or a file's path.
+    ///
+    /// # Errors
+    /// An empty value.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text {
+            "" => Err("expected measured, fixed or a kernels.json file".to_string()),
+            "measured" => Ok(Self::Measured),
+            "fixed" => Ok(Self::Fixed),
+            path => Ok(Self::Replay(PathBuf::from(path))),
+        }
+    }
 }
 
 /// Parses the command line as `A`. `--help` and `--version` print as clap prints them; any

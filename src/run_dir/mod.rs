@@ -15,6 +15,7 @@ pub mod recorder;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use radam_models::kernels::KernelChoices;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -39,6 +40,8 @@ pub const TRANSLATIONS: &str = "translations.txt";
 /// What a task computed after training (test BLEU, test perplexity), written once every phase
 /// after training is done: a run without it is resumed into those phases.
 pub const RESULTS: &str = "results.json";
+/// The CPU kernels the run chose ([`radam_models::kernels`]), which `--resume` reuses.
+pub const KERNELS: &str = "kernels.json";
 /// Burn's checkpoint folder.
 pub const CHECKPOINTS: &str = "checkpoint";
 /// The three records of one epoch's checkpoint, as Burn's file checkpointer names them.
@@ -46,8 +49,9 @@ const CHECKPOINT_KINDS: [&str; 3] = ["model", "optim", "scheduler"];
 /// The folders and files a run writes in its directory (with their checksums); anything else
 /// there (a token cache, the user's files) is not the run's and survives its replacement.
 const RUN_FOLDERS: [&str; 3] = [CHECKPOINTS, "train", "valid"];
-const RUN_FILES: [&str; 10] = [
+const RUN_FILES: [&str; 11] = [
     SETTINGS,
+    KERNELS,
     CSV,
     PLOT,
     "model.mpk",
@@ -133,6 +137,29 @@ impl RunDir {
         let path = self.join(SETTINGS);
         write_atomic(&path, json.as_bytes())
             .map_err(|e| format!("cannot write {}: {e}", path.display()))
+    }
+
+    /// The kernel choices recorded by the run here, if it recorded any.
+    ///
+    /// # Errors
+    /// An unreadable file, or one that is not a record of kernel choices.
+    pub fn read_kernels(&self) -> Result<Option<KernelChoices>, String> {
+        let path = self.join(KERNELS);
+        if !path.exists() {
+            return Ok(None);
+        }
+        read_kernel_choices(&path).map(Some)
+    }
+
+    /// Records the kernel choices made so far in this process (atomically, into the existing
+    /// directory).
+    ///
+    /// # Errors
+    /// If the file cannot be written.
+    pub fn write_kernels(&self) -> std::io::Result<()> {
+        let json = serde_json::to_string_pretty(&radam_models::kernels::choices())
+            .expect("kernel choices serialise");
+        write_into_existing(&self.join(KERNELS), json.as_bytes())
     }
 
     /// The epochs whose checkpoint has all three records (model, optimizer, scheduler), in
@@ -323,6 +350,17 @@ pub fn write_into_existing(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         ));
     }
     write_atomic(path, bytes)
+}
+
+/// The kernel choices in the file at `path` (a run's `kernels.json`).
+///
+/// # Errors
+/// `cannot read <path>: <OS error>`, or `<path> is not a record of kernel choices (<why>)`.
+pub fn read_kernel_choices(path: &Path) -> Result<KernelChoices, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    serde_json::from_str(&text)
+        .map_err(|e| format!("{} is not a record of kernel choices ({e})", path.display()))
 }
 
 /// Removes the directory `path` and everything in it.

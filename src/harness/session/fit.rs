@@ -30,7 +30,7 @@ use crate::harness::training_curves::plot_history;
 use crate::renderer::{PlainRenderer, QuietRenderer};
 use crate::run_dir::checkpoints::{load_model_checked, one_line};
 use crate::run_dir::{
-    CSV, GRADIENT_HISTOGRAM, KeepLastCheckpoints, MODEL, PLOT, RunRecorder, WriteFailures,
+    CSV, GRADIENT_HISTOGRAM, KERNELS, KeepLastCheckpoints, MODEL, PLOT, RunRecorder, WriteFailures,
     replace_atomic, verify_checkpoint, write_into_existing,
 };
 use crate::schedule::Schedule;
@@ -116,6 +116,7 @@ impl Session {
         let steps = settings.epochs * data.steps_per_epoch;
         self.check_learnable(steps)?;
         self.check_data(&data.fingerprint)?;
+        self.choose_kernels()?;
         if let Start::Trained { .. } = self.start {
             return self.trained_run(model, steps, &devices[0]);
         }
@@ -146,6 +147,7 @@ impl Session {
         self.work_dir
             .take_over(clear, &recorded)
             .map_err(HarnessError::Io)?;
+        self.record_kernels().map_err(HarnessError::Io)?;
         let strategy = if local_devices > 1 {
             burn::train::ddp(devices, burn::collective::CollectiveConfig::default())
         } else {
@@ -234,6 +236,10 @@ impl Session {
             return Err(HarnessError::Diverged(message));
         }
 
+        self.record_kernels().map_err(|e| {
+            HarnessError::Io(format!("{e}; the run stopped: {}", self.after_failure()))
+        })?;
+        self.report_kernels();
         burn::module::Module::save_file(
             model.clone(),
             self.work_dir.join(MODEL),
@@ -350,10 +356,11 @@ impl Session {
     /// failed write stops the run through `failures`; a plot that cannot be drawn for another
     /// reason (no fonts) is a warning, since it is drawn from the CSV.
     fn epoch_files(&self, failures: WriteFailures) -> EpochCallback {
-        let (csv, png, title) = (
+        let (csv, png, title, run) = (
             self.work_dir.join(CSV),
             self.work_dir.join(PLOT),
             self.title.clone(),
+            self.work_dir.clone(),
         );
         Box::new(move |history: &History| {
             if failures.first().is_some() {
@@ -362,6 +369,13 @@ impl Session {
             }
             if let Err(error) = write_into_existing(&csv, history.to_csv().as_bytes()) {
                 failures.report(format!("cannot write {}: {error}", csv.display()));
+                return;
+            }
+            if let Err(error) = run.write_kernels() {
+                failures.report(format!(
+                    "cannot write {}: {error}",
+                    run.join(KERNELS).display()
+                ));
                 return;
             }
             let plotted = replace_atomic(&png, |partial| {

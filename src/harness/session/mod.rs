@@ -6,6 +6,7 @@
 //! `LearnerBuilder`; [`placement`] says where its replicas train and on which share of the data.
 
 pub mod fit;
+mod kernels;
 pub mod placement;
 
 use std::fmt;
@@ -13,6 +14,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use self::kernels::KernelPlan;
 use crate::harness::error::HarnessError;
 use crate::harness::flags::TrainArgs;
 use crate::harness::node::Node;
@@ -42,6 +44,8 @@ pub struct Session {
     pub(super) gradient_histogram: usize,
     pub(super) title: String,
     pub(super) node: Node,
+    /// How the CPU kernels are chosen (`--kernels`).
+    kernels: KernelPlan,
 }
 
 /// How a session begins in its working directory.
@@ -85,6 +89,7 @@ impl Session {
         task_options: TaskOptions,
     ) -> Result<Self, HarnessError> {
         let settings = RunSettings::resolve(args, defaults, task_options);
+        let kernels = KernelPlan::of(&args.kernels)?;
         let node = Node::join(args.nodes, args.devices)?;
         if args.gradient_histogram > 0 && args.devices > 1 {
             return Err(HarnessError::Invalid(
@@ -196,6 +201,7 @@ impl Session {
             stop_after,
             plain: args.plain || !std::io::stdout().is_terminal(),
             gradient_histogram: args.gradient_histogram,
+            kernels,
             title,
             node,
         })
