@@ -13,6 +13,7 @@ use ndarray::{ArcArray, IxDyn};
 use rayon::prelude::*;
 
 use super::bridge::{Ad, Inner, f32_array, nd_tensor, primitive_of, slice, tensor_of};
+use super::fast_math::exp;
 use crate::ops::dispatch::Native;
 
 /// Rows per parallel task.
@@ -29,10 +30,20 @@ struct Saved {
     log_sum_exps: Vec<f32>,
 }
 
-/// `log Σ_c exp(z_c)` of one row, computed stably.
+/// `log Σ_c exp(z_c)` of one row, computed stably: the terms a block at a time (a vectorised
+/// loop), summed in the row's order.
 fn log_sum_exp(row: &[f32]) -> f32 {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    max + row.iter().map(|z| (z - max).exp()).sum::<f32>().ln()
+    let mut terms = [0.0_f32; 64];
+    let mut sum = 0.0_f32;
+    for block in row.chunks(terms.len()) {
+        let terms = &mut terms[..block.len()];
+        for (term, &z) in terms.iter_mut().zip(block) {
+            *term = exp(z - max);
+        }
+        sum = terms.iter().fold(sum, |sum, &term| sum + term);
+    }
+    max + sum.ln()
 }
 
 /// `[Σ_i w_i·((1 − ε)·nll_i + ε·smooth_i), Σ_i w_i·nll_i]`, accumulated in f64; keeps each
@@ -86,7 +97,7 @@ fn backward(saved: &Saved, classes: usize, grad: [f32; 2]) -> Vec<f32> {
                 let lse = saved.log_sum_exps[i];
                 let uniform = g0 * eps / classes as f32;
                 for (d, &z) in out_row.iter_mut().zip(row) {
-                    *d = w * ((g0 + g1) * (z - lse).exp() - uniform);
+                    *d = w * ((g0 + g1) * exp(z - lse) - uniform);
                 }
                 out_row[saved.targets[i]] -= w * (g0 * (1.0 - eps) + g1);
             }

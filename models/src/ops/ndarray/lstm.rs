@@ -19,6 +19,7 @@ use burn::tensor::backend::Backend;
 use ndarray::{ArcArray, IxDyn};
 
 use super::bridge::{Ad, Inner, f32_array, nd_tensor, primitive_of, slice, tensor_of};
+use super::fast_math::{sigmoid, tanh};
 use super::gemm::gemm;
 use super::matrix::Matrix;
 use crate::ops::dispatch::Native;
@@ -29,10 +30,6 @@ struct Dims {
     time: usize,
     input: usize,
     hidden: usize,
-}
-
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
 }
 
 /// Everything the backward pass needs, kept from the forward pass.
@@ -116,7 +113,7 @@ fn forward(
             }
             let (sig, cand) = gate.split_at_mut(3 * hidden);
             sig.iter_mut().for_each(|x| *x = sigmoid(*x));
-            cand.iter_mut().for_each(|x| *x = x.tanh());
+            cand.iter_mut().for_each(|x| *x = tanh(*x));
             let (c_prev_all, c_rest) = cells.split_at_mut((t + 1) * plane);
             let c_prev = &c_prev_all[t * plane + b * hidden..t * plane + (b + 1) * hidden];
             let c = &mut c_rest[b * hidden..(b + 1) * hidden];
@@ -130,7 +127,7 @@ fn forward(
                     gate[3 * hidden + u],
                 );
                 c[u] = f * c_prev[u] + i * g;
-                h[u] = o * c[u].tanh();
+                h[u] = o * tanh(c[u]);
             }
         }
     }
@@ -194,7 +191,7 @@ fn backward(saved: &Saved, grad: &[f32]) -> [Vec<f32>; 5] {
                     gate[3 * hidden + u],
                 );
                 let dh = dh_out[u] + dh_next[b * hidden + u];
-                let tanh_c = c[u].tanh();
+                let tanh_c = tanh(c[u]);
                 let dc = dc_next[b * hidden + u] + dh * o * (1.0 - tanh_c * tanh_c);
                 d_gate[u] = dc * g * i * (1.0 - i);
                 d_gate[hidden + u] = dc * c_prev[u] * f * (1.0 - f);

@@ -15,6 +15,7 @@
 //! | `bridge.rs` | generic tensors ↔ ndarray arrays and primitives |
 //! | `matrix.rs`, `gemm.rs` | the matrix view and the threaded matrix product |
 //! | `avx512.rs` | the AVX-512 register kernels (x86-64) |
+//! | `fast_math.rs` | `exp`, `tanh`, sigmoid without libm calls, so that element-wise loops vectorise |
 //! | `conv.rs`, `conv_geometry.rs`, `implicit_conv.rs` | the convolution: im2col, its geometry, the implicit kernels |
 //! | one file per other operation | its forward, its backward |
 
@@ -26,6 +27,7 @@ pub(crate) mod conv;
 mod conv_geometry;
 pub(crate) mod cross_entropy;
 pub(crate) mod dropout;
+mod fast_math;
 pub(crate) mod gelu;
 mod gemm;
 #[cfg(target_arch = "x86_64")]
