@@ -103,7 +103,11 @@ fn main() -> ExitCode {
             KernelSelection::Measured => "measured",
             KernelSelection::Fixed => "fixed rules",
         };
-        eprintln!("kernels ({how}): {}", choices.summary());
+        if choices.kernels.is_empty() {
+            eprintln!("kernels ({how}): one candidate per operation here, nothing to choose");
+        } else {
+            eprintln!("kernels ({how}): {}", choices.summary());
+        }
         if request.show_kernels {
             for (class, kernel) in &choices.kernels {
                 eprintln!("  {class} -> {kernel}");

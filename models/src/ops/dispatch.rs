@@ -27,7 +27,8 @@
 //!
 //! ¹ `NdArray<f32>` or `Autodiff<NdArray<f32>>`, recognised from the type; with the
 //! `ndarray-kernels` feature (on by default). "AVX-512F" is the CPU's, unless `RADAM_NO_AVX512`
-//! is set. The native and tensor-operation paths compute the same function (tested side by side);
+//! is set, which also leaves matrixmultiply out (it would pick AVX-512 by itself): every product
+//! then runs on the `gemm` crate's AVX2 kernels, as on a CPU without AVX-512. The native and tensor-operation paths compute the same function (tested side by side);
 //! they differ in speed only.
 //!
 //! ² Where a row names several kernels, the first call of each shape class times them and keeps
@@ -164,19 +165,35 @@ pub(crate) fn recurrence<B: Backend>(algorithm: LstmAlgorithm) -> Recurrence {
 }
 
 #[cfg(feature = "ndarray-kernels")]
-/// Whether the AVX-512 kernels run: the CPU has AVX-512F and `RADAM_NO_AVX512` is not set
-/// (which leaves every product to matrixmultiply, for comparison).
-pub(crate) fn has_avx512() -> bool {
+/// The CPU's AVX-512F, and whether `RADAM_NO_AVX512` is set.
+fn avx512_and_switch() -> (bool, bool) {
     #[cfg(target_arch = "x86_64")]
     {
-        static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *AVAILABLE.get_or_init(|| {
-            std::arch::is_x86_feature_detected!("avx512f")
-                && std::env::var_os("RADAM_NO_AVX512").is_none()
+        static FOUND: std::sync::OnceLock<(bool, bool)> = std::sync::OnceLock::new();
+        *FOUND.get_or_init(|| {
+            (
+                std::arch::is_x86_feature_detected!("avx512f"),
+                std::env::var_os("RADAM_NO_AVX512").is_some(),
+            )
         })
     }
     #[cfg(not(target_arch = "x86_64"))]
-    false
+    (false, false)
+}
+
+#[cfg(feature = "ndarray-kernels")]
+/// Whether the AVX-512 kernels run: the CPU has AVX-512F and `RADAM_NO_AVX512` is not set.
+pub(crate) fn has_avx512() -> bool {
+    let (avx512, switched_off) = avx512_and_switch();
+    avx512 && !switched_off
+}
+
+#[cfg(feature = "ndarray-kernels")]
+/// Whether `RADAM_NO_AVX512` holds an AVX-512 CPU to AVX2, as a CPU without AVX-512 runs: then
+/// matrixmultiply, which picks its AVX-512 kernel by itself at run time, is no candidate either,
+/// and the `gemm` crate (AVX2 and FMA) computes every product of the native kernels.
+fn avx2_only_on_an_avx512_cpu() -> bool {
+    avx512_and_switch() == (true, true)
 }
 
 #[cfg(feature = "ndarray-kernels")]
@@ -378,10 +395,10 @@ pub(crate) struct GemmBlock {
 #[cfg(feature = "ndarray-kernels")]
 /// The kernels that can compute `block`, the fixed rules' choice first: the AVX-512 rows kernel
 /// where `b` is row-major, the AVX-512 dot products where `a` is row-major and `b` transposed
-/// (both on AVX-512F CPUs), matrixmultiply and the `gemm` crate always. The fixed rules use
-/// the AVX-512 kernels for the convolution's products only, the rows kernel up to
-/// [`ROWS_KERNEL_MAX_M`] rows and the dot products from [`DOT_PRODUCT_MIN_K`] on, and the `gemm`
-/// crate never.
+/// (both on AVX-512F CPUs), matrixmultiply and the `gemm` crate always — the `gemm` crate alone
+/// where `RADAM_NO_AVX512` holds an AVX-512 CPU to AVX2. The fixed rules use the AVX-512 kernels
+/// for the convolution's products only, the rows kernel up to [`ROWS_KERNEL_MAX_M`] rows and the
+/// dot products from [`DOT_PRODUCT_MIN_K`] on, and otherwise matrixmultiply.
 pub(crate) fn gemm_candidates(block: GemmBlock) -> Vec<GemmKernel> {
     let GemmBlock {
         product,
@@ -402,6 +419,9 @@ pub(crate) fn gemm_candidates(block: GemmBlock) -> Vec<GemmKernel> {
     } else {
         GemmKernel::MatrixMultiply
     };
+    if avx2_only_on_an_avx512_cpu() {
+        return vec![GemmKernel::Gemm];
+    }
     let mut candidates = vec![fixed];
     for (usable, kernel) in [
         (rows, GemmKernel::AvxRows),
@@ -587,7 +607,9 @@ mod tests {
             if avx { with.to_vec() } else { vec![Im2col] }
         };
         let gemm = |with: &[GemmKernel]| -> Vec<GemmKernel> {
-            if avx {
+            if avx2_only_on_an_avx512_cpu() {
+                vec![Gemm]
+            } else if avx {
                 with.to_vec()
             } else {
                 vec![MatrixMultiply, Gemm]
@@ -682,7 +704,7 @@ mod tests {
         );
         assert_eq!(
             gemm_candidates(block(general, 288, 0, true, true, false)),
-            vec![MatrixMultiply, Gemm],
+            gemm(&[MatrixMultiply, Gemm]),
             "an empty common dimension leaves the AVX-512 kernels out"
         );
         assert_eq!(

@@ -113,9 +113,13 @@ impl Session {
         })
     }
 
-    /// One log line: which kernels this process chose, and where they are recorded.
+    /// One log line: which kernels this process chose, and where they are recorded (nothing on
+    /// a backend without native kernels, where there was no choice).
     pub(super) fn report_kernels(&self) {
         let choices = kernels::choices();
+        if choices.kernels.is_empty() {
+            return;
+        }
         let how = match choices.selection {
             KernelSelection::Measured => "measured",
             KernelSelection::Fixed => "fixed rules",
