@@ -52,11 +52,8 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Request, String> {
         }
         let value = args.next().ok_or(format!("{flag} needs a value"))?;
         if flag == "--kernels" {
-            request.kernels = match value.as_str() {
-                "measured" => KernelSelection::Measured,
-                "fixed" => KernelSelection::Fixed,
-                _ => return Err(format!("--kernels {value}: expected measured or fixed")),
-            };
+            request.kernels =
+                KernelSelection::parse(&value).map_err(|e| format!("--kernels {e}"))?;
             continue;
         }
         let number: u64 = value
@@ -99,10 +96,7 @@ fn main() -> ExitCode {
             println!("{} {rate:.1} {}/s", workload.name(), workload.unit());
         }
         let choices = kernels::choices();
-        let how = match request.kernels {
-            KernelSelection::Measured => "measured",
-            KernelSelection::Fixed => "fixed rules",
-        };
+        let how = request.kernels.label();
         if choices.kernels.is_empty() {
             eprintln!("kernels ({how}): one candidate per operation here, nothing to choose");
         } else {

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use radam_models::kernels::KernelSelection;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::BackendKind;
@@ -128,10 +129,8 @@ pub struct TrainArgs {
 /// `--kernels`: how the CPU kernels are chosen.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KernelsFlag {
-    /// Timed on their first call; the fastest is kept.
-    Measured,
-    /// The dispatch table's fixed rules.
-    Fixed,
+    /// Timed on their first call, the fastest kept (`measured`); or the fixed rules (`fixed`).
+    Select(KernelSelection),
     /// The choices recorded in this file (another run's `kernels.json`); shape classes it does
     /// not name are measured.
     Replay(PathBuf),
@@ -143,12 +142,11 @@ impl KernelsFlag {
     /// # Errors
     /// An empty value.
     pub fn parse(text: &str) -> Result<Self, String> {
-        match text {
-            "" => Err("expected measured, fixed or a kernels.json file".to_string()),
-            "measured" => Ok(Self::Measured),
-            "fixed" => Ok(Self::Fixed),
-            path => Ok(Self::Replay(PathBuf::from(path))),
+        if text.is_empty() {
+            return Err("expected measured, fixed or a kernels.json file".to_string());
         }
+        Ok(KernelSelection::parse(text)
+            .map_or_else(|_| Self::Replay(PathBuf::from(text)), Self::Select))
     }
 }
 

@@ -155,11 +155,13 @@ impl RunDir {
     /// directory).
     ///
     /// # Errors
-    /// If the file cannot be written.
-    pub fn write_kernels(&self) -> std::io::Result<()> {
+    /// `cannot write <dir>/kernels.json: <OS error>`.
+    pub fn write_kernels(&self) -> Result<(), String> {
         let json = serde_json::to_string_pretty(&radam_models::kernels::choices())
             .expect("kernel choices serialise");
-        write_into_existing(&self.join(KERNELS), json.as_bytes())
+        let path = self.join(KERNELS);
+        write_into_existing(&path, json.as_bytes())
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))
     }
 
     /// The epochs whose checkpoint has all three records (model, optimizer, scheduler), in

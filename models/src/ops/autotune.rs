@@ -36,6 +36,28 @@ pub enum KernelSelection {
     Fixed,
 }
 
+impl KernelSelection {
+    /// `measured` or `fixed`, as the command line names them.
+    ///
+    /// # Errors
+    /// Any other text.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text {
+            "measured" => Ok(Self::Measured),
+            "fixed" => Ok(Self::Fixed),
+            other => Err(format!("{other}: expected measured or fixed")),
+        }
+    }
+
+    /// How a log line names it: `measured` or `fixed rules`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Measured => "measured",
+            Self::Fixed => "fixed rules",
+        }
+    }
+}
+
 /// The kernels chosen in this process, as text: one entry per (operation, shape class), keyed
 /// `operation: shape class`, e.g. `"gemm convolution: m≤16 k≤256 n≤1024, a rows, b rows"` →
 /// `"avx512-rows"`.
@@ -80,8 +102,12 @@ impl KernelChoices {
 
 /// A kernel that can be chosen: named by text in [`KernelChoices`].
 pub(crate) trait Candidate: Copy + Eq + 'static {
+    /// Every kernel of its kind.
+    const ALL: &'static [Self];
     /// Its name in a record.
     fn name(self) -> &'static str;
+    /// Whether it runs on AVX-512F only.
+    fn needs_avx512(self) -> bool;
 }
 
 /// The choices of one kind of operation, by shape class `K`.
@@ -146,17 +172,30 @@ impl<K: Eq + Hash + Display + Copy, V: Candidate> ChoiceTable<K, V> {
         }
     }
 
-    /// The kernel for shape class `key` among `candidates` (the first is the fixed rules'
+    /// The kernel for shape class `key` among `candidates()` (the first is the fixed rules'
     /// choice): the one chosen before, the replayed one, or the fastest, timed with `run` (which
     /// computes the operation on its inputs with the kernel given, into scratch space). A single
     /// candidate is returned untimed and unrecorded; so is the first with [`KernelSelection::Fixed`].
-    pub(crate) fn choose(&self, key: K, candidates: &[V], mut run: impl FnMut(V)) -> V {
+    /// The candidates are listed only when the class has no kernel yet (calls after the first are
+    /// one table lookup), so every call of a class must have the same ones, in any order.
+    pub(crate) fn choose(
+        &self,
+        key: K,
+        candidates: impl FnOnce() -> Vec<V>,
+        mut run: impl FnMut(V),
+    ) -> V {
+        let fixed = FIXED.load(Ordering::Relaxed);
+        if !fixed && let Some(kernel) = self.lookup(&key) {
+            return kernel;
+        }
+        let candidates = candidates();
         assert!(!candidates.is_empty(), "a kernel choice without candidates");
-        if candidates.len() == 1 || FIXED.load(Ordering::Relaxed) {
+        if fixed {
             return candidates[0];
         }
-        if let Some(kernel) = self.lookup(&key) {
-            return kernel;
+        if candidates.len() == 1 {
+            self.keep(key, candidates[0]);
+            return candidates[0];
         }
         let _timing = self.timing.lock().expect("kernel timing poisoned");
         if let Some(kernel) = self.lookup(&key) {
@@ -168,17 +207,22 @@ impl<K: Eq + Hash + Display + Copy, V: Candidate> ChoiceTable<K, V> {
             .expect("kernel replay poisoned")
             .get(&name)
             .and_then(|kernel| candidates.iter().copied().find(|c| c.name() == kernel));
-        let kernel = replayed.unwrap_or_else(|| fastest(candidates, &mut run));
-        self.chosen
-            .write()
-            .expect("kernel table poisoned")
-            .get_or_insert_with(HashMap::new)
-            .insert(key, kernel);
+        let kernel = replayed.unwrap_or_else(|| fastest(&candidates, &mut run));
+        self.keep(key, kernel);
         RECORD
             .lock()
             .expect("kernel record poisoned")
             .insert(name, kernel.name().to_string());
         kernel
+    }
+
+    /// Makes `kernel` the one of `key` for the rest of the process.
+    fn keep(&self, key: K, kernel: V) {
+        self.chosen
+            .write()
+            .expect("kernel table poisoned")
+            .get_or_insert_with(HashMap::new)
+            .insert(key, kernel);
     }
 
     fn lookup(&self, key: &K) -> Option<V> {
@@ -221,6 +265,12 @@ mod tests {
     }
 
     impl Candidate for Sleep {
+        const ALL: &'static [Self] = &[Sleep::Long, Sleep::Short];
+
+        fn needs_avx512(self) -> bool {
+            false
+        }
+
         fn name(self) -> &'static str {
             match self {
                 Sleep::Long => "test-long",
@@ -241,14 +291,14 @@ mod tests {
             }));
         };
         assert_eq!(
-            TABLE.choose(1, &[Sleep::Long, Sleep::Short], run),
+            TABLE.choose(1, || vec![Sleep::Long, Sleep::Short], run),
             Sleep::Short
         );
         // One untimed run and TIMED_RUNS timed ones each (both stay within the budget).
         assert_eq!(runs.get(), 2 * (1 + TIMED_RUNS));
         // Chosen once: later calls run nothing.
         assert_eq!(
-            TABLE.choose(1, &[Sleep::Long, Sleep::Short], run),
+            TABLE.choose(1, || vec![Sleep::Long, Sleep::Short], run),
             Sleep::Short
         );
         assert_eq!(runs.get(), 2 * (1 + TIMED_RUNS));
@@ -264,7 +314,7 @@ mod tests {
         )]));
         let before = runs.get();
         assert_eq!(
-            TABLE.choose(2, &[Sleep::Long, Sleep::Short], run),
+            TABLE.choose(2, || vec![Sleep::Long, Sleep::Short], run),
             Sleep::Long
         );
         assert_eq!(runs.get(), before, "a replayed choice is not timed");
@@ -274,7 +324,7 @@ mod tests {
         );
 
         // A single candidate is not a choice.
-        assert_eq!(TABLE.choose(3, &[Sleep::Long], run), Sleep::Long);
+        assert_eq!(TABLE.choose(3, || vec![Sleep::Long], run), Sleep::Long);
         assert_eq!(runs.get(), before);
         assert!(!choices().kernels.contains_key("3"));
     }

@@ -300,6 +300,12 @@ impl std::fmt::Display for ConvClass {
 
 #[cfg(feature = "ndarray-kernels")]
 impl Candidate for ConvKernel {
+    const ALL: &'static [Self] = &[ConvKernel::Implicit, ConvKernel::Im2col];
+
+    fn needs_avx512(self) -> bool {
+        self == ConvKernel::Implicit
+    }
+
     fn name(self) -> &'static str {
         match self {
             ConvKernel::Implicit => "implicit",
@@ -320,7 +326,7 @@ pub(crate) fn conv_kernel(
     shape: ConvShape,
     run: impl FnMut(ConvKernel),
 ) -> ConvKernel {
-    CONV_CHOICES.choose(ConvClass(pass, shape), &conv_candidates(pass, shape), run)
+    CONV_CHOICES.choose(ConvClass(pass, shape), || conv_candidates(pass, shape), run)
 }
 
 #[cfg(feature = "ndarray-kernels")]
@@ -347,14 +353,6 @@ pub(crate) enum GemmKernel {
     MatrixMultiply,
     /// The `gemm` crate's packed kernel (the one faer and candle use; AVX2 and FMA on x86-64).
     Gemm,
-}
-
-#[cfg(feature = "ndarray-kernels")]
-impl GemmKernel {
-    /// Whether it runs on AVX-512F only.
-    fn needs_avx512(self) -> bool {
-        matches!(self, GemmKernel::AvxRows | GemmKernel::AvxDotProducts)
-    }
 }
 
 #[cfg(feature = "ndarray-kernels")]
@@ -438,14 +436,16 @@ pub(crate) fn gemm_candidates(block: GemmBlock) -> Vec<GemmKernel> {
 
 #[cfg(feature = "ndarray-kernels")]
 /// A GEMM block's shape class: its layout and each dimension rounded up to a power of two (the
-/// Transformer's products change length with every batch).
+/// Transformer's products change length with every batch). An empty dimension stays 0: the
+/// AVX-512 kernels need a common dimension of at least 1, so `k = 0` must not share the class of
+/// `k = 1`, whose kernel they may be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct GemmClass(GemmBlock);
 
 #[cfg(feature = "ndarray-kernels")]
 impl GemmClass {
     fn of(block: GemmBlock) -> Self {
-        let round = |x: usize| x.max(1).next_power_of_two();
+        let round = |x: usize| if x == 0 { 0 } else { x.next_power_of_two() };
         Self(GemmBlock {
             m: round(block.m),
             k: round(block.k),
@@ -482,6 +482,17 @@ impl std::fmt::Display for GemmClass {
 
 #[cfg(feature = "ndarray-kernels")]
 impl Candidate for GemmKernel {
+    const ALL: &'static [Self] = &[
+        GemmKernel::AvxRows,
+        GemmKernel::AvxDotProducts,
+        GemmKernel::MatrixMultiply,
+        GemmKernel::Gemm,
+    ];
+
+    fn needs_avx512(self) -> bool {
+        matches!(self, GemmKernel::AvxRows | GemmKernel::AvxDotProducts)
+    }
+
     fn name(self) -> &'static str {
         match self {
             GemmKernel::AvxRows => "avx512-rows",
@@ -501,7 +512,7 @@ static GEMM_CHOICES: ChoiceTable<GemmClass, GemmKernel> = ChoiceTable::new();
 /// [selection](autotune::selection) says (`run` computes the block with a candidate into
 /// scratch space, for timing).
 pub(crate) fn gemm_kernel(block: GemmBlock, run: impl FnMut(GemmKernel)) -> GemmKernel {
-    GEMM_CHOICES.choose(GemmClass::of(block), &gemm_candidates(block), run)
+    GEMM_CHOICES.choose(GemmClass::of(block), || gemm_candidates(block), run)
 }
 
 /// Reuses `choices` (a resumed run's, or another run's to reproduce it): every shape class they
@@ -513,24 +524,19 @@ pub(crate) fn gemm_kernel(block: GemmBlock, run: impl FnMut(GemmKernel)) -> Gemm
 pub fn replay(choices: &KernelChoices) -> Result<(), String> {
     #[cfg(feature = "ndarray-kernels")]
     {
-        let kernels = [
-            GemmKernel::AvxRows,
-            GemmKernel::AvxDotProducts,
-            GemmKernel::MatrixMultiply,
-            GemmKernel::Gemm,
-        ];
+        /// Whether this CPU runs the kernel of kind `V` called `name`; `None` if there is none.
+        fn runnable<V: Candidate>(name: &str) -> Option<bool> {
+            V::ALL
+                .iter()
+                .find(|kernel| kernel.name() == name)
+                .map(|kernel| !kernel.needs_avx512() || has_avx512())
+        }
         for (class, name) in &choices.kernels {
+            // The classes' names begin with their operation (see `ConvClass`, `GemmClass`).
             let runnable = if class.starts_with("conv ") {
-                match name.as_str() {
-                    "im2col" => Some(true),
-                    "implicit" => Some(has_avx512()),
-                    _ => None,
-                }
+                runnable::<ConvKernel>(name)
             } else {
-                kernels
-                    .iter()
-                    .find(|kernel| kernel.name() == name)
-                    .map(|kernel| !kernel.needs_avx512() || has_avx512())
+                runnable::<GemmKernel>(name)
             };
             match runnable {
                 None => return Err(format!("unknown kernel {name:?} for {class:?}")),
@@ -710,6 +716,11 @@ mod tests {
         assert_eq!(
             GemmClass::of(block(conv_rows, 288, 255, true, false, true)).to_string(),
             "gemm convolution: m≤512 k≤256 n≤1024, a rows, b columns"
+        );
+        assert_ne!(
+            GemmClass::of(block(general, 8, 0, true, true, false)),
+            GemmClass::of(block(general, 8, 1, true, true, false)),
+            "an empty common dimension has a class of its own"
         );
     }
 

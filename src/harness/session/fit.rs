@@ -30,7 +30,7 @@ use crate::harness::training_curves::plot_history;
 use crate::renderer::{PlainRenderer, QuietRenderer};
 use crate::run_dir::checkpoints::{load_model_checked, one_line};
 use crate::run_dir::{
-    CSV, GRADIENT_HISTOGRAM, KERNELS, KeepLastCheckpoints, MODEL, PLOT, RunRecorder, WriteFailures,
+    CSV, GRADIENT_HISTOGRAM, KeepLastCheckpoints, MODEL, PLOT, RunRecorder, WriteFailures,
     replace_atomic, verify_checkpoint, write_into_existing,
 };
 use crate::schedule::Schedule;
@@ -147,7 +147,7 @@ impl Session {
         self.work_dir
             .take_over(clear, &recorded)
             .map_err(HarnessError::Io)?;
-        self.record_kernels().map_err(HarnessError::Io)?;
+        self.work_dir.write_kernels().map_err(HarnessError::Io)?;
         let strategy = if local_devices > 1 {
             burn::train::ddp(devices, burn::collective::CollectiveConfig::default())
         } else {
@@ -236,7 +236,7 @@ impl Session {
             return Err(HarnessError::Diverged(message));
         }
 
-        self.record_kernels().map_err(|e| {
+        self.work_dir.write_kernels().map_err(|e| {
             HarnessError::Io(format!("{e}; the run stopped: {}", self.after_failure()))
         })?;
         self.report_kernels();
@@ -372,10 +372,7 @@ impl Session {
                 return;
             }
             if let Err(error) = run.write_kernels() {
-                failures.report(format!(
-                    "cannot write {}: {error}",
-                    run.join(KERNELS).display()
-                ));
+                failures.report(error);
                 return;
             }
             let plotted = replace_atomic(&png, |partial| {

@@ -33,8 +33,7 @@ impl KernelPlan {
     /// `--kernels FILE` that cannot be read or is not a record of kernel choices.
     pub(super) fn of(flag: &KernelsFlag) -> Result<Self, HarnessError> {
         Ok(match flag {
-            KernelsFlag::Measured => Self::Select(KernelSelection::Measured),
-            KernelsFlag::Fixed => Self::Select(KernelSelection::Fixed),
+            KernelsFlag::Select(selection) => Self::Select(*selection),
             KernelsFlag::Replay(path) => Self::Replay {
                 path: path.clone(),
                 choices: read_kernel_choices(path)
@@ -100,19 +99,6 @@ impl Session {
         Ok(())
     }
 
-    /// Records the kernels chosen so far in the run's directory.
-    ///
-    /// # Errors
-    /// `cannot write <dir>/kernels.json: <OS error>`.
-    pub(super) fn record_kernels(&self) -> Result<(), String> {
-        self.work_dir.write_kernels().map_err(|e| {
-            format!(
-                "cannot write {}: {e}",
-                self.work_dir.join(KERNELS).display()
-            )
-        })
-    }
-
     /// One log line: which kernels this process chose, and where they are recorded (nothing on
     /// a backend without native kernels, where there was no choice).
     pub(super) fn report_kernels(&self) {
@@ -120,12 +106,9 @@ impl Session {
         if choices.kernels.is_empty() {
             return;
         }
-        let how = match choices.selection {
-            KernelSelection::Measured => "measured",
-            KernelSelection::Fixed => "fixed rules",
-        };
         self.say(format!(
-            "kernels ({how}): {} (recorded in {})",
+            "kernels ({}): {} (recorded in {})",
+            choices.selection.label(),
             choices.summary(),
             self.run_dir.join(KERNELS).display()
         ));
