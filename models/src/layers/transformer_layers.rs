@@ -3,9 +3,10 @@
 //! [`TransformerEncoder`](burn::nn::transformer::TransformerEncoder) and
 //! [`TransformerDecoder`](burn::nn::transformer::TransformerDecoder) — a checkpoint of either
 //! loads into these — with a forward pass of our own that computes what Burn's does, but draws
-//! its dropout masks, computes its GELU and runs its projections as 2-D products natively on
-//! ndarray (the crate's `dropout`, `gelu` and `matmul` modules). The decoder layer's sub-layers
-//! are shared with the incremental decoder ([`crate::layers::incremental`]).
+//! its dropout masks, computes its GELU, attention and layer norms and runs its projections as
+//! 2-D products natively on ndarray (the crate's `dropout`, `gelu`, `attention`, `layer_norm`
+//! and `matmul` modules). The decoder layer's sub-layers are shared with the incremental decoder
+//! ([`crate::layers::incremental`]).
 
 use burn::module::Module;
 use burn::nn::attention::{MultiHeadAttention, MultiHeadAttentionConfig};
@@ -13,13 +14,14 @@ use burn::nn::transformer::{
     PositionWiseFeedForward, PositionWiseFeedForwardConfig, TransformerDecoderConfig,
     TransformerEncoderConfig,
 };
-use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear};
-use burn::tensor::activation::{quiet_softmax, softmax};
+use burn::nn::{Dropout, DropoutConfig, LayerNorm, Linear};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Tensor};
 
+use crate::ops::attention::{context, context_of_heads, split_heads};
 use crate::ops::dropout::dropout;
 use crate::ops::gelu::gelu;
+use crate::ops::layer_norm::{layer_norm, layer_norm_config};
 use crate::ops::matmul::linear;
 
 /// A stack of encoder layers (self-attention, feed-forward), as Burn's `TransformerEncoder`.
@@ -115,10 +117,7 @@ pub(crate) fn heads<B: Backend>(
     projection: &Linear<B>,
     x: Tensor<B, 3>,
 ) -> Tensor<B, 4> {
-    let [rows, length, _] = x.dims();
-    positionwise(projection, x)
-        .reshape([rows, length, attention.n_heads, attention.d_k])
-        .swap_dims(1, 2)
+    split_heads(positionwise(projection, x), attention.n_heads)
 }
 
 /// Scaled dot-product attention of `query` over `keys` and `values` (`[rows, heads, length,
@@ -132,24 +131,7 @@ pub(crate) fn attend<B: Backend>(
     values: Tensor<B, 4>,
     masks: &[Tensor<B, 4, Bool>],
 ) -> Tensor<B, 3> {
-    let [rows, _, queries, _] = query.dims();
-    let scores = query
-        .matmul(keys.transpose())
-        .div_scalar((attention.d_k as f32).sqrt());
-    let mut scores = dropout(&attention.dropout, scores);
-    for mask in masks {
-        scores = scores.mask_fill(mask.clone(), attention.min_float);
-    }
-    let weights = if attention.quiet_softmax {
-        quiet_softmax(scores, 3)
-    } else {
-        softmax(scores, 3)
-    };
-    let context =
-        weights
-            .matmul(values)
-            .swap_dims(1, 2)
-            .reshape([rows, queries, attention.d_model]);
+    let context = context_of_heads(attention, query, keys, values, masks);
     positionwise(&attention.output, context)
 }
 
@@ -160,10 +142,11 @@ fn attention<B: Backend>(
     memory: Tensor<B, 3>,
     masks: &[Tensor<B, 4, Bool>],
 ) -> Tensor<B, 3> {
-    let query = heads(attention, &attention.query, x);
-    let keys = heads(attention, &attention.key, memory.clone());
-    let values = heads(attention, &attention.value, memory);
-    attend(attention, query, keys, values, masks)
+    let query = positionwise(&attention.query, x);
+    let keys = positionwise(&attention.key, memory.clone());
+    let values = positionwise(&attention.value, memory);
+    let context = context(attention, query, keys, values, masks);
+    positionwise(&attention.output, context)
 }
 
 /// The position-wise feed-forward layer: `W₂·dropout(GELU(W₁·x + b₁)) + b₂`.
@@ -182,11 +165,11 @@ fn residual<B: Backend>(
     f: impl FnOnce(Tensor<B, 3>) -> Tensor<B, 3>,
 ) -> Tensor<B, 3> {
     if norm_first {
-        let y = f(before.forward(x.clone()));
+        let y = f(layer_norm(before, x.clone()));
         x + dropout(drop, y)
     } else {
         let y = f(x.clone());
-        after.forward(x + dropout(drop, y))
+        layer_norm(after, x + dropout(drop, y))
     }
 }
 
@@ -219,8 +202,8 @@ impl<B: Backend> Encoder<B> {
                     &config.initializer,
                     device,
                 ),
-                norm_1: LayerNormConfig::new(config.d_model).init(device),
-                norm_2: LayerNormConfig::new(config.d_model).init(device),
+                norm_1: layer_norm_config(config.d_model).init(device),
+                norm_2: layer_norm_config(config.d_model).init(device),
                 dropout: DropoutConfig::new(config.dropout).init(),
                 pwff: PositionWiseFeedForwardConfig::new(config.d_model, config.d_ff)
                     .with_initializer(config.initializer.clone())
@@ -281,9 +264,9 @@ impl<B: Backend> Decoder<B> {
             .map(|_| DecoderLayer {
                 self_attn: attention(),
                 cross_attn: attention(),
-                norm_1: LayerNormConfig::new(config.d_model).init(device),
-                norm_2: LayerNormConfig::new(config.d_model).init(device),
-                norm_3: LayerNormConfig::new(config.d_model).init(device),
+                norm_1: layer_norm_config(config.d_model).init(device),
+                norm_2: layer_norm_config(config.d_model).init(device),
+                norm_3: layer_norm_config(config.d_model).init(device),
                 dropout: DropoutConfig::new(config.dropout).init(),
                 // Burn's decoder gives its feed-forward layers the default initializer.
                 pwff: PositionWiseFeedForwardConfig::new(config.d_model, config.d_ff)
@@ -396,22 +379,42 @@ mod tests {
         TransformerDecoder, TransformerDecoderInput, TransformerEncoder, TransformerEncoderInput,
     };
     use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
+    use burn::tensor::Int;
     use burn::tensor::backend::AutodiffBackend;
-    use burn::tensor::{Distribution, Int};
 
-    /// Adds noise to every parameter, so that the LayerNorms differ from each other and from
-    /// their initial (1, 0) — small enough not to sharpen the attention (which makes gradients
-    /// sensitive to the order of float sums).
-    struct Perturb;
+    /// A fixed pseudo-random pattern of `shape` with standard deviation about `scale` (a sine of
+    /// the element index): deterministic, where draws from Burn's generator depend on the other
+    /// tests running beside in the same process.
+    fn pattern<const D: usize>(
+        shape: [usize; D],
+        scale: f32,
+        phase: f32,
+    ) -> Tensor<TestBackend, D> {
+        let count = shape.iter().product::<usize>() as i64;
+        Tensor::<TestBackend, 1, Int>::arange(0..count, &Default::default())
+            .float()
+            .mul_scalar(0.7371)
+            .add_scalar(phase)
+            .sin()
+            .mul_scalar(scale * std::f32::consts::SQRT_2)
+            .reshape(shape)
+    }
+
+    /// Adds a fixed noise to every parameter, so that the LayerNorms differ from each other and
+    /// from their initial (1, 0) — small enough not to sharpen the attention (which makes
+    /// gradients sensitive to the order of float sums).
+    struct Perturb(f32);
 
     impl ModuleMapper<Ad> for Perturb {
         fn map_float<const D: usize>(
             &mut self,
             param: Param<Tensor<Ad, D>>,
         ) -> Param<Tensor<Ad, D>> {
+            self.0 += 1.0;
+            let phase = self.0;
             param.map(|tensor| {
                 let tensor = tensor.inner();
-                let noise = tensor.random_like(Distribution::Normal(0.0, 0.05));
+                let noise = pattern(tensor.dims(), 0.05, phase);
                 Tensor::from_inner(tensor + noise).require_grad()
             })
         }
@@ -433,13 +436,8 @@ mod tests {
             .reshape([rows.len(), length])
     }
 
-    fn input(shape: [usize; 3]) -> Tensor<Ad, 3> {
-        let values = Tensor::<TestBackend, 3>::random(
-            shape,
-            Distribution::Normal(0.0, 1.0),
-            &Default::default(),
-        );
-        Tensor::from_inner(values).require_grad()
+    fn input(shape: [usize; 3], phase: f32) -> Tensor<Ad, 3> {
+        Tensor::from_inner(pattern(shape, 1.0, phase)).require_grad()
     }
 
     /// Collects the gradient of every parameter of a module.
@@ -494,9 +492,9 @@ mod tests {
                 .with_dropout(0.0)
                 .with_norm_first(norm_first);
             let device = Default::default();
-            let burn = config.init::<Ad>(&device).map(&mut Perturb);
+            let burn = config.init::<Ad>(&device).map(&mut Perturb(0.0));
             let ours = reload(burn.clone(), Encoder::new(&config, &device));
-            let x = input([3, 5, 16]);
+            let x = input([3, 5, 16], 0.5);
             let mask = padding(&[5, 3, 1], 5);
             let inputs = std::slice::from_ref(&x);
             let ours =
@@ -517,9 +515,9 @@ mod tests {
             let device = Default::default();
             let burn: TransformerDecoder<Ad> = config.init(&device);
             // Our record read back as Burn's, the other way round.
-            let ours = Decoder::new(&config, &device).map(&mut Perturb);
+            let ours = Decoder::new(&config, &device).map(&mut Perturb(0.0));
             let burn = reload(ours.clone(), burn);
-            let (x, memory) = (input([2, 4, 16]), input([2, 6, 16]));
+            let (x, memory) = (input([2, 4, 16], 0.5), input([2, 6, 16], 2.5));
             let (target_padding, memory_padding) = (padding(&[4, 2], 4), padding(&[6, 3], 6));
             let causal = generate_autoregressive_mask::<Ad>(2, 4, &device);
             let inputs = [x.clone(), memory.clone()];
@@ -556,7 +554,7 @@ mod tests {
             burn.clone(),
             Encoder::new(&config.clone().with_dropout(0.0), &device),
         );
-        let x = input([8, 10, 16]);
+        let x = input([8, 10, 16], 0.5);
         let mask = padding(&[10; 8], 10);
         let reference = plain.forward(x.clone(), mask.clone());
         let spread = |y: Tensor<Ad, 3>| {

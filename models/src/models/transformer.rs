@@ -13,8 +13,8 @@ use burn::nn::transformer::{
 };
 use burn::nn::transformer::{TransformerDecoderConfig, TransformerEncoderConfig};
 use burn::nn::{
-    Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig,
-    Linear, LinearConfig, PositionalEncoding, PositionalEncodingConfig,
+    Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, Linear,
+    LinearConfig, PositionalEncoding, PositionalEncodingConfig,
 };
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Bool, Int, Tensor};
@@ -23,6 +23,7 @@ use burn::train::{TrainOutput, TrainStep, ValidStep};
 use crate::layers::incremental::IncrementalDecoder;
 use crate::layers::transformer_layers::{Decoder, Encoder};
 use crate::ops::dropout::dropout;
+use crate::ops::layer_norm::{layer_norm, layer_norm_config};
 use crate::ops::loss::label_smoothed_cross_entropy;
 use crate::ops::matmul::{linear, matmul};
 use crate::training::output::TranslationOutput;
@@ -145,7 +146,7 @@ impl TransformerNmtConfig {
         };
         let final_norm = || {
             self.norm_first
-                .then(|| LayerNormConfig::new(self.d_model).init(device))
+                .then(|| layer_norm_config(self.d_model).init(device))
         };
         TransformerNmt {
             source_embedding,
@@ -286,14 +287,14 @@ impl<B: Backend> TransformerNmt<B> {
         let x = self.embed(&self.source_embedding, source);
         let memory = self.encoder.forward(x, source_padding);
         match &self.encoder_norm {
-            Some(norm) => norm.forward(memory),
+            Some(norm) => layer_norm(norm, memory),
             None => memory,
         }
     }
 
     fn project(&self, decoded: Tensor<B, 3>) -> Tensor<B, 3> {
         let decoded = match &self.decoder_norm {
-            Some(norm) => norm.forward(decoded),
+            Some(norm) => layer_norm(norm, decoded),
             None => decoded,
         };
         let [batch, time, d] = decoded.dims();

@@ -14,6 +14,8 @@
 //! | native convolution, forward and weight gradient | — | AVX-512F | stride 1 | implicit (shifted views of the padded image, no patch matrix) or im2col + GEMM (convolution)² |
 //! | native convolution, input gradient | — | AVX-512F | stride 1, padding < kernel | implicit transposed convolution or im2col + GEMM (convolution)² |
 //! | native convolution, any pass | — | otherwise | otherwise | im2col + GEMM (convolution) |
+//! | scaled dot-product attention | ndarray¹ | — | softmax, not quiet; masks shared by the heads | native, one task per sentence, heads read in place, its own backward (GEMM: general) |
+//! | layer norm | ndarray¹ | — | — | native, one pass, its own backward |
 //! | batch norm (+ residual, ReLU), training | `Autodiff<ndarray>`¹ | — | — | native, one pass, its own backward |
 //! | batch norm, inference | any | — | — | Burn's `BatchNorm` |
 //! | cross-entropy (label smoothing, padding) | ndarray¹ | — | — | native |
@@ -122,6 +124,15 @@ pub(crate) fn native<B: Backend>() -> Option<Native> {
 /// running statistics, which Burn's module computes as fast).
 pub(crate) fn batch_norm<B: Backend>() -> Option<Native> {
     native::<B>().filter(|&native| native == Native::NdArrayAutodiff)
+}
+
+/// Attention (scores, masks, softmax, weights·values) runs natively on ndarray, except for the
+/// quiet softmax and masks that differ between heads, which keep Burn's tensor operations.
+pub(crate) fn attention<B: Backend>(
+    quiet_softmax: bool,
+    masks_shared_by_heads: bool,
+) -> Option<Native> {
+    native::<B>().filter(|_| !quiet_softmax && masks_shared_by_heads)
 }
 
 /// How a convolution runs.

@@ -3,6 +3,7 @@
 //! place, [`dispatch`], whose documentation is the table of every choice; where several kernels
 //! can compute an operation, [`autotune`] times them.
 
+pub mod attention;
 pub mod autotune;
 pub mod batch_norm;
 pub mod conv;
@@ -10,6 +11,7 @@ pub mod dispatch;
 pub mod dropout;
 pub mod gelu;
 pub mod im2col;
+pub mod layer_norm;
 pub mod loss;
 pub mod lstm;
 pub mod matmul;

@@ -55,6 +55,11 @@ pub(crate) fn mask_values(len: usize, prob: f64, key: u64) -> Vec<f32> {
     values
 }
 
+/// `len` mask values under a fresh key from Burn's generator, as [`mask`] draws them.
+pub(crate) fn mask_values_drawn(len: usize, prob: f64) -> Vec<f32> {
+    mask_values(len, prob, key())
+}
+
 /// A dropout mask of `shape` (`1 / (1 − prob)` where kept, 0 where dropped, outside the
 /// autodiff graph) on `B`, the ndarray backend `native`.
 pub(crate) fn mask<B: Backend, const D: usize>(
@@ -62,7 +67,7 @@ pub(crate) fn mask<B: Backend, const D: usize>(
     shape: [usize; D],
     prob: f64,
 ) -> Tensor<B, D> {
-    let values = mask_values(shape.iter().product(), prob, key());
+    let values = mask_values_drawn(shape.iter().product(), prob);
     let mask = inner::<D>(nd_tensor(values, &shape));
     match native {
         Native::NdArray => checked_cast(mask),

@@ -1,7 +1,8 @@
 //! Native ndarray kernels, with their own backward on `Autodiff<NdArray<f32>>`, for the
 //! operations where Burn 0.19.1's ndarray backend is slow to train: convolution (im2col or
 //! implicit), the LSTM recurrence, softmax cross-entropy, training-mode batch normalization, the
-//! 2-D matrix product, GELU and dropout masks.
+//! 2-D matrix product, scaled dot-product attention, layer normalization, GELU and dropout
+//! masks.
 //!
 //! They compute and decide nothing: the [dispatch](crate::ops::dispatch) has recognised the
 //! backend and chosen the kernel before any of them is called. Every entry point has one shape,
@@ -19,6 +20,7 @@
 //! | `conv.rs`, `conv_geometry.rs`, `implicit_conv.rs` | the convolution: im2col, its geometry, the implicit kernels |
 //! | one file per other operation | its forward, its backward |
 
+pub(crate) mod attention;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 pub(crate) mod batch_norm;
@@ -32,6 +34,7 @@ pub(crate) mod gelu;
 mod gemm;
 #[cfg(target_arch = "x86_64")]
 mod implicit_conv;
+pub(crate) mod layer_norm;
 pub(crate) mod lstm;
 pub(crate) mod matmul;
 mod matrix;
