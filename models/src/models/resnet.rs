@@ -172,16 +172,19 @@ impl<B: Backend> BasicBlock<B> {
     }
 
     /// Option A: `x[:, :, ::stride, ::stride]`, zero-padded with `zero_pad_channels` channels on
-    /// each side.
+    /// each side. The padding is a `slice_assign` into zeros: Burn 0.19.1's `cat` of the
+    /// zeros, the subsampled input and the zeros computes this forward but routes the gradient
+    /// of the first channels to the input (found against PyTorch, `resnet/parity.rs`).
     fn zero_pad(&self, input: Tensor<B, 4>) -> Tensor<B, 4> {
         let s = self.stride as isize;
         let sub = input.slice(burn::tensor::s![.., .., ..;s, ..;s]);
         if self.zero_pad_channels == 0 {
             return sub;
         }
-        let [n, _, h, w] = sub.dims();
-        let zeros = Tensor::zeros([n, self.zero_pad_channels, h, w], &sub.device());
-        Tensor::cat(vec![zeros.clone(), sub, zeros], 1)
+        let [n, c, h, w] = sub.dims();
+        let pad = self.zero_pad_channels;
+        Tensor::zeros([n, c + 2 * pad, h, w], &sub.device())
+            .slice_assign([0..n, pad..pad + c, 0..h, 0..w], sub)
     }
 }
 
@@ -385,6 +388,30 @@ mod tests {
         let imagenet: ResNet<TestBackend> = ImageNetResNetConfig::resnet18(7).init(&device);
         let images = Tensor::random([1, 3, 64, 64], Distribution::Normal(0.0, 1.0), &device);
         assert_eq!(imagenet.forward(images).dims(), [1, 7]);
+    }
+
+    #[test]
+    fn zero_pad_shortcut_gradient_reaches_only_the_subsampled_positions() {
+        // Burn 0.19.1's `cat` of [zeros, x, zeros] sent the gradient of the first channels to x.
+        let device = Default::default();
+        let block: BasicBlock<TestAutodiffBackend> =
+            BasicBlock::new([2, 4], 2, Shortcut::ZeroPad, ConvAlgorithm::Direct, &device);
+        let input = Tensor::<TestAutodiffBackend, 1, Int>::arange(0..32, &device)
+            .float()
+            .reshape([1, 2, 4, 4])
+            .require_grad();
+        let weights = Tensor::<TestAutodiffBackend, 1, Int>::arange(0..16, &device)
+            .float()
+            .reshape([1, 4, 2, 2]);
+        let grads = (block.zero_pad(input.clone()) * weights).sum().backward();
+        let gradient: Vec<f32> = input.grad(&grads).unwrap().into_data().to_vec().unwrap();
+        // Output channels 1 and 2 (weights 4..12) are input channels 0 and 1 at even rows and
+        // columns.
+        let mut expected = vec![0.0f32; 32];
+        for (k, index) in [0, 2, 8, 10, 16, 18, 24, 26].into_iter().enumerate() {
+            expected[index] = 4.0 + k as f32;
+        }
+        assert_eq!(gradient, expected);
     }
 
     #[test]
