@@ -20,6 +20,7 @@ pub mod decoding;
 mod layers;
 mod models;
 mod ops;
+pub mod state_dict;
 mod training;
 
 /// How the native CPU kernels are chosen where several can compute an operation — timed on their

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::layers::conv::{ConvAlgorithm, ConvLayer, ConvLayerConfig};
 use crate::ops::batch_norm::batch_norm;
+use crate::state_dict::{StateDict, load_batch_norm, load_linear, load_param};
 
 /// How a block's shortcut adapts the input when the block changes the shape.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -212,6 +213,38 @@ fn stages<B: Backend>(
         }
     }
     blocks
+}
+
+impl<B: Backend> ResNet<B> {
+    /// The CIFAR ResNet with the weights and batch-norm statistics of a PyTorch `state_dict`,
+    /// named as `tools/model_reference.py`'s `CifarResNet` names them: `stem.0` (convolution),
+    /// `stem.1` (batch norm), `blocks.{i}.conv1`, `.bn1`, `.conv2`, `.bn2`, `.projection.0`,
+    /// `.projection.1` (option B), `fc`. Every tensor's shape is checked; a missing or misshapen
+    /// one is an error naming it. Rename a state dict of other names to these first.
+    pub fn load_state_dict(mut self, dict: &StateDict) -> Result<Self, String> {
+        if self.stem_pool.is_some() {
+            return Err("only the CIFAR ResNet loads a PyTorch state dict".to_string());
+        }
+        self.stem_conv.weight = load_param(dict, "stem.0.weight", self.stem_conv.weight)?;
+        self.stem_norm = load_batch_norm(dict, "stem.1", self.stem_norm)?;
+        let blocks = std::mem::take(&mut self.blocks);
+        for (index, mut block) in blocks.into_iter().enumerate() {
+            let name = |part: &str| format!("blocks.{index}.{part}");
+            block.conv_1.weight = load_param(dict, &name("conv1.weight"), block.conv_1.weight)?;
+            block.norm_1 = load_batch_norm(dict, &name("bn1"), block.norm_1)?;
+            block.conv_2.weight = load_param(dict, &name("conv2.weight"), block.conv_2.weight)?;
+            block.norm_2 = load_batch_norm(dict, &name("bn2"), block.norm_2)?;
+            if let Some(mut projection) = block.projection.take() {
+                projection.conv.weight =
+                    load_param(dict, &name("projection.0.weight"), projection.conv.weight)?;
+                projection.norm = load_batch_norm(dict, &name("projection.1"), projection.norm)?;
+                block.projection = Some(projection);
+            }
+            self.blocks.push(block);
+        }
+        self.classifier = load_linear(dict, "fc", self.classifier)?;
+        Ok(self)
+    }
 }
 
 impl CifarResNetConfig {
@@ -473,3 +506,6 @@ mod tests {
         println!("ResNet-8 overfit: loss {first} -> {last}");
     }
 }
+
+#[cfg(all(test, feature = "ndarray-kernels"))]
+mod parity;
