@@ -8,10 +8,11 @@
 //! | --- | --- |
 //! | `models/` | the networks: [`resnet`], [`lstm_lm`], [`transformer`], [`mlp`] |
 //! | `layers/` | their building blocks: [`conv`], [`lstm`], [`adaptive_softmax`], [`transformer_layers`] and their [`incremental`] decoder |
-//! | `ops/` | the operations the layers compute (matrix product, convolution by im2col, batch norm, dropout, GELU, the LSTM recurrence, the [`loss`]), each with Burn's tensor operations on every backend and a native kernel on ndarray (`ops/ndarray/`); `ops/dispatch.rs` is the one place that decides which runs |
+//! | `ops/` | the operations the layers compute (matrix product, convolution by im2col, batch norm, layer norm, attention, dropout, GELU, the LSTM recurrence, the [`loss`]), each with Burn's tensor operations on every backend and a native kernel on ndarray (`ops/ndarray/`); `ops/dispatch.rs` is the one place that decides which runs |
 //! | `decoding/` | greedy and beam search on the Transformer's [incremental](incremental) decoder |
 //! | `training/` | what the trainer needs around a model: step [`output`]s, [`metrics`], [`parameters`] counted as PyTorch does, the LM's [`carried_state`] |
 //! | [`batch`] | the batches the models read, which `radam-datasets` produces |
+//! | [`state_dict`] | PyTorch weights (a `state_dict` saved as safetensors) for the models |
 
 #![warn(missing_docs)]
 
