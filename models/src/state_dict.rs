@@ -2,6 +2,8 @@
 //! (`safetensors.torch.save_file(model.state_dict(), path)`), read without Python, and the one
 //! place where PyTorch's parameter names meet ours (each model's `load_state_dict`).
 
+use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use burn::module::{Param, RunningState};
@@ -15,6 +17,8 @@ pub struct StateDict {
     bytes: Vec<u8>,
     /// Prepended to every name looked up ([`StateDict::with_prefix`]).
     prefix: String,
+    /// The names looked up so far (without the prefix), for [`StateDict::check_all_read`].
+    read: RefCell<BTreeSet<String>>,
 }
 
 impl StateDict {
@@ -31,6 +35,7 @@ impl StateDict {
         Ok(Self {
             bytes,
             prefix: String::new(),
+            read: RefCell::default(),
         })
     }
 
@@ -39,6 +44,23 @@ impl StateDict {
         Self {
             bytes: self.bytes.clone(),
             prefix: format!("{}{prefix}", self.prefix),
+            read: RefCell::default(),
+        }
+    }
+
+    /// An error naming the first tensor (under the prefix) that nothing has read, as PyTorch's
+    /// strict `load_state_dict` refuses unexpected keys: a state dict of another architecture
+    /// must not load silently into the parameters the two share. `*.num_batches_tracked`, which
+    /// no model here keeps, is not counted.
+    pub fn check_all_read(&self) -> Result<(), String> {
+        let read = self.read.borrow();
+        match self
+            .names()
+            .into_iter()
+            .find(|name| !read.contains(name) && !name.ends_with(".num_batches_tracked"))
+        {
+            Some(name) => Err(format!("the model has no parameter for `{name}`")),
+            None => Ok(()),
         }
     }
 
@@ -61,6 +83,7 @@ impl StateDict {
 
     /// The f32 tensor `name`: its shape and its values in row-major order.
     pub fn f32(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>), String> {
+        self.read.borrow_mut().insert(name.to_string());
         let tensors = self.tensors();
         let view = tensors
             .tensor(&format!("{}{name}", self.prefix))
@@ -78,6 +101,7 @@ impl StateDict {
 
     /// The i64 tensor `name` (labels, token ids): its shape and values.
     pub fn i64(&self, name: &str) -> Result<(Vec<usize>, Vec<i64>), String> {
+        self.read.borrow_mut().insert(name.to_string());
         let tensors = self.tensors();
         let view = tensors
             .tensor(&format!("{}{name}", self.prefix))
@@ -170,4 +194,79 @@ pub(crate) fn load_linear<B: Backend>(
         linear.bias = Some(load_param(dict, &format!("{prefix}.bias"), bias)?);
     }
     Ok(linear)
+}
+
+#[cfg(all(test, feature = "ndarray-kernels"))]
+mod tests {
+    use super::*;
+    use crate::resnet::CifarResNetConfig;
+    use crate::test_support::TestBackend;
+
+    fn resnet20_option_b() -> StateDict {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata/parity/resnet20_option_b.safetensors");
+        StateDict::read(&path).unwrap().with_prefix("weights.")
+    }
+
+    #[test]
+    fn what_is_not_a_state_dict_is_one_error_naming_it() {
+        let error = StateDict::from_bytes(b"not safetensors at all".to_vec())
+            .err()
+            .unwrap();
+        assert!(error.starts_with("not a safetensors file"), "{error}");
+        let missing = Path::new("/nonexistent/weights.safetensors");
+        let error = StateDict::read(missing).err().unwrap();
+        assert!(
+            error.starts_with("cannot read /nonexistent/weights.safetensors"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_missing_or_misshapen_tensor_is_named() {
+        let dict = resnet20_option_b();
+        assert!(dict.names().contains(&"fc.weight".to_string()));
+        let error = dict.f32("fc.nothing").err().unwrap();
+        assert_eq!(error, "the state dict has no tensor `fc.nothing`");
+        // Width 16 against the file's width 8: the first tensor loaded is named.
+        let error = CifarResNetConfig::new(20)
+            .init::<TestBackend>(&Default::default())
+            .load_state_dict(&dict)
+            .err()
+            .unwrap();
+        assert_eq!(
+            error,
+            "`stem.0.weight` has shape [8, 3, 3, 3], the model expects [16, 3, 3, 3]"
+        );
+        // Option A has no projections: an option-A model refuses an option-B file's, an
+        // option-B model misses them in an option-A file.
+        let error = CifarResNetConfig::new(20)
+            .with_width(8)
+            .with_shortcut(crate::resnet::Shortcut::ZeroPad)
+            .init::<TestBackend>(&Default::default())
+            .load_state_dict(&dict)
+            .err()
+            .unwrap();
+        assert_eq!(
+            error,
+            "the model has no parameter for `blocks.3.projection.0.weight`"
+        );
+        let option_a = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata/parity/resnet20_option_a.safetensors");
+        let option_a = StateDict::read(&option_a).unwrap().with_prefix("weights.");
+        let error = CifarResNetConfig::new(20)
+            .with_width(8)
+            .init::<TestBackend>(&Default::default())
+            .load_state_dict(&option_a)
+            .err()
+            .unwrap();
+        assert_eq!(
+            error,
+            "the state dict has no tensor `blocks.3.projection.0.weight`"
+        );
+        assert_eq!(
+            dict.i64("fc.weight").err().unwrap(),
+            "`fc.weight` is F32, expected I64"
+        );
+    }
 }

@@ -220,7 +220,8 @@ impl<B: Backend> ResNet<B> {
     /// named as `tools/model_reference.py`'s `CifarResNet` names them: `stem.0` (convolution),
     /// `stem.1` (batch norm), `blocks.{i}.conv1`, `.bn1`, `.conv2`, `.bn2`, `.projection.0`,
     /// `.projection.1` (option B), `fc`. Every tensor's shape is checked; a missing or misshapen
-    /// one is an error naming it. Rename a state dict of other names to these first.
+    /// one, or one the model has no parameter for, is an error naming it. Rename a state dict of
+    /// other names to these first.
     pub fn load_state_dict(mut self, dict: &StateDict) -> Result<Self, String> {
         if self.stem_pool.is_some() {
             return Err("only the CIFAR ResNet loads a PyTorch state dict".to_string());
@@ -243,6 +244,7 @@ impl<B: Backend> ResNet<B> {
             self.blocks.push(block);
         }
         self.classifier = load_linear(dict, "fc", self.classifier)?;
+        dict.check_all_read()?;
         Ok(self)
     }
 }
