@@ -5,6 +5,7 @@
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::Arc;
 
 use burn::module::{Param, RunningState};
 use burn::nn::{BatchNorm, Linear};
@@ -14,7 +15,8 @@ use safetensors::{Dtype, SafeTensors};
 
 /// The tensors of a safetensors file, by name.
 pub struct StateDict {
-    bytes: Vec<u8>,
+    /// The file's bytes, shared by the views of [`StateDict::with_prefix`].
+    bytes: Arc<[u8]>,
     /// Prepended to every name looked up ([`StateDict::with_prefix`]).
     prefix: String,
     /// The names looked up so far (without the prefix), for [`StateDict::check_all_read`].
@@ -33,7 +35,7 @@ impl StateDict {
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, String> {
         SafeTensors::deserialize(&bytes).map_err(|e| format!("not a safetensors file: {e}"))?;
         Ok(Self {
-            bytes,
+            bytes: bytes.into(),
             prefix: String::new(),
             read: RefCell::default(),
         })
@@ -42,7 +44,7 @@ impl StateDict {
     /// The same tensors, looked up as `prefix` + name (a file holding several state dicts).
     pub fn with_prefix(&self, prefix: &str) -> Self {
         Self {
-            bytes: self.bytes.clone(),
+            bytes: Arc::clone(&self.bytes),
             prefix: format!("{}{prefix}", self.prefix),
             read: RefCell::default(),
         }
@@ -81,40 +83,41 @@ impl StateDict {
         names
     }
 
-    /// The f32 tensor `name`: its shape and its values in row-major order.
-    pub fn f32(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>), String> {
+    /// The tensor `name` of type `dtype`: its shape and its values in row-major order, each
+    /// decoded from its `N` little-endian bytes by `decode`.
+    fn values<T, const N: usize>(
+        &self,
+        name: &str,
+        dtype: Dtype,
+        decode: fn([u8; N]) -> T,
+    ) -> Result<(Vec<usize>, Vec<T>), String> {
         self.read.borrow_mut().insert(name.to_string());
         let tensors = self.tensors();
         let view = tensors
             .tensor(&format!("{}{name}", self.prefix))
             .map_err(|_| format!("the state dict has no tensor `{name}`"))?;
-        if view.dtype() != Dtype::F32 {
-            return Err(format!("`{name}` is {:?}, expected F32", view.dtype()));
+        if view.dtype() != dtype {
+            return Err(format!(
+                "`{name}` is {:?}, expected {dtype:?}",
+                view.dtype()
+            ));
         }
         let values = view
             .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .chunks_exact(N)
+            .map(|bytes| decode(bytes.try_into().expect("N bytes")))
             .collect();
         Ok((view.shape().to_vec(), values))
     }
 
+    /// The f32 tensor `name`: its shape and its values in row-major order.
+    pub fn f32(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>), String> {
+        self.values(name, Dtype::F32, f32::from_le_bytes)
+    }
+
     /// The i64 tensor `name` (labels, token ids): its shape and values.
     pub fn i64(&self, name: &str) -> Result<(Vec<usize>, Vec<i64>), String> {
-        self.read.borrow_mut().insert(name.to_string());
-        let tensors = self.tensors();
-        let view = tensors
-            .tensor(&format!("{}{name}", self.prefix))
-            .map_err(|_| format!("the state dict has no tensor `{name}`"))?;
-        if view.dtype() != Dtype::I64 {
-            return Err(format!("`{name}` is {:?}, expected I64", view.dtype()));
-        }
-        let values = view
-            .data()
-            .chunks_exact(8)
-            .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
-            .collect();
-        Ok((view.shape().to_vec(), values))
+        self.values(name, Dtype::I64, i64::from_le_bytes)
     }
 
     /// The f32 tensor `name` on `device`, checked to have `expected`'s shape.

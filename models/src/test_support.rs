@@ -27,6 +27,17 @@ pub fn assert_tensors_close<B: Backend, const D: usize>(
     }
 }
 
+/// The largest difference between `actual` and `expected`, over `expected`'s largest element.
+pub fn relative_error(actual: &[f32], expected: &[f32]) -> f32 {
+    assert_eq!(actual.len(), expected.len());
+    let largest = expected.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    let difference = actual
+        .iter()
+        .zip(expected)
+        .fold(0.0f32, |m, (a, e)| m.max((a - e).abs()));
+    difference / largest.max(f32::MIN_POSITIVE)
+}
+
 /// Runs `steps` RAdam steps at learning rate `lr` on the loss `loss_of(model)` and returns the
 /// loss before and after.
 pub fn overfit<M: AutodiffModule<TestAutodiffBackend>>(

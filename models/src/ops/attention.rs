@@ -120,7 +120,7 @@ pub(crate) fn context<B: Backend>(
 #[cfg(all(test, feature = "ndarray-kernels"))]
 mod tests {
     use super::*;
-    use crate::test_support::{TestAutodiffBackend as Ad, TestBackend};
+    use crate::test_support::{TestAutodiffBackend as Ad, TestBackend, relative_error};
     use burn::module::AutodiffModule;
     use burn::nn::attention::MultiHeadAttentionConfig;
     use burn::tensor::Distribution;
@@ -184,12 +184,8 @@ mod tests {
 
     /// The largest difference between `actual` and `expected`, over `expected`'s largest element.
     fn error(actual: &Tensor<TestBackend, 3>, expected: &Tensor<TestBackend, 3>) -> f32 {
-        let largest = expected.clone().abs().max().into_scalar();
-        (actual.clone() - expected.clone())
-            .abs()
-            .max()
-            .into_scalar()
-            / largest.max(f32::MIN_POSITIVE)
+        let values = |x: &Tensor<TestBackend, 3>| x.to_data().to_vec::<f32>().unwrap();
+        relative_error(&values(actual), &values(expected))
     }
 
     /// A padding mask `[rows, 1, 1, keys]` with the given lengths.

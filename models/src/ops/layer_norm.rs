@@ -37,7 +37,7 @@ pub(crate) fn layer_norm<B: Backend, const D: usize>(
 #[cfg(all(test, feature = "ndarray-kernels"))]
 mod tests {
     use super::*;
-    use crate::test_support::{TestAutodiffBackend as Ad, TestBackend};
+    use crate::test_support::{TestAutodiffBackend as Ad, TestBackend, relative_error as error};
     use burn::module::AutodiffModule;
     use burn::tensor::Distribution;
 
@@ -76,16 +76,6 @@ mod tests {
             values(norm.gamma.val().grad(&grads).unwrap().into_data()),
             values(norm.beta.val().grad(&grads).unwrap().into_data()),
         ]
-    }
-
-    /// The largest difference over `expected`'s largest element.
-    fn error(actual: &[f32], expected: &[f32]) -> f32 {
-        let largest = expected.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-        let difference = actual
-            .iter()
-            .zip(expected)
-            .fold(0.0f32, |m, (a, e)| m.max((a - e).abs()));
-        difference / largest
     }
 
     #[test]

@@ -14,7 +14,7 @@ use radam_burn::RAdamConfig;
 
 use super::*;
 use crate::state_dict::StateDict;
-use crate::test_support::TestAutodiffBackend as Ad;
+use crate::test_support::{TestAutodiffBackend as Ad, relative_error as error};
 
 /// The reference file `name`.
 fn reference(name: &str) -> StateDict {
@@ -48,17 +48,6 @@ fn batch<B: Backend>(dict: &StateDict, index: usize) -> ImageBatch<B> {
             &device,
         ),
     }
-}
-
-/// The largest difference over the reference's largest element.
-fn error(ours: &[f32], reference: &[f32]) -> f32 {
-    assert_eq!(ours.len(), reference.len());
-    let largest = reference.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-    let difference = ours
-        .iter()
-        .zip(reference)
-        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
-    difference / largest.max(f32::MIN_POSITIVE)
 }
 
 fn values<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Vec<f32> {

@@ -28,7 +28,9 @@ use burn::tensor::backend::Backend;
 use ndarray::{ArcArray, IxDyn};
 use rayon::prelude::*;
 
-use super::bridge::{Ad, Inner, f32_array, nd_tensor, primitive_of, slice, tensor_of};
+use super::bridge::{
+    Ad, Inner, f32_array, nd_tensor, primitive_of, register_gradients, slice, tensor_of,
+};
 use super::dropout::mask_values_drawn;
 use super::fast_math;
 use super::gemm::gemm;
@@ -347,11 +349,8 @@ impl Backward<Inner, 3> for AttentionBackward {
             [rows, keys, d_model],
         ];
         let gradients = backward(&saved, slice(&grad));
-        for ((parent, gradient), shape) in ops.parents.into_iter().zip(gradients).zip(shapes) {
-            if let Some(node) = parent {
-                grads.register::<Inner>(node.id, nd_tensor(gradient, &shape));
-            }
-        }
+        let parents = ops.parents.map(|parent| parent.map(|node| node.id));
+        register_gradients(grads, parents, gradients, shapes);
     }
 }
 
@@ -380,68 +379,57 @@ pub(crate) fn attention_context<B: Backend>(
     };
     assert_eq!(masked.len(), rows * queries * n_keys, "one mask per score");
     let scores = rows * shape.per_row();
-    match native {
+    // The inputs' values, and their autodiff nodes where `B` tracks gradients.
+    let (inputs, nodes) = match native {
         Native::NdArrayAutodiff => {
-            let [query, keys, values] =
-                [query, keys, values].map(|tensor| primitive_of::<Ad, _, 3>(tensor));
-            let nodes = [&query, &keys, &values].map(|tensor| tensor.node.clone());
-            let [query_values, keys_values, values_values] =
-                [query, keys, values].map(|tensor| f32_array(tensor.primitive));
-            let masks = ScoreMasks {
-                keep: (dropout > 0.0).then(|| mask_values_drawn(scores, dropout)),
-                masked,
-                fill,
-            };
-            let mut weights = vec![0.0f32; scores];
-            let context = forward(
-                &shape,
-                slice(&query_values),
-                slice(&keys_values),
-                slice(&values_values),
-                &masks,
-                &mut weights,
-            );
-            let output = nd_tensor(context, &[rows, queries, d_model]);
-            let output = match AttentionBackward
-                .prepare::<NoCheckpointing>(nodes)
-                .compute_bound()
-                .stateful()
-            {
-                OpsKind::Tracked(prep) => prep.finish(
-                    Arc::new(Saved {
-                        shape,
-                        query: query_values,
-                        keys: keys_values,
-                        values: values_values,
-                        weights,
-                        keep: masks.keep,
-                        masked: masks.masked,
-                    }),
-                    output,
-                ),
-                OpsKind::UnTracked(prep) => prep.finish(output),
-            };
-            tensor_of::<Ad, _, 3>(output)
+            let inputs = [query, keys, values].map(|tensor| primitive_of::<Ad, _, 3>(tensor));
+            let nodes = inputs.each_ref().map(|tensor| tensor.node.clone());
+            (
+                inputs.map(|tensor| f32_array(tensor.primitive)),
+                Some(nodes),
+            )
         }
         Native::NdArray => {
-            // Inference: no dropout, nothing saved.
-            let [query, keys, values] =
+            let inputs =
                 [query, keys, values].map(|tensor| f32_array(primitive_of::<Inner, _, 3>(tensor)));
-            let masks = ScoreMasks {
-                keep: None,
-                masked,
-                fill,
-            };
-            let mut weights = vec![0.0f32; scores];
-            let context = forward(
-                &shape,
-                slice(&query),
-                slice(&keys),
-                slice(&values),
-                &masks,
-                &mut weights,
-            );
-            tensor_of::<Inner, _, 3>(nd_tensor(context, &[rows, queries, d_model]))
+            (inputs, None)
         }
-    }
+    };
+    // Scores are dropped while training only.
+    let masks = ScoreMasks {
+        keep: (nodes.is_some() && dropout > 0.0).then(|| mask_values_drawn(scores, dropout)),
+        masked,
+        fill,
+    };
+    let mut weights = vec![0.0f32; scores];
+    let context = {
+        let [query, keys, values] = &inputs;
+        let [query, keys, values] = [query, keys, values].map(slice);
+        forward(&shape, query, keys, values, &masks, &mut weights)
+    };
+    let output = nd_tensor(context, &[rows, queries, d_model]);
+    let Some(nodes) = nodes else {
+        return tensor_of::<Inner, _, 3>(output);
+    };
+    let output = match AttentionBackward
+        .prepare::<NoCheckpointing>(nodes)
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let [query, keys, values] = inputs;
+            let saved = Saved {
+                shape,
+                query,
+                keys,
+                values,
+                weights,
+                keep: masks.keep,
+                masked: masks.masked,
+            };
+            prep.finish(Arc::new(saved), output)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(output),
+    };
+    tensor_of::<Ad, _, 3>(output)
 }

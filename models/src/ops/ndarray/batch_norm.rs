@@ -23,7 +23,7 @@ use burn::tensor::{Tensor, TensorPrimitive};
 use ndarray::{ArcArray, IxDyn};
 use rayon::prelude::*;
 
-use super::bridge::{Ad, Inner, checked_cast, f32_array, nd_tensor, slice};
+use super::bridge::{Ad, Inner, checked_cast, f32_array, nd_tensor, register_gradients, slice};
 use crate::ops::dispatch::Native;
 
 /// The shape of the normalized activations: `[batch, channels, height · width]`.
@@ -263,11 +263,8 @@ impl<const N: usize> Backward<Inner, N> for BatchNormBackward<N> {
         let channels = [saved.dims.channels];
         let shapes: [&[usize]; 4] = [&shape, &channels, &channels, &shape];
         let gradients = backward(&saved, slice(&grad));
-        for ((parent, gradient), shape) in ops.parents.into_iter().zip(gradients).zip(shapes) {
-            if let Some(node) = parent {
-                grads.register::<Inner>(node.id, nd_tensor(gradient, shape));
-            }
-        }
+        let parents = ops.parents.map(|parent| parent.map(|node| node.id));
+        register_gradients(grads, parents, gradients, shapes);
     }
 }
 

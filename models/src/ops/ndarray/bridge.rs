@@ -3,6 +3,8 @@
 //! `NdArray<f32>` or `Autodiff<NdArray<f32>>`, is cast to that backend's primitive, its f32
 //! values are read as a slice, and the kernel's values go back the same way.
 
+use burn::backend::autodiff::NodeId;
+use burn::backend::autodiff::grads::Gradients;
 use burn::backend::ndarray::NdArrayTensor;
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;
@@ -67,4 +69,19 @@ pub(crate) fn tensor_of<K: Backend, B: Backend, const D: usize>(
 /// The values of a standard-layout array.
 pub(crate) fn slice(array: &ArcArray<f32, IxDyn>) -> &[f32] {
     array.as_slice().expect("standard layout")
+}
+
+/// Registers the gradient of each parent of an autodiff step: `gradients` row-major in `shapes`,
+/// in the order of `parents` (the parents' node ids, `None` for those that track none).
+pub(crate) fn register_gradients<S: AsRef<[usize]>>(
+    grads: &mut Gradients,
+    parents: impl IntoIterator<Item = Option<NodeId>>,
+    gradients: impl IntoIterator<Item = Vec<f32>>,
+    shapes: impl IntoIterator<Item = S>,
+) {
+    for ((parent, gradient), shape) in parents.into_iter().zip(gradients).zip(shapes) {
+        if let Some(id) = parent {
+            grads.register::<Inner>(id, nd_tensor(gradient, shape.as_ref()));
+        }
+    }
 }

@@ -17,9 +17,12 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
+use ndarray::{ArcArray, IxDyn};
 use rayon::prelude::*;
 
-use super::bridge::{Ad, Inner, f32_array, nd_tensor, primitive_of, slice, tensor_of};
+use super::bridge::{
+    Ad, Inner, f32_array, nd_tensor, primitive_of, register_gradients, slice, tensor_of,
+};
 use crate::ops::dispatch::Native;
 
 /// Rows per parallel task.
@@ -79,14 +82,15 @@ fn scale_and_shift(normalized: &[f32], gamma: &[f32], beta: &[f32]) -> Vec<f32> 
 struct Saved {
     normalized: Vec<f32>,
     inverse_deviation: Vec<f32>,
-    gamma: Vec<f32>,
+    gamma: ArcArray<f32, IxDyn>,
     /// The shape of `x`.
     shape: Vec<usize>,
 }
 
 /// `∂x`, `∂γ`, `∂β` given `∂y`.
 fn backward(saved: &Saved, grad: &[f32]) -> [Vec<f32>; 3] {
-    let width = saved.gamma.len();
+    let gamma = slice(&saved.gamma);
+    let width = gamma.len();
     let mut grad_x = vec![0.0f32; grad.len()];
     // Per block of rows: its part of ∂γ, then of ∂β.
     let partial_sums: Vec<Vec<f32>> = grad_x
@@ -108,7 +112,7 @@ fn backward(saved: &Saved, grad: &[f32]) -> [Vec<f32>; 3] {
                 for (((grad, normalized), gamma), (grad_gamma, grad_beta)) in grad
                     .iter()
                     .zip(normalized)
-                    .zip(&saved.gamma)
+                    .zip(gamma)
                     .zip(grad_gamma.iter_mut().zip(grad_beta.iter_mut()))
                 {
                     *grad_gamma += grad * normalized;
@@ -119,11 +123,8 @@ fn backward(saved: &Saved, grad: &[f32]) -> [Vec<f32>; 3] {
                 }
                 mean_g /= width as f32;
                 mean_g_normalized /= width as f32;
-                for (((grad_x, grad), normalized), gamma) in grad_x
-                    .iter_mut()
-                    .zip(grad)
-                    .zip(normalized)
-                    .zip(&saved.gamma)
+                for (((grad_x, grad), normalized), gamma) in
+                    grad_x.iter_mut().zip(grad).zip(normalized).zip(gamma)
                 {
                     let g = grad * gamma;
                     *grad_x = (g - mean_g - normalized * mean_g_normalized) * inverse;
@@ -159,11 +160,8 @@ impl Backward<Inner, 3> for LayerNormBackward {
         let width = saved.gamma.len();
         let shapes = [saved.shape.clone(), vec![width], vec![width]];
         let gradients = backward(&saved, slice(&grad));
-        for ((parent, gradient), shape) in ops.parents.into_iter().zip(gradients).zip(shapes) {
-            if let Some(node) = parent {
-                grads.register::<Inner>(node.id, nd_tensor(gradient, &shape));
-            }
-        }
+        let parents = ops.parents.map(|parent| parent.map(|node| node.id));
+        register_gradients(grads, parents, gradients, shapes);
     }
 }
 
@@ -179,59 +177,59 @@ pub(crate) fn layer_norm<B: Backend, const D: usize>(
     let shape = x.dims().to_vec();
     let width = shape[D - 1];
     let rows = shape.iter().product::<usize>() / width.max(1);
-    let mut normalized = vec![0.0f32; rows * width];
-    let mut inverse_deviation = vec![0.0f32; rows];
-    match native {
+    // The values of x, γ and β, and their autodiff nodes where `B` tracks gradients.
+    let (values, gamma, beta, nodes) = match native {
         Native::NdArrayAutodiff => {
             let x = primitive_of::<Ad, _, D>(x);
             let gamma = primitive_of::<Ad, _, 1>(gamma);
             let beta = primitive_of::<Ad, _, 1>(beta);
             let nodes = [x.node.clone(), gamma.node.clone(), beta.node.clone()];
             let values = f32_array(x.primitive);
-            let gamma = f32_array(gamma.primitive);
-            let beta = f32_array(beta.primitive);
-            normalize(
-                slice(&values),
-                width,
-                epsilon as f32,
-                &mut normalized,
-                &mut inverse_deviation,
-            );
-            let y = nd_tensor(
-                scale_and_shift(&normalized, slice(&gamma), slice(&beta)),
-                &shape,
-            );
-            let y = match LayerNormBackward
-                .prepare::<NoCheckpointing>(nodes)
-                .compute_bound()
-                .stateful()
-            {
-                OpsKind::Tracked(prep) => prep.finish(
-                    Arc::new(Saved {
-                        normalized,
-                        inverse_deviation,
-                        gamma: slice(&gamma).to_vec(),
-                        shape,
-                    }),
-                    y,
-                ),
-                OpsKind::UnTracked(prep) => prep.finish(y),
-            };
-            tensor_of::<Ad, _, D>(y)
+            (
+                values,
+                f32_array(gamma.primitive),
+                f32_array(beta.primitive),
+                Some(nodes),
+            )
         }
-        Native::NdArray => {
-            let values = f32_array(primitive_of::<Inner, _, D>(x));
-            let gamma = f32_array(primitive_of::<Inner, _, 1>(gamma));
-            let beta = f32_array(primitive_of::<Inner, _, 1>(beta));
-            normalize(
-                slice(&values),
-                width,
-                epsilon as f32,
-                &mut normalized,
-                &mut inverse_deviation,
-            );
-            let y = scale_and_shift(&normalized, slice(&gamma), slice(&beta));
-            tensor_of::<Inner, _, D>(nd_tensor(y, &shape))
-        }
-    }
+        Native::NdArray => (
+            f32_array(primitive_of::<Inner, _, D>(x)),
+            f32_array(primitive_of::<Inner, _, 1>(gamma)),
+            f32_array(primitive_of::<Inner, _, 1>(beta)),
+            None,
+        ),
+    };
+    let mut normalized = vec![0.0f32; rows * width];
+    let mut inverse_deviation = vec![0.0f32; rows];
+    normalize(
+        slice(&values),
+        width,
+        epsilon as f32,
+        &mut normalized,
+        &mut inverse_deviation,
+    );
+    let y = nd_tensor(
+        scale_and_shift(&normalized, slice(&gamma), slice(&beta)),
+        &shape,
+    );
+    let Some(nodes) = nodes else {
+        return tensor_of::<Inner, _, D>(y);
+    };
+    let y = match LayerNormBackward
+        .prepare::<NoCheckpointing>(nodes)
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish(
+            Arc::new(Saved {
+                normalized,
+                inverse_deviation,
+                gamma,
+                shape,
+            }),
+            y,
+        ),
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    };
+    tensor_of::<Ad, _, D>(y)
 }

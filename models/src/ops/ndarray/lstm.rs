@@ -18,7 +18,9 @@ use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use ndarray::{ArcArray, IxDyn};
 
-use super::bridge::{Ad, Inner, f32_array, nd_tensor, primitive_of, slice, tensor_of};
+use super::bridge::{
+    Ad, Inner, f32_array, nd_tensor, primitive_of, register_gradients, slice, tensor_of,
+};
 use super::fast_math::{sigmoid, tanh};
 use super::gemm::gemm;
 use super::matrix::Matrix;
@@ -294,11 +296,8 @@ impl Backward<Inner, 5> for LstmBackward {
             vec![2, batch, hidden],
         ];
         let gradients = backward(&saved, slice(&grad));
-        for ((parent, gradient), shape) in ops.parents.into_iter().zip(gradients).zip(shapes) {
-            if let Some(node) = parent {
-                grads.register::<Inner>(node.id, nd_tensor(gradient, &shape));
-            }
-        }
+        let parents = ops.parents.map(|parent| parent.map(|node| node.id));
+        register_gradients(grads, parents, gradients, shapes);
     }
 }
 
