@@ -1,6 +1,12 @@
 //! Batch normalization as the ResNet uses it: `relu?(BN(x) + residual)`, with Burn's
 //! [`BatchNorm`] module (its parameters, running statistics and records), computed in one native
 //! operation when training on ndarray.
+//!
+//! In training, the running statistics are updated as PyTorch's `BatchNorm2d` updates them:
+//! `running ← (1 − momentum)·running + momentum·batch`, the variance being the batch's
+//! **unbiased** one (divided by `N − 1` for `N` values per channel), while the output is
+//! normalized with the biased one. Burn's own `BatchNorm::forward` blends the biased variance
+//! in; its training forward is therefore not used here (its inference forward is).
 
 use burn::nn::BatchNorm;
 use burn::tensor::Tensor;
@@ -10,9 +16,8 @@ use burn::tensor::backend::Backend;
 use crate::ops::dispatch;
 
 /// `relu?(norm(input) + residual)`: with the batch's statistics (and an update of the running
-/// ones) when `B` tracks gradients, with the running statistics otherwise — as
-/// [`BatchNorm::forward`] then an add and a ReLU, in one native operation when training on
-/// ndarray.
+/// ones) when `B` tracks gradients, with the running statistics otherwise — in one native
+/// operation when training on ndarray.
 pub(crate) fn batch_norm<B: Backend>(
     norm: &BatchNorm<B>,
     input: Tensor<B, 4>,
@@ -22,6 +27,7 @@ pub(crate) fn batch_norm<B: Backend>(
     match dispatch::batch_norm::<B>() {
         #[cfg(feature = "ndarray-kernels")]
         Some(native) => {
+            let [n, _, h, w] = input.dims();
             let (output, mean, var) = crate::ops::ndarray::batch_norm::batch_norm_train(
                 native,
                 input,
@@ -31,7 +37,7 @@ pub(crate) fn batch_norm<B: Backend>(
                 norm.epsilon,
                 with_relu,
             );
-            update_running_statistics(norm, mean, var);
+            update_running_statistics(norm, mean, var, n * h * w);
             output
         }
         _ => generic(norm, input, residual, with_relu),
@@ -45,7 +51,15 @@ fn generic<B: Backend>(
     residual: Option<Tensor<B, 4>>,
     with_relu: bool,
 ) -> Tensor<B, 4> {
-    let x = norm.forward(input);
+    // Training as Burn's `BatchNorm::forward` decides it: when the backend tracks gradients.
+    let x = if B::ad_enabled() {
+        let [n, _, h, w] = input.dims();
+        let (output, mean, var) = batch_statistics_norm(norm, input);
+        update_running_statistics(norm, mean, var, n * h * w);
+        output
+    } else {
+        norm.forward(input)
+    };
     let x = match residual {
         Some(residual) => x + residual,
         None => x,
@@ -53,13 +67,40 @@ fn generic<B: Backend>(
     if with_relu { relu(x) } else { x }
 }
 
-/// `running ← (1 − momentum)·running + momentum·batch`, as [`BatchNorm`] updates its mean and
-/// (biased) variance in training.
-#[cfg(feature = "ndarray-kernels")]
+/// `(x − μ)·γ/√(σ² + ε) + β` with the batch's per-channel mean μ and biased variance σ² (the
+/// same operations as Burn's training forward), and μ and σ² `[channels]`.
+fn batch_statistics_norm<B: Backend>(
+    norm: &BatchNorm<B>,
+    input: Tensor<B, 4>,
+) -> (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 1>) {
+    let [n, channels, h, w] = input.dims();
+    let per_channel = |x: Tensor<B, 4>| {
+        x.swap_dims(0, 1)
+            .reshape([channels, n * h * w])
+            .mean_dim(1)
+            .reshape([1, channels, 1, 1])
+    };
+    let mean = per_channel(input.clone());
+    let centered = input.sub(mean.clone());
+    let var = per_channel(centered.clone().powi_scalar(2));
+    let std = var.clone().add_scalar(norm.epsilon).sqrt();
+    let shape = [1, channels, 1, 1];
+    let output = centered
+        .div(std)
+        .mul(norm.gamma.val().reshape(shape))
+        .add(norm.beta.val().reshape(shape));
+    (output, mean.reshape([channels]), var.reshape([channels]))
+}
+
+/// `running ← (1 − momentum)·running + momentum·batch` for the mean and the variance, the
+/// batch's biased variance `var` over `count` values per channel turned into the unbiased one
+/// (`count / (count − 1)`), as PyTorch stores it. A single value per channel (which PyTorch
+/// refuses to train on) keeps its biased variance, 0.
 fn update_running_statistics<B: Backend>(
     norm: &BatchNorm<B>,
     mean: Tensor<B, 1>,
     var: Tensor<B, 1>,
+    count: usize,
 ) {
     let momentum = norm.momentum;
     let blend = |running: Tensor<B, 1>, batch: Tensor<B, 1>| {
@@ -70,10 +111,11 @@ fn update_running_statistics<B: Backend>(
             .add(batch.detach().mul_scalar(momentum))
             .detach()
     };
+    let unbiased = var.mul_scalar(count as f64 / count.saturating_sub(1).max(1) as f64);
     norm.running_mean
         .update(blend(norm.running_mean.value_sync(), mean));
     norm.running_var
-        .update(blend(norm.running_var.value_sync(), var));
+        .update(blend(norm.running_var.value_sync(), unbiased));
 }
 
 #[cfg(all(test, feature = "ndarray-kernels"))]
@@ -94,7 +136,23 @@ mod tests {
         norm
     }
 
-    /// [`batch_norm`] or [`generic`].
+    /// Burn's `BatchNorm::forward`, then the residual and the ReLU: the reference, except for
+    /// the running variance, which Burn blends in biased.
+    fn burn(
+        norm: &BatchNorm<Ad>,
+        input: Tensor<Ad, 4>,
+        residual: Option<Tensor<Ad, 4>>,
+        with_relu: bool,
+    ) -> Tensor<Ad, 4> {
+        let x = norm.forward(input);
+        let x = match residual {
+            Some(residual) => x + residual,
+            None => x,
+        };
+        if with_relu { relu(x) } else { x }
+    }
+
+    /// [`batch_norm`], [`generic`] or [`burn`].
     type Forward = fn(&BatchNorm<Ad>, Tensor<Ad, 4>, Option<Tensor<Ad, 4>>, bool) -> Tensor<Ad, 4>;
 
     /// Output, ∂x, ∂γ, ∂β, ∂residual and the running mean and variance, by `forward`.
@@ -131,7 +189,7 @@ mod tests {
     }
 
     #[test]
-    fn native_batch_norm_matches_burns_forward_gradients_and_running_statistics() {
+    fn batch_norm_matches_burns_forward_and_gradients_and_keeps_pytorchs_running_variance() {
         let device = Default::default();
         // The ResNet's cases: BN + ReLU, BN alone, BN + residual + ReLU; an odd shape too.
         for (shape, residual, with_relu) in [
@@ -148,26 +206,34 @@ mod tests {
             let residual_map = residual.then(|| {
                 Tensor::<TestBackend, 4>::random(shape, Distribution::Normal(0.0, 1.0), &device)
             });
-            let (native_maps, native_vectors) = run(
-                batch_norm,
-                [&gamma, &beta],
-                &input,
-                residual_map.as_ref(),
-                with_relu,
-            );
+            let [n, _, h, w] = shape;
+            let count = (n * h * w) as f32;
             let (burn_maps, burn_vectors) = run(
-                generic,
+                burn,
                 [&gamma, &beta],
                 &input,
                 residual_map.as_ref(),
                 with_relu,
             );
-            assert_eq!(native_maps.len(), 2 + usize::from(residual));
-            for (native, burn) in native_maps.into_iter().zip(burn_maps) {
-                assert_tensors_close(native, burn, 1e-4);
-            }
-            for (native, burn) in native_vectors.into_iter().zip(burn_vectors) {
-                assert_tensors_close(native, burn, 1e-4);
+            // PyTorch's running variance: Burn's blend with the unbiased batch variance,
+            // (r − (1 − m)·r₀)·N/(N − 1) + (1 − m)·r₀ with r₀ = 1, m = 0.1.
+            let mut expected = burn_vectors.clone();
+            expected[3] = (expected[3].clone() - 0.9) * (count / (count - 1.0)) + 0.9;
+            for forward in [batch_norm as Forward, generic] {
+                let (maps, vectors) = run(
+                    forward,
+                    [&gamma, &beta],
+                    &input,
+                    residual_map.as_ref(),
+                    with_relu,
+                );
+                assert_eq!(maps.len(), 2 + usize::from(residual));
+                for (ours, burn) in maps.into_iter().zip(burn_maps.clone()) {
+                    assert_tensors_close(ours, burn, 1e-4);
+                }
+                for (ours, expected) in vectors.into_iter().zip(expected.clone()) {
+                    assert_tensors_close(ours, expected, 1e-4);
+                }
             }
         }
     }
