@@ -31,7 +31,7 @@ pub mod kernels {
     pub use crate::ops::autotune::{
         KernelChoices, KernelSelection, TIMED_RUNS, TIMING_BUDGET, choices, select, selection,
     };
-    pub use crate::ops::dispatch::replay;
+    pub use crate::ops::dispatch::{prefer, replay};
 }
 
 pub use layers::{adaptive_softmax, conv, incremental, lstm, transformer_layers};

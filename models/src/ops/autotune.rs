@@ -123,6 +123,18 @@ static FIXED: AtomicBool = AtomicBool::new(false);
 static RECORD: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
 /// Choices to reuse (a resumed run's), as text.
 static REPLAY: RwLock<BTreeMap<String, String>> = RwLock::new(BTreeMap::new());
+/// Kernels that override every choice where one of them is a candidate ([`prefer`]), by name.
+static PREFERRED: RwLock<Vec<String>> = RwLock::new(Vec::new());
+
+/// From now on in this process, every choice whose candidates include a kernel named in
+/// `kernels` takes the first such kernel (in the candidates' order), and every other choice its
+/// fixed rules' kernel — untimed, unrecorded and not kept, so that clearing the preference
+/// (`&[]`) restores the choices measured before. For tests that run a model on each kernel in
+/// turn. The names must have been checked by the dispatch.
+pub(crate) fn prefer(kernels: &[&str]) {
+    *PREFERRED.write().expect("kernel preference poisoned") =
+        kernels.iter().map(|name| name.to_string()).collect();
+}
 
 /// Chooses kernels by `selection` from now on, in this process.
 pub fn select(selection: KernelSelection) {
@@ -184,6 +196,17 @@ impl<K: Eq + Hash + Display + Copy, V: Candidate> ChoiceTable<K, V> {
         candidates: impl FnOnce() -> Vec<V>,
         mut run: impl FnMut(V),
     ) -> V {
+        {
+            let preferred = PREFERRED.read().expect("kernel preference poisoned");
+            if !preferred.is_empty() {
+                let candidates = candidates();
+                return candidates
+                    .iter()
+                    .copied()
+                    .find(|kernel| preferred.iter().any(|name| name == kernel.name()))
+                    .unwrap_or(candidates[0]);
+            }
+        }
         let fixed = FIXED.load(Ordering::Relaxed);
         if !fixed && let Some(kernel) = self.lookup(&key) {
             return kernel;

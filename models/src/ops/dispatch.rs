@@ -39,7 +39,8 @@
 //! instead: implicit wherever it applies, except weight gradients with padded rows shorter than
 //! [`DOT_PRODUCT_MIN_K`]; for the convolution's GEMMs the rows kernel up to
 //! [`ROWS_KERNEL_MAX_M`] rows of `c`, else the dot products from [`DOT_PRODUCT_MIN_K`] on, else
-//! matrixmultiply; matrixmultiply for every other GEMM.
+//! matrixmultiply; matrixmultiply for every other GEMM. [`prefer`] overrides both for tests
+//! that run a model on each kernel in turn.
 
 use burn::tensor::backend::Backend;
 use serde::{Deserialize, Serialize};
@@ -567,9 +568,54 @@ pub fn replay(choices: &KernelChoices) -> Result<(), String> {
     Ok(())
 }
 
+/// Makes every operation with several candidate kernels use the first of `kernels` among its
+/// candidates, and the fixed rules' kernel where none of them is one, from now on in this
+/// process; `&[]` goes back to the [selection](autotune::selection) (the choices measured before
+/// are kept). Nothing is timed or recorded meanwhile. For tests and comparisons that run a model
+/// on each kernel in turn: `prefer(&["im2col", "gemm"])` computes every convolution by im2col
+/// and every product on the `gemm` crate. A kernel this CPU cannot run is never a candidate, so
+/// naming it changes nothing. The kernels' names: `implicit`, `im2col`, `avx512-rows`,
+/// `avx512-dot-products`, `matrixmultiply`, `gemm`.
+///
+/// # Errors
+/// A name that is no kernel's.
+pub fn prefer(kernels: &[&str]) -> Result<(), String> {
+    #[cfg(feature = "ndarray-kernels")]
+    {
+        let known = |name: &str| {
+            ConvKernel::ALL.iter().any(|kernel| kernel.name() == name)
+                || GemmKernel::ALL.iter().any(|kernel| kernel.name() == name)
+        };
+        if let Some(unknown) = kernels.iter().find(|name| !known(name)) {
+            return Err(format!("unknown kernel {unknown:?}"));
+        }
+        autotune::prefer(kernels);
+    }
+    #[cfg(not(feature = "ndarray-kernels"))]
+    if let Some(unknown) = kernels.first() {
+        return Err(format!(
+            "unknown kernel {unknown:?}: this build has no native kernels"
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn preferring_an_unknown_kernel_is_refused() {
+        // Refused before anything changes: the process's choices stay as they are.
+        assert_eq!(
+            prefer(&["gemm", "fastest"]).unwrap_err(),
+            if cfg!(feature = "ndarray-kernels") {
+                "unknown kernel \"fastest\""
+            } else {
+                "unknown kernel \"gemm\": this build has no native kernels"
+            }
+        );
+    }
 
     #[test]
     fn the_backend_alone_decides_where_no_algorithm_is_chosen() {
