@@ -8,10 +8,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use burn::module::{Param, RunningState};
-use burn::nn::{BatchNorm, Linear};
+use burn::nn::lstm::Lstm;
+use burn::nn::{BatchNorm, GateController, Linear};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors};
+
+use crate::layers::adaptive_softmax::{AdaptiveSoftmax, AdaptiveTail};
 
 /// The tensors of a safetensors file, by name.
 pub struct StateDict {
@@ -48,6 +51,13 @@ impl StateDict {
             prefix: format!("{}{prefix}", self.prefix),
             read: RefCell::default(),
         }
+    }
+
+    /// The same tensors, with nothing read yet. Each model's `load_state_dict` reads through one,
+    /// so that its [`check_all_read`](Self::check_all_read) counts its own reads only, not those
+    /// of an earlier load from the same `StateDict`.
+    pub(crate) fn fresh_view(&self) -> Self {
+        self.with_prefix("")
     }
 
     /// An error naming the first tensor (under the prefix) that nothing has read, as PyTorch's
@@ -199,6 +209,70 @@ pub(crate) fn load_linear<B: Backend>(
     Ok(linear)
 }
 
+/// Layer `layer` of a `torch.nn.LSTM` `prefix` into Burn's `lstm`. PyTorch stacks the four
+/// gates' weights as `[4·h, in]` rows in the order input, forget, cell, output
+/// (`weight_ih_l{layer}`, `weight_hh_l{layer}`), with an input-side and a hidden-side bias
+/// (`bias_ih_l{layer}`, `bias_hh_l{layer}`); Burn keeps one `Linear` per gate and side, `[in, h]`,
+/// each with its bias. The sum of the two biases is what either computes.
+pub(crate) fn load_lstm_layer<B: Backend>(
+    dict: &StateDict,
+    prefix: &str,
+    layer: usize,
+    mut lstm: Lstm<B>,
+) -> Result<Lstm<B>, String> {
+    let h = lstm.d_hidden;
+    let like = lstm.input_gate.input_transform.weight.val();
+    let [d_input, _] = like.dims();
+    let device = like.device();
+    let name = |part: &str| format!("{prefix}.{part}_l{layer}");
+    let weight_ih = dict.tensor::<B, 2>(&name("weight_ih"), [4 * h, d_input], &device)?;
+    let weight_hh = dict.tensor::<B, 2>(&name("weight_hh"), [4 * h, h], &device)?;
+    let bias_ih = dict.tensor::<B, 1>(&name("bias_ih"), [4 * h], &device)?;
+    let bias_hh = dict.tensor::<B, 1>(&name("bias_hh"), [4 * h], &device)?;
+    // Gate `index`'s rows of PyTorch's stacked weights into one side of a gate controller.
+    let side = |linear: Linear<B>, weight: &Tensor<B, 2>, bias: &Tensor<B, 1>, index: usize| {
+        let rows = index * h..(index + 1) * h;
+        let width = weight.dims()[1];
+        let loaded = weight.clone().slice([rows.clone(), 0..width]).transpose();
+        Linear {
+            weight: linear.weight.map(|w| trainable_as(&w, loaded)),
+            bias: linear
+                .bias
+                .map(|b| b.map(|b| trainable_as(&b, bias.clone().slice([rows])))),
+        }
+    };
+    let gate = |controller: GateController<B>, index: usize| GateController {
+        input_transform: side(controller.input_transform, &weight_ih, &bias_ih, index),
+        hidden_transform: side(controller.hidden_transform, &weight_hh, &bias_hh, index),
+    };
+    lstm.input_gate = gate(lstm.input_gate, 0);
+    lstm.forget_gate = gate(lstm.forget_gate, 1);
+    lstm.cell_gate = gate(lstm.cell_gate, 2);
+    lstm.output_gate = gate(lstm.output_gate, 3);
+    Ok(lstm)
+}
+
+/// A `torch.nn.AdaptiveLogSoftmaxWithLoss` `prefix` (no head bias, its default) into
+/// `softmax`: `head` and each cluster's `tail.{i}.0` (projection) and `tail.{i}.1` (output).
+pub(crate) fn load_adaptive_softmax<B: Backend>(
+    dict: &StateDict,
+    prefix: &str,
+    mut softmax: AdaptiveSoftmax<B>,
+) -> Result<AdaptiveSoftmax<B>, String> {
+    softmax.head = load_linear(dict, &format!("{prefix}.head"), softmax.head)?;
+    softmax.tails = std::mem::take(&mut softmax.tails)
+        .into_iter()
+        .enumerate()
+        .map(|(i, tail)| {
+            Ok(AdaptiveTail {
+                projection: load_linear(dict, &format!("{prefix}.tail.{i}.0"), tail.projection)?,
+                output: load_linear(dict, &format!("{prefix}.tail.{i}.1"), tail.output)?,
+            })
+        })
+        .collect::<Result<_, String>>()?;
+    Ok(softmax)
+}
+
 #[cfg(all(test, feature = "ndarray-kernels"))]
 mod tests {
     use super::*;
@@ -270,6 +344,53 @@ mod tests {
         assert_eq!(
             dict.i64("fc.weight").err().unwrap(),
             "`fc.weight` is F32, expected I64"
+        );
+    }
+
+    #[test]
+    fn an_lstm_lm_refuses_a_state_dict_of_another_output_layer_or_size() {
+        use crate::lstm_lm::{LmOutputLayer, LstmLmConfig};
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/parity/lstm_lm_tied.safetensors");
+        let tied = StateDict::read(&path).unwrap().with_prefix("weights.");
+        let load = |config: LstmLmConfig| {
+            config
+                .with_d_embedding(16)
+                .with_d_hidden(32)
+                .init::<TestBackend>(&Default::default())
+                .load_state_dict(&tied)
+                .err()
+        };
+        assert_eq!(load(LstmLmConfig::small(50)), None);
+        // An untied full softmax has an output layer the file lacks and no projection.
+        assert_eq!(
+            load(LstmLmConfig::new(50)).unwrap(),
+            "the state dict has no tensor `output.weight`"
+        );
+        assert_eq!(
+            load(LstmLmConfig::new(50).with_output(LmOutputLayer::Adaptive {
+                cutoffs: vec![6, 20],
+                div_value: 4.0
+            }))
+            .unwrap(),
+            "the state dict has no tensor `output.head.weight`"
+        );
+        // One layer: the second layer's weights have no place.
+        assert_eq!(
+            load(LstmLmConfig::small(50).with_num_layers(1)).unwrap(),
+            "the model has no parameter for `lstm.bias_hh_l1`"
+        );
+        // A different hidden size: the stacked gate weights are named with their shape.
+        let error = LstmLmConfig::small(50)
+            .with_d_embedding(16)
+            .with_d_hidden(8)
+            .init::<TestBackend>(&Default::default())
+            .load_state_dict(&tied)
+            .err()
+            .unwrap();
+        assert_eq!(
+            error,
+            "`lstm.weight_ih_l0` has shape [128, 16], the model expects [32, 16]"
         );
     }
 }

@@ -17,6 +17,9 @@ use crate::layers::lstm::{LstmAlgorithm, StackedLstm, StackedLstmConfig};
 use crate::ops::dropout::dropout;
 use crate::ops::loss::label_smoothed_cross_entropy;
 use crate::ops::matmul::{linear, matmul};
+use crate::state_dict::{
+    StateDict, load_adaptive_softmax, load_linear, load_lstm_layer, load_param,
+};
 use crate::training::carried_state::CarriedState;
 use crate::training::output::LmOutput;
 
@@ -311,6 +314,39 @@ impl<B: Backend> LstmLm<B> {
             .collect::<LmState<B>>();
         self.carried.0.store::<B, _>(&device, detached);
         output
+    }
+}
+
+impl<B: Backend> LstmLm<B> {
+    /// This model with the weights of a PyTorch `state_dict` (see [`crate::state_dict`]) of the
+    /// same architecture, whose modules are named `embedding` (`nn.Embedding`), `lstm`
+    /// (`nn.LSTM` with biases), `projection` (`nn.Linear`, tied embeddings of another size),
+    /// `output_bias` (tied embeddings) and `output` (`nn.Linear` for an untied full softmax,
+    /// `nn.AdaptiveLogSoftmaxWithLoss` for an adaptive one); `tools/model_parity_reference.py`
+    /// defines that model. Strict: a tensor the model has no parameter for is an error, as is
+    /// a missing or misshapen one.
+    pub fn load_state_dict(mut self, dict: &StateDict) -> Result<Self, String> {
+        let dict = &dict.fresh_view();
+        self.embedding.weight = load_param(dict, "embedding.weight", self.embedding.weight)?;
+        self.lstm.layers = std::mem::take(&mut self.lstm.layers)
+            .into_iter()
+            .enumerate()
+            .map(|(index, layer)| load_lstm_layer(dict, "lstm", index, layer))
+            .collect::<Result<_, String>>()?;
+        if let Some(projection) = self.projection.take() {
+            self.projection = Some(load_linear(dict, "projection", projection)?);
+        }
+        if let Some(output) = self.output.take() {
+            self.output = Some(load_linear(dict, "output", output)?);
+        }
+        if let Some(bias) = self.output_bias.take() {
+            self.output_bias = Some(load_param(dict, "output_bias", bias)?);
+        }
+        if let Some(adaptive) = self.adaptive.take() {
+            self.adaptive = Some(load_adaptive_softmax(dict, "output", adaptive)?);
+        }
+        dict.check_all_read()?;
+        Ok(self)
     }
 }
 

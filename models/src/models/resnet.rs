@@ -226,6 +226,7 @@ impl<B: Backend> ResNet<B> {
         if self.stem_pool.is_some() {
             return Err("only the CIFAR ResNet loads a PyTorch state dict".to_string());
         }
+        let dict = &dict.fresh_view();
         self.stem_conv.weight = load_param(dict, "stem.0.weight", self.stem_conv.weight)?;
         self.stem_norm = load_batch_norm(dict, "stem.1", self.stem_norm)?;
         let blocks = std::mem::take(&mut self.blocks);
@@ -508,6 +509,3 @@ mod tests {
         println!("ResNet-8 overfit: loss {first} -> {last}");
     }
 }
-
-#[cfg(all(test, feature = "ndarray-kernels"))]
-mod parity;
