@@ -510,9 +510,22 @@ mod tests {
         }
     }
 
+    /// Ours (`ours`, on `Ad`) against the same layers computed with tensor operations in f64
+    /// (`exact`): output and every gradient; and against Burn's layers in f64 (`burn`): the
+    /// output only, since Burn's GELU has the tanh approximation's gradient (ours the exact one,
+    /// as PyTorch's; see `ops::gelu`).
+    fn assert_matches(
+        ours: Vec<Tensor<TestBackend, 1>>,
+        exact: Vec<Tensor<TestBackend, 1>>,
+        burn: Vec<Tensor<TestBackend, 1>>,
+    ) {
+        assert_tensors_close(ours[0].clone(), burn[0].clone(), 1e-4);
+        assert_all_close(ours, exact);
+    }
+
     #[test]
-    fn the_encoder_loads_burns_record_and_matches_its_forward_and_gradients() {
-        // Against Burn's encoder run in f64 (`Reference`).
+    fn the_encoder_loads_burns_record_and_matches_its_forward_and_the_exact_gradients() {
+        // Against Burn's encoder and ours, run in f64 (`Reference`).
         for norm_first in [false, true] {
             let config = TransformerEncoderConfig::new(16, 32, 4, 2)
                 .with_dropout(0.0)
@@ -520,6 +533,7 @@ mod tests {
             let device = Default::default();
             let burn = config.init::<Ad>(&device).map(&mut Perturb(0.0));
             let ours = reload(burn.clone(), Encoder::new(&config, &device));
+            let exact = reload(burn.clone(), Encoder::<Reference>::new(&config, &device));
             let burn = reload(burn, config.init::<Reference>(&device));
             let x = input([3, 5, 16], 0.5);
             let mask = padding(&[5, 3, 1], 5);
@@ -528,15 +542,17 @@ mod tests {
                 output_and_gradients(&ours, inputs, || ours.forward(x.clone(), mask.clone()));
             let (x, mask) = (on::<Reference>(&x), mask_on::<Reference, 2>(&mask));
             let inputs = std::slice::from_ref(&x);
+            let exact =
+                output_and_gradients(&exact, inputs, || exact.forward(x.clone(), mask.clone()));
             let burn = output_and_gradients(&burn, inputs, || {
                 burn.forward(TransformerEncoderInput::new(x.clone()).mask_pad(mask.clone()))
             });
-            assert_all_close(ours, burn);
+            assert_matches(ours, exact, burn);
         }
     }
 
     #[test]
-    fn the_decoder_loads_burns_record_and_matches_its_forward_and_gradients() {
+    fn the_decoder_loads_burns_record_and_matches_its_forward_and_the_exact_gradients() {
         for norm_first in [false, true] {
             let config = TransformerDecoderConfig::new(16, 32, 4, 2)
                 .with_dropout(0.0)
@@ -546,6 +562,7 @@ mod tests {
             // Our record read back as Burn's (run in f64), the other way round.
             let ours = Decoder::new(&config, &device).map(&mut Perturb(0.0));
             let burn = reload(ours.clone(), burn);
+            let exact = reload(ours.clone(), Decoder::<Reference>::new(&config, &device));
             let (x, memory) = (input([2, 4, 16], 0.5), input([2, 6, 16], 2.5));
             let (target_padding, memory_padding) = (padding(&[4, 2], 4), padding(&[6, 3], 6));
             let causal = generate_autoregressive_mask::<Ad>(2, 4, &device);
@@ -566,6 +583,15 @@ mod tests {
             );
             let causal = mask_on::<Reference, 3>(&causal);
             let inputs = [x.clone(), memory.clone()];
+            let exact = output_and_gradients(&exact, &inputs, || {
+                exact.forward(
+                    x.clone(),
+                    memory.clone(),
+                    target_padding.clone(),
+                    causal.clone(),
+                    memory_padding.clone(),
+                )
+            });
             let burn = output_and_gradients(&burn, &inputs, || {
                 burn.forward(
                     TransformerDecoderInput::new(x.clone(), memory.clone())
@@ -574,7 +600,7 @@ mod tests {
                         .memory_mask_pad(memory_padding.clone()),
                 )
             });
-            assert_all_close(ours, burn);
+            assert_matches(ours, exact, burn);
         }
     }
 

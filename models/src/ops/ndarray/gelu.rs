@@ -1,12 +1,11 @@
-//! GELU as Burn 0.19.1 computes it, as one parallel pass each way on `Autodiff<NdArray<f32>>`:
+//! The exact GELU, as PyTorch's `nn.GELU()` computes it, as one parallel pass each way on
+//! `Autodiff<NdArray<f32>>`:
 //!
 //! - forward: `x·Φ(x) = x/2·(1 + erf(x/√2))`;
-//! - backward: Burn's gradient, which is the derivative of GELU's tanh approximation, with
-//!   `u = 0.0356774·x³ + 0.797885·x`, `t = tanh u`:
-//!   `∂x = ∂y·(t/2 + (0.0535161·x³ + 0.398942·x)·(1 − t²) + 1/2)`.
+//! - backward: its derivative `Φ(x) + x·φ(x)`, `φ(x) = e^{−x²/2}/√(2π)`.
 //!
-//! Burn composes the forward from five tensor operations and the backward from fourteen, each a
-//! single-threaded pass over the activations with its own allocation.
+//! (Burn's `gelu` has the same forward but, as its gradient, the derivative of GELU's tanh
+//! approximation, up to 9e-4 away; see [`crate::ops::gelu`].)
 
 use std::sync::Arc;
 
@@ -45,12 +44,13 @@ fn gelu_of(x: f32) -> f32 {
     0.5 * x * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2))
 }
 
-/// Burn's GELU derivative (that of the tanh approximation) at `x`.
+/// `1/√(2π)`.
+const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
+
+/// GELU's derivative at `x`: `Φ(x) + x·φ(x)`.
 fn gelu_derivative(x: f32) -> f32 {
-    let x3 = x * x * x;
-    // tanh u = 1 − 2/(e^{2u} + 1): one `exp`, where libm's `tanhf` takes twice as long.
-    let t = 1.0 - 2.0 / ((2.0 * (0.035_677_4 * x3 + 0.797_885 * x)).exp() + 1.0);
-    0.5 * t + (0.053_516_1 * x3 + 0.398_942 * x) * (1.0 - t * t) + 0.5
+    let cdf = 0.5 * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2));
+    cdf + x * FRAC_1_SQRT_2PI * (-0.5 * x * x).exp()
 }
 
 /// The autodiff step: `∂x = ∂y · gelu′(x)`.
