@@ -8,8 +8,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use burn::module::{Param, RunningState};
+use burn::nn::attention::MultiHeadAttention;
 use burn::nn::lstm::Lstm;
-use burn::nn::{BatchNorm, GateController, Linear};
+use burn::nn::transformer::PositionWiseFeedForward;
+use burn::nn::{BatchNorm, GateController, LayerNorm, Linear};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors};
@@ -250,6 +252,60 @@ pub(crate) fn load_lstm_layer<B: Backend>(
     lstm.cell_gate = gate(lstm.cell_gate, 2);
     lstm.output_gate = gate(lstm.output_gate, 3);
     Ok(lstm)
+}
+
+/// A `torch.nn.LayerNorm` `prefix` (`weight` γ, `bias` β) into `norm`.
+pub(crate) fn load_layer_norm<B: Backend>(
+    dict: &StateDict,
+    prefix: &str,
+    mut norm: LayerNorm<B>,
+) -> Result<LayerNorm<B>, String> {
+    norm.gamma = load_param(dict, &format!("{prefix}.weight"), norm.gamma)?;
+    norm.beta = load_param(dict, &format!("{prefix}.bias"), norm.beta)?;
+    Ok(norm)
+}
+
+/// A `torch.nn.MultiheadAttention` `prefix` (with biases, one `d_model` for queries, keys and
+/// values) into Burn's `attention`: PyTorch stacks the query, key and value projections as the
+/// rows of `in_proj_weight` `[3·d, d]` and `in_proj_bias` `[3·d]`; the output projection is
+/// `out_proj`. Both split the `d` features into heads the same way (head `h` owns features
+/// `h·d_k..(h + 1)·d_k`).
+pub(crate) fn load_attention<B: Backend>(
+    dict: &StateDict,
+    prefix: &str,
+    mut attention: MultiHeadAttention<B>,
+) -> Result<MultiHeadAttention<B>, String> {
+    let d = attention.d_model;
+    let device = attention.query.weight.val().device();
+    let weight = dict.tensor::<B, 2>(&format!("{prefix}.in_proj_weight"), [3 * d, d], &device)?;
+    let bias = dict.tensor::<B, 1>(&format!("{prefix}.in_proj_bias"), [3 * d], &device)?;
+    let part = |linear: Linear<B>, index: usize| {
+        let rows = index * d..(index + 1) * d;
+        let loaded = weight.clone().slice([rows.clone(), 0..d]).transpose();
+        Linear {
+            weight: linear.weight.map(|w| trainable_as(&w, loaded)),
+            bias: linear
+                .bias
+                .map(|b| b.map(|b| trainable_as(&b, bias.clone().slice([rows])))),
+        }
+    };
+    attention.query = part(attention.query, 0);
+    attention.key = part(attention.key, 1);
+    attention.value = part(attention.value, 2);
+    attention.output = load_linear(dict, &format!("{prefix}.out_proj"), attention.output)?;
+    Ok(attention)
+}
+
+/// The feed-forward layer of a `torch.nn.TransformerEncoderLayer` or `…DecoderLayer` `prefix`
+/// (`linear1`, `linear2`) into Burn's `layer`.
+pub(crate) fn load_feed_forward<B: Backend>(
+    dict: &StateDict,
+    prefix: &str,
+    mut layer: PositionWiseFeedForward<B>,
+) -> Result<PositionWiseFeedForward<B>, String> {
+    layer.linear_inner = load_linear(dict, &format!("{prefix}.linear1"), layer.linear_inner)?;
+    layer.linear_outer = load_linear(dict, &format!("{prefix}.linear2"), layer.linear_outer)?;
+    Ok(layer)
 }
 
 /// A `torch.nn.AdaptiveLogSoftmaxWithLoss` `prefix` (no head bias, its default) into

@@ -23,6 +23,7 @@ use crate::ops::dropout::dropout;
 use crate::ops::gelu::gelu;
 use crate::ops::layer_norm::{layer_norm, layer_norm_config};
 use crate::ops::matmul::linear;
+use crate::state_dict::{StateDict, load_attention, load_feed_forward, load_layer_norm};
 
 /// A stack of encoder layers (self-attention, feed-forward), as Burn's `TransformerEncoder`.
 #[derive(Module, Debug)]
@@ -312,6 +313,73 @@ impl<B: Backend> Decoder<B> {
                 |attn, x| attention(attn, x, memory.clone(), &memory_masks),
             )
         })
+    }
+}
+
+impl<B: Backend> Encoder<B> {
+    /// The layers with the weights of a PyTorch `nn.TransformerEncoder`'s layers `prefix.layers.{i}`
+    /// (`nn.TransformerEncoderLayer`: `self_attn`, `linear1`, `linear2`, `norm1`, `norm2`).
+    /// PyTorch names its norms in the order they are applied, Burn by role: `norm1` comes before
+    /// the attention pre-norm and after it post-norm, as this layer's `norm_2` and `norm_1` do.
+    pub(crate) fn load_state_dict(
+        mut self,
+        dict: &StateDict,
+        prefix: &str,
+    ) -> Result<Self, String> {
+        self.layers = std::mem::take(&mut self.layers)
+            .into_iter()
+            .enumerate()
+            .map(|(index, mut layer)| {
+                let layer_prefix = format!("{prefix}.layers.{index}");
+                let name = |part: &str| format!("{layer_prefix}.{part}");
+                let [norm_1, norm_2] = if layer.norm_first {
+                    ["norm2", "norm1"]
+                } else {
+                    ["norm1", "norm2"]
+                };
+                layer.mha = load_attention(dict, &name("self_attn"), layer.mha)?;
+                layer.pwff = load_feed_forward(dict, &layer_prefix, layer.pwff)?;
+                layer.norm_1 = load_layer_norm(dict, &name(norm_1), layer.norm_1)?;
+                layer.norm_2 = load_layer_norm(dict, &name(norm_2), layer.norm_2)?;
+                Ok(layer)
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(self)
+    }
+}
+
+impl<B: Backend> Decoder<B> {
+    /// The layers with the weights of a PyTorch `nn.TransformerDecoder`'s layers `prefix.layers.{i}`
+    /// (`nn.TransformerDecoderLayer`: `self_attn`, `multihead_attn`, `linear1`, `linear2`,
+    /// `norm1`–`norm3`). PyTorch's norms follow the sub-layers (self-attention, cross-attention,
+    /// feed-forward); this layer's are named by Burn's roles: post-norm they are the same,
+    /// pre-norm `norm1`, `norm2`, `norm3` are `norm_3`, `norm_1`, `norm_2`.
+    pub(crate) fn load_state_dict(
+        mut self,
+        dict: &StateDict,
+        prefix: &str,
+    ) -> Result<Self, String> {
+        self.layers = std::mem::take(&mut self.layers)
+            .into_iter()
+            .enumerate()
+            .map(|(index, mut layer)| {
+                let layer_prefix = format!("{prefix}.layers.{index}");
+                let name = |part: &str| format!("{layer_prefix}.{part}");
+                let [norm_1, norm_2, norm_3] = if layer.norm_first {
+                    ["norm2", "norm3", "norm1"]
+                } else {
+                    ["norm1", "norm2", "norm3"]
+                };
+                layer.self_attn = load_attention(dict, &name("self_attn"), layer.self_attn)?;
+                layer.cross_attn = load_attention(dict, &name("multihead_attn"), layer.cross_attn)?;
+                layer.pwff = load_feed_forward(dict, &layer_prefix, layer.pwff)?;
+                layer.norm_1 = load_layer_norm(dict, &name(norm_1), layer.norm_1)?;
+                layer.norm_2 = load_layer_norm(dict, &name(norm_2), layer.norm_2)?;
+                layer.norm_3 = load_layer_norm(dict, &name(norm_3), layer.norm_3)?;
+                Ok(layer)
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(self)
     }
 }
 

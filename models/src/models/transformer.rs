@@ -26,6 +26,7 @@ use crate::ops::dropout::dropout;
 use crate::ops::layer_norm::{layer_norm, layer_norm_config};
 use crate::ops::loss::label_smoothed_cross_entropy;
 use crate::ops::matmul::{linear, matmul};
+use crate::state_dict::{StateDict, load_layer_norm, load_linear, load_param};
 use crate::training::output::TranslationOutput;
 
 /// Configuration of a [`TransformerNmt`].
@@ -326,6 +327,42 @@ impl<B: Backend> TransformerNmt<B> {
             .decoder
             .forward(x, memory, target_padding, causal, source_padding);
         self.project(decoded)
+    }
+
+    /// This model with the weights of a PyTorch `state_dict` (see [`crate::state_dict`]) of the
+    /// same architecture: `embedding` (`nn.Embedding`, shared embeddings) or `source_embedding`,
+    /// `target_embedding` and `output` (`nn.Linear` without bias); `encoder` and `decoder`
+    /// (`nn.TransformerEncoder` / `nn.TransformerDecoder` with GELU layers of this model's
+    /// `norm_first`, and final norms `encoder.norm`, `decoder.norm` pre-norm only, as fairseq).
+    /// `tools/model_parity_reference.py` defines that model; the sinusoids are not weights.
+    /// Strict: a tensor the model has no parameter for is an error, as is a missing or
+    /// misshapen one.
+    pub fn load_state_dict(mut self, dict: &StateDict) -> Result<Self, String> {
+        let dict = &dict.fresh_view();
+        let embedding_name = if self.target_embedding.is_some() {
+            "source_embedding.weight"
+        } else {
+            "embedding.weight"
+        };
+        self.source_embedding.weight =
+            load_param(dict, embedding_name, self.source_embedding.weight)?;
+        if let Some(mut target) = self.target_embedding.take() {
+            target.weight = load_param(dict, "target_embedding.weight", target.weight)?;
+            self.target_embedding = Some(target);
+        }
+        if let Some(output) = self.output.take() {
+            self.output = Some(load_linear(dict, "output", output)?);
+        }
+        self.encoder = self.encoder.load_state_dict(dict, "encoder")?;
+        self.decoder = self.decoder.load_state_dict(dict, "decoder")?;
+        if let Some(norm) = self.encoder_norm.take() {
+            self.encoder_norm = Some(load_layer_norm(dict, "encoder.norm", norm)?);
+        }
+        if let Some(norm) = self.decoder_norm.take() {
+            self.decoder_norm = Some(load_layer_norm(dict, "decoder.norm", norm)?);
+        }
+        dict.check_all_read()?;
+        Ok(self)
     }
 
     /// Loss, summed NLL and token accuracy inputs for a batch.
