@@ -34,6 +34,16 @@ pub mod kernels {
     pub use crate::ops::dispatch::{prefer, replay};
 }
 
+/// The models' numerical revision: raised whenever a change makes the same flags and seed
+/// compute other numbers (a gradient's formula, a running statistic, an initialisation), so
+/// that records of earlier runs — the warmup search's ledger — are not reused for new ones.
+///
+/// - 1: until 2026-12-05.
+/// - 2: GELU's exact gradient (it was the derivative of the tanh approximation, as Burn's) and
+///   batch norm's running variance updated with the unbiased batch variance (it was the biased
+///   one), both as PyTorch computes them (issue #41).
+pub const NUMERICS_REVISION: u32 = 2;
+
 pub use layers::{adaptive_softmax, conv, incremental, lstm, transformer_layers};
 pub use models::{lstm_lm, mlp, resnet, transformer};
 pub use ops::{im2col, loss};

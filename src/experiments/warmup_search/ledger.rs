@@ -26,9 +26,18 @@ pub struct Ledger {
     runs: BTreeMap<String, String>,
 }
 
-/// The key of `run` in directory `setting`: its place and every flag it was trained with.
+/// The key of `run` in directory `setting`: its place, every flag it was trained with and the
+/// models' numerical revision (`models-revision=N`, [`radam_models::NUMERICS_REVISION`]): a run
+/// recorded before the models changed their numbers is trained again.
 fn key(setting: &str, run: &PlannedRun) -> (String, String) {
-    (format!("{setting}/{}", run.name), run.flags.join(" "))
+    (
+        format!("{setting}/{}", run.name),
+        format!(
+            "{} models-revision={}",
+            run.flags.join(" "),
+            radam_models::NUMERICS_REVISION
+        ),
+    )
 }
 
 impl Ledger {
@@ -208,6 +217,26 @@ mod tests {
         assert!(reopened.find("L4-d64-lr0.001-b0.98", &run).is_none());
         let other = PlannedRun::new("adam-seed0", &["--seed", "0", "--layers", "4"]);
         assert!(reopened.find("L2-d64-lr0.001-b0.98", &other).is_none());
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn a_run_of_an_earlier_revision_of_the_models_is_trained_again() {
+        let path = temp_file("revision");
+        let run = PlannedRun::new("adam-seed0", &["--seed", "0"]);
+        let line = |flags: &str| format!("{LEDGER_HEADER}\nL2/adam-seed0,{flags},12,1.5,1:1.5\n");
+        // As the ledger was written before the revision was part of the key, and as now.
+        std::fs::write(&path, line("--seed 0")).unwrap();
+        assert!(Ledger::open(&path).unwrap().find("L2", &run).is_none());
+        let current = format!(
+            "--seed 0 models-revision={}",
+            radam_models::NUMERICS_REVISION
+        );
+        std::fs::write(&path, line(&current)).unwrap();
+        assert_eq!(
+            Ledger::open(&path).unwrap().find("L2", &run).unwrap().steps,
+            12
+        );
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 
