@@ -66,3 +66,56 @@ pub fn trained<M: AutodiffModule<TestAutodiffBackend>>(
     }
     model
 }
+
+/// A distribution the initial weights are drawn from, by its reference's formula.
+#[derive(Clone, Copy, Debug)]
+pub enum Law {
+    /// `U(−bound, bound)`.
+    Uniform { bound: f64 },
+    /// `N(0, std²)`.
+    Normal { std: f64 },
+}
+
+impl Law {
+    /// Variance and fourth central moment.
+    fn moments(self) -> (f64, f64) {
+        match self {
+            Law::Uniform { bound } => (bound * bound / 3.0, bound.powi(4) / 5.0),
+            Law::Normal { std } => (std * std, 3.0 * std.powi(4)),
+        }
+    }
+}
+
+/// Asserts that `values` (at least 10⁵) look drawn from `law`: the sample mean within three
+/// standard errors of 0, the sample variance within three standard errors (`√((μ₄ − σ⁴)/n)`) of
+/// the law's, and, for a uniform law, every value within its bounds. Returns the sample mean and
+/// variance for the caller to print.
+pub fn assert_drawn_from(values: &[f32], law: Law, what: &str) -> (f64, f64) {
+    let n = values.len() as f64;
+    assert!(n >= 1e5, "{what}: {n} draws, too few to test the moments");
+    let mean = values.iter().map(|&x| x as f64).sum::<f64>() / n;
+    let variance = values
+        .iter()
+        .map(|&x| (x as f64 - mean).powi(2))
+        .sum::<f64>()
+        / (n - 1.0);
+    let (sigma2, mu4) = law.moments();
+    let mean_error = 3.0 * (sigma2 / n).sqrt();
+    let variance_error = 3.0 * ((mu4 - sigma2 * sigma2) / n).sqrt();
+    assert!(
+        mean.abs() <= mean_error,
+        "{what}: mean {mean:e}, expected 0 ± {mean_error:e} ({law:?})"
+    );
+    assert!(
+        (variance - sigma2).abs() <= variance_error,
+        "{what}: variance {variance:e}, expected {sigma2:e} ± {variance_error:e} ({law:?})"
+    );
+    if let Law::Uniform { bound } = law {
+        let largest = values.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+        assert!(
+            largest as f64 <= bound,
+            "{what}: {largest} outside ±{bound}"
+        );
+    }
+    (mean, variance)
+}

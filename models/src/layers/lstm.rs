@@ -3,7 +3,7 @@
 use burn::config::Config;
 use burn::module::{Ignored, Module};
 use burn::nn::lstm::{Lstm, LstmConfig, LstmState};
-use burn::nn::{Dropout, DropoutConfig};
+use burn::nn::{Dropout, DropoutConfig, Initializer};
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 
@@ -39,8 +39,11 @@ pub struct StackedLstm<B: Backend> {
 }
 
 impl StackedLstmConfig {
-    /// Builds the layers on `device` with Burn's default LSTM initialisation.
+    /// Builds the layers on `device`, initialised as `torch.nn.LSTM` initialises its layers
+    /// (`reset_parameters`): every weight and bias drawn from `U(−1/√h, 1/√h)`, `h` the hidden
+    /// size. (Burn's `LstmConfig` default draws the weights from a Xavier normal law.)
     pub fn init<B: Backend>(&self, device: &B::Device) -> StackedLstm<B> {
+        let bound = 1.0 / (self.d_hidden as f64).sqrt();
         let layers = (0..self.num_layers)
             .map(|layer| {
                 let d_input = if layer == 0 {
@@ -48,7 +51,12 @@ impl StackedLstmConfig {
                 } else {
                     self.d_hidden
                 };
-                LstmConfig::new(d_input, self.d_hidden, true).init(device)
+                LstmConfig::new(d_input, self.d_hidden, true)
+                    .with_initializer(Initializer::Uniform {
+                        min: -bound,
+                        max: bound,
+                    })
+                    .init(device)
             })
             .collect();
         StackedLstm {
@@ -94,7 +102,9 @@ impl<B: Backend> StackedLstm<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{TestAutodiffBackend, TestBackend, assert_tensors_close};
+    use crate::test_support::{
+        Law, TestAutodiffBackend, TestBackend, assert_drawn_from, assert_tensors_close,
+    };
     use burn::tensor::Distribution;
 
     #[test]
@@ -145,6 +155,30 @@ mod tests {
             w(&stepwise).grad(&grads_a).unwrap(),
             1e-5,
         );
+    }
+
+    #[test]
+    fn initialised_as_torch_nn_lstm() {
+        // torch.nn.LSTM: every weight and bias ~ U(−1/√h, 1/√h), h = 128; 2 layers of
+        // 4·(64·128 + 128 + 128·128 + 128) and 4·(2·128·128 + 2·128) values, 231,424 in all.
+        use burn::module::{ModuleVisitor, Param};
+        struct Values(Vec<f32>);
+        impl ModuleVisitor<TestBackend> for Values {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<TestBackend, D>>) {
+                let values = param.val().into_data().to_vec::<f32>().unwrap();
+                self.0.extend(values);
+            }
+        }
+        let lstm: StackedLstm<TestBackend> =
+            StackedLstmConfig::new(64, 128, 2).init(&Default::default());
+        let mut values = Values(Vec::new());
+        lstm.visit(&mut values);
+        assert_eq!(values.0.len(), 231_424);
+        let law = Law::Uniform {
+            bound: 1.0 / 128f64.sqrt(),
+        };
+        let (mean, variance) = assert_drawn_from(&values.0, law, "LSTM weights and biases");
+        println!("LSTM initialisation: mean {mean:e}, variance {variance:e} ({law:?})");
     }
 
     #[test]
