@@ -102,9 +102,7 @@ impl<B: Backend> StackedLstm<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{
-        Law, TestAutodiffBackend, TestBackend, assert_drawn_from, assert_tensors_close,
-    };
+    use crate::test_support::{TestAutodiffBackend, TestBackend, assert_tensors_close};
     use burn::tensor::Distribution;
 
     #[test]
@@ -155,30 +153,6 @@ mod tests {
             w(&stepwise).grad(&grads_a).unwrap(),
             1e-5,
         );
-    }
-
-    #[test]
-    fn initialised_as_torch_nn_lstm() {
-        // torch.nn.LSTM: every weight and bias ~ U(−1/√h, 1/√h), h = 128; 2 layers of
-        // 4·(64·128 + 128 + 128·128 + 128) and 4·(2·128·128 + 2·128) values, 231,424 in all.
-        use burn::module::{ModuleVisitor, Param};
-        struct Values(Vec<f32>);
-        impl ModuleVisitor<TestBackend> for Values {
-            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<TestBackend, D>>) {
-                let values = param.val().into_data().to_vec::<f32>().unwrap();
-                self.0.extend(values);
-            }
-        }
-        let lstm: StackedLstm<TestBackend> =
-            StackedLstmConfig::new(64, 128, 2).init(&Default::default());
-        let mut values = Values(Vec::new());
-        lstm.visit(&mut values);
-        assert_eq!(values.0.len(), 231_424);
-        let law = Law::Uniform {
-            bound: 1.0 / 128f64.sqrt(),
-        };
-        let (mean, variance) = assert_drawn_from(&values.0, law, "LSTM weights and biases");
-        println!("LSTM initialisation: mean {mean:e}, variance {variance:e} ({law:?})");
     }
 
     #[test]
