@@ -323,6 +323,48 @@ mod tests {
     }
 
     #[test]
+    fn crops_flips_and_normalisation_are_torchvisions() {
+        // tools/data_parity_reference.py: the paper's RandomCrop(32, padding=4),
+        // RandomHorizontalFlip, ToTensor and Normalize, at fixed offsets and flips.
+        let reference: serde_json::Value =
+            serde_json::from_str(include_str!("../testdata/data_parity.json")).unwrap();
+        let cifar = &reference["cifar"];
+        let floats = |value: &serde_json::Value| -> Vec<f32> {
+            let values = value.as_array().unwrap();
+            values.iter().map(|x| x.as_f64().unwrap() as f32).collect()
+        };
+        let norm = Normalization::cifar10();
+        assert_eq!(floats(&cifar["mean"]), norm.mean);
+        assert_eq!(floats(&cifar["std"]), norm.std);
+        let pixels: Vec<u8> = cifar["pixels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_u64().unwrap() as u8)
+            .collect();
+        let cases = cifar["cases"].as_array().unwrap();
+        assert_eq!(cases.len(), 6);
+        for case in cases {
+            let (top, left) = (
+                case["top"].as_u64().unwrap(),
+                case["left"].as_u64().unwrap(),
+            );
+            let flip = case["flip"].as_bool().unwrap();
+            let item = ImageItem {
+                pixels: ImageBatcher::crop_and_flip(&pixels, top as usize, left as usize, flip),
+                label: 0,
+            };
+            let (values, _) = batch_values(&ImageBatcher::eval(norm), vec![item]);
+            let expected = floats(&case["values"]);
+            let worst = values
+                .iter()
+                .zip(&expected)
+                .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(worst <= 1e-6, "crop ({top}, {left}), flip {flip}: {worst}");
+        }
+    }
+
+    #[test]
     fn evaluation_only_normalises() {
         let item = ramp(1);
         let norm = Normalization::cifar10();

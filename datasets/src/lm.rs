@@ -276,16 +276,18 @@ pub struct BpttDataset {
 }
 
 impl BpttDataset {
-    /// Cuts `tokens` into `batch_size` rows; the tail that does not fill a whole window is
-    /// dropped.
+    /// Cuts `tokens` into `batch_size` rows as the paper's LM code does (the RAdam repository's
+    /// `LargeDataset`): of the `n − 1` transitions, the largest multiple of
+    /// `batch_size · seq_len` is kept and split into `batch_size` contiguous rows, each read in
+    /// `seq_len`-token windows; the tail is dropped.
     pub fn new(tokens: TokenStream, batch_size: usize, seq_len: usize) -> Result<Self> {
         if batch_size == 0 || seq_len == 0 {
             return Err(DataError::Invalid(
                 "batch size and sequence length must be positive".to_string(),
             ));
         }
-        let row_len = tokens.len().saturating_sub(1) / batch_size;
-        let steps = row_len / seq_len;
+        let steps = tokens.len().saturating_sub(1) / batch_size.saturating_mul(seq_len);
+        let row_len = steps * seq_len;
         if steps == 0 {
             return Err(DataError::Invalid(format!(
                 "a stream of {} tokens is too short for {batch_size} rows of {seq_len}-token windows",
@@ -484,6 +486,43 @@ mod tests {
             error.contains("training-monolingual.tokenized.shuffled/news.en-*"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn bptt_windows_are_those_of_the_papers_lm_code() {
+        // tools/data_parity_reference.py: LargeDataset.open_next of the RAdam repository's LM
+        // code, for three (tokens, streams, window) shapes.
+        let reference: serde_json::Value =
+            serde_json::from_str(include_str!("../testdata/data_parity.json")).unwrap();
+        let ids = |value: &serde_json::Value| -> Vec<u32> {
+            let values = value.as_array().unwrap();
+            values.iter().map(|x| x.as_u64().unwrap() as u32).collect()
+        };
+        let cases = reference["lm"].as_array().unwrap();
+        assert_eq!(cases.len(), 3);
+        for case in cases {
+            let batch = case["batch"].as_u64().unwrap() as usize;
+            let length = case["length"].as_u64().unwrap() as usize;
+            let tokens = TokenStream::Memory(Arc::new(ids(&case["tokens"])));
+            let data = BpttDataset::new(tokens, batch, length).unwrap();
+            let (inputs, targets) = (
+                case["inputs"].as_array().unwrap(),
+                case["targets"].as_array().unwrap(),
+            );
+            assert_eq!(data.batches(), inputs.len(), "{batch} x {length}");
+            for (window, (inputs, targets)) in inputs.iter().zip(targets).enumerate() {
+                for row in 0..batch {
+                    let item = data.get(window * batch + row).unwrap();
+                    assert_eq!(item.inputs, ids(&inputs[row]), "window {window}, row {row}");
+                    assert_eq!(
+                        item.targets,
+                        ids(&targets[row]),
+                        "window {window}, row {row}"
+                    );
+                    assert_eq!(item.step, window);
+                }
+            }
+        }
     }
 
     #[test]
