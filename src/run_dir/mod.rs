@@ -197,9 +197,32 @@ impl RunDir {
         if clear {
             self.clear()?;
         }
+        self.remove_partial_files()?;
         std::fs::create_dir_all(&self.path)
             .map_err(|e| format!("cannot create {}: {e}", self.path.display()))?;
         self.write_settings(settings)
+    }
+
+    /// Removes what a killed run left half-written: the `.partial-` files of the run's own files
+    /// and of its checkpoint records (a run killed while replacing one). The run taking the
+    /// directory over holds its lock, so no live run is writing them; a user's own
+    /// `.partial-…` files beside them are not the run's and stay.
+    fn remove_partial_files(&self) -> Result<(), String> {
+        let mut stale: Vec<PathBuf> = RUN_FILES
+            .iter()
+            .map(|file| partial_path(&self.join(file)))
+            .collect();
+        if let Ok(entries) = std::fs::read_dir(self.checkpoints()) {
+            stale.extend(entries.flatten().map(|entry| entry.path()).filter(|path| {
+                path.file_name()
+                    .is_some_and(|name| name.to_string_lossy().starts_with(".partial-"))
+            }));
+        }
+        for path in stale.into_iter().filter(|path| path.is_file()) {
+            std::fs::remove_file(&path)
+                .map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
+        }
+        Ok(())
     }
 
     /// Removes the run's folders and files, keeping whatever else is here.
@@ -399,6 +422,29 @@ mod tests {
         std::fs::write(run.checkpoints().join(".partial-scheduler-2.mpk"), b"x").unwrap();
         assert_eq!(run.complete_checkpoints(), vec![1, 3]);
         assert!(run.holds_run());
+    }
+
+    #[test]
+    fn taking_over_removes_what_a_killed_run_left_half_written() {
+        let dir = temp();
+        let run = RunDir::new(dir.path().join("run"));
+        run.take_over(false, &serde_json::json!({"a": 1})).unwrap();
+        std::fs::create_dir_all(run.checkpoints()).unwrap();
+        let half_written = [
+            partial_path(&run.join(PLOT)),
+            partial_path(&run.join(CSV)),
+            partial_path(&run.model_file()),
+            run.checkpoints().join(".partial-optim-2.mpk"),
+        ];
+        for path in &half_written {
+            std::fs::write(path, b"half").unwrap();
+        }
+        std::fs::write(run.join(".partial-notes.txt"), b"the user's").unwrap();
+        run.take_over(false, &serde_json::json!({"a": 1})).unwrap();
+        for path in &half_written {
+            assert!(!path.exists(), "{} left behind", path.display());
+        }
+        assert!(run.join(".partial-notes.txt").is_file());
     }
 
     #[test]
