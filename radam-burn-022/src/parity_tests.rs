@@ -22,10 +22,18 @@ fn values(tensor: &Tensor<2>) -> Vec<f32> {
     tensor.to_data().try_to_vec::<f32>().unwrap()
 }
 
-/// Burn 0.22's two CPU backends: flex, and ndarray (deprecated in 0.22, still what many users run).
+/// Burn 0.22's two CPU backends: flex, and ndarray (deprecated in 0.22, still what many users
+/// run).
+#[cfg(not(burn_023))]
 #[allow(deprecated)]
-pub(crate) fn cpu_devices() -> [Device; 2] {
-    [Device::flex(), Device::ndarray()]
+pub(crate) fn cpu_devices() -> Vec<Device> {
+    vec![Device::flex(), Device::ndarray()]
+}
+
+/// Flex alone under `--cfg burn_023` (`tools/burn-023-check`): Burn 0.23 has no ndarray.
+#[cfg(burn_023)]
+pub(crate) fn cpu_devices() -> Vec<Device> {
+    vec![Device::flex()]
 }
 
 /// The per-tensor optimizer against the recorded trajectories, on both CPU backends.
