@@ -41,8 +41,9 @@ pub mod kernels {
 /// - 1: until 2026-12-05.
 /// - 2: GELU's exact gradient (it was the derivative of the tanh approximation, as Burn's),
 ///   batch norm's running variance updated with the unbiased batch variance (it was the biased
-///   one), both as PyTorch computes them, and the LSTM initialised as `torch.nn.LSTM` (it was
-///   Burn's Xavier normal law) (issue #41).
+///   one), both as PyTorch computes them, the LSTM initialised as `torch.nn.LSTM` (it was
+///   Burn's Xavier normal law), the paper-size Transformer initialised as fairseq's (it was
+///   Burn's) and the LM's BPTT rows cut as the paper's LM code cuts them (issue #41).
 pub const NUMERICS_REVISION: u32 = 2;
 
 pub use layers::{adaptive_softmax, conv, incremental, lstm, transformer_layers};

@@ -150,7 +150,7 @@ impl StateDict {
 }
 
 /// `loaded`, tracking gradients if `like` did.
-fn trainable_as<B: Backend, const D: usize>(
+pub(crate) fn trainable_as<B: Backend, const D: usize>(
     like: &Tensor<B, D>,
     loaded: Tensor<B, D>,
 ) -> Tensor<B, D> {

@@ -8,6 +8,10 @@
 //!   batch norm γ = 1, β = 0; the classifier as `nn.Linear`: weight and bias
 //!   `U(−1/√in, 1/√in)`.
 //! - The LSTM as `torch.nn.LSTM` (`reset_parameters`): every weight and bias `U(−1/√h, 1/√h)`.
+//! - The Transformer with `TransformerInit::Fairseq` (the paper preset's) as fairseq's
+//!   `transformer_iwslt_de_en` (2019): query, key and value projections `U(±√(6/4d))`, output
+//!   and feed-forward projections Xavier uniform, projection biases 0, embeddings `N(0, 1/d)`
+//!   with the padding row 0, layer norms 1 and 0.
 //!
 //! A test binary of its own, seeding Burn's process-wide generator first, so that the draws —
 //! and the verdict — are the same on every run (three standard errors would otherwise fail one
@@ -19,6 +23,7 @@ use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use radam_models::lstm::StackedLstmConfig;
 use radam_models::resnet::{CifarResNetConfig, Shortcut};
+use radam_models::transformer::{TransformerInit, TransformerNmtConfig};
 
 type B = NdArray<f32>;
 
@@ -168,5 +173,55 @@ fn initial_weights_are_drawn_as_the_references_draw_them() {
             bound: 1.0 / 128f64.sqrt(),
         },
         "LSTM weights and biases",
+    );
+
+    // The Transformer, fairseq's initialisation: d 128, feed-forward 512, 2 + 2 layers,
+    // vocabulary 1000 (padding id 1). Each projection over its own bound: one U(−1, 1) sample.
+    let (d, d_ff, pad) = (128usize, 512usize, 1usize);
+    let transformer = TransformerNmtConfig::new(1000, 1000, pad)
+        .with_d_model(d)
+        .with_d_ff(d_ff)
+        .with_encoder_layers(2)
+        .with_decoder_layers(2)
+        .with_initialisation(TransformerInit::Fairseq)
+        .init::<B>(&device);
+    let (mut projections, mut embedding) = (Vec::new(), Vec::new());
+    for (path, shape, values) in tensors(&transformer) {
+        let field = path.rsplit('.').next().unwrap();
+        let bound = if path.contains("pwff.") {
+            (6.0 / (d + d_ff) as f32).sqrt()
+        } else if path.contains(".output.") {
+            (6.0 / (2 * d) as f32).sqrt()
+        } else {
+            (6.0 / (4 * d) as f32).sqrt()
+        };
+        match field {
+            "weight" if path == "source_embedding.weight" => {
+                let std = (d as f32).powf(-0.5);
+                for (row, values) in values.chunks(d).enumerate() {
+                    if row == pad {
+                        assert!(values.iter().all(|&x| x == 0.0), "padding row");
+                    } else {
+                        embedding.extend(values.iter().map(|x| x / std));
+                    }
+                }
+            }
+            "weight" => projections.extend(values.iter().map(|x| x / bound)),
+            "bias" | "beta" => assert!(values.iter().all(|&b| b == 0.0), "{path}"),
+            "gamma" => assert!(values.iter().all(|&g| g == 1.0), "{path}"),
+            // Burn's positional encoding, not drawn.
+            _ if path.starts_with("positions.") => {}
+            _ => panic!("an unexpected tensor {path} {shape:?}"),
+        }
+    }
+    assert_drawn_from(
+        &projections,
+        Law::Uniform { bound: 1.0 },
+        "Transformer projections / their Xavier bound",
+    );
+    assert_drawn_from(
+        &embedding,
+        Law::Normal { std: 1.0 },
+        "Transformer embeddings · √d",
     );
 }

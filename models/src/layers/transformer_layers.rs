@@ -16,14 +16,16 @@ use burn::nn::transformer::{
 };
 use burn::nn::{Dropout, DropoutConfig, LayerNorm, Linear};
 use burn::tensor::backend::Backend;
-use burn::tensor::{Bool, Tensor};
+use burn::tensor::{Bool, Distribution, Tensor};
 
 use crate::ops::attention::{context, context_of_heads, split_heads};
 use crate::ops::dropout::dropout;
 use crate::ops::gelu::gelu;
 use crate::ops::layer_norm::{layer_norm, layer_norm_config};
 use crate::ops::matmul::linear;
-use crate::state_dict::{StateDict, load_attention, load_feed_forward, load_layer_norm};
+use crate::state_dict::{
+    StateDict, load_attention, load_feed_forward, load_layer_norm, trainable_as,
+};
 
 /// A stack of encoder layers (self-attention, feed-forward), as Burn's `TransformerEncoder`.
 #[derive(Module, Debug)]
@@ -313,6 +315,78 @@ impl<B: Backend> Decoder<B> {
                 |attn, x| attention(attn, x, memory.clone(), &memory_masks),
             )
         })
+    }
+}
+
+/// `linear` redrawn as fairseq draws its projections: the weight from `U(−bound, bound)` (Xavier
+/// uniform), the bias 0.
+fn xavier_linear<B: Backend>(linear: Linear<B>, bound: f64) -> Linear<B> {
+    let redraw = |w: Tensor<B, 2>| {
+        let drawn = Tensor::random(w.dims(), Distribution::Uniform(-bound, bound), &w.device());
+        trainable_as(&w, drawn)
+    };
+    Linear {
+        weight: linear.weight.map(redraw),
+        bias: linear
+            .bias
+            .map(|b| b.map(|b| trainable_as(&b, Tensor::zeros(b.dims(), &b.device())))),
+    }
+}
+
+/// An attention layer as fairseq's `MultiheadAttention` (2019, `in_proj_weight` `[3d, d]`)
+/// initialises it: query, key and value projections Xavier-uniform over the stacked `[3d, d]`
+/// matrix, `U(±√(6/4d))`; the output projection Xavier-uniform, `U(±√(6/2d))`; biases 0.
+fn fairseq_attention<B: Backend>(mut attention: MultiHeadAttention<B>) -> MultiHeadAttention<B> {
+    let d = attention.d_model as f64;
+    let stacked = (6.0 / (4.0 * d)).sqrt();
+    attention.query = xavier_linear(attention.query, stacked);
+    attention.key = xavier_linear(attention.key, stacked);
+    attention.value = xavier_linear(attention.value, stacked);
+    attention.output = xavier_linear(attention.output, (6.0 / (2.0 * d)).sqrt());
+    attention
+}
+
+/// A feed-forward layer as fairseq's `Linear` helper initialises `fc1` and `fc2`: Xavier-uniform
+/// weights, `U(±√(6/(d + d_ff)))`, biases 0.
+fn fairseq_feed_forward<B: Backend>(
+    mut layer: PositionWiseFeedForward<B>,
+) -> PositionWiseFeedForward<B> {
+    let [d, d_ff] = layer.linear_inner.weight.dims();
+    let bound = (6.0 / (d + d_ff) as f64).sqrt();
+    layer.linear_inner = xavier_linear(layer.linear_inner, bound);
+    layer.linear_outer = xavier_linear(layer.linear_outer, bound);
+    layer
+}
+
+impl<B: Backend> Encoder<B> {
+    /// The layers redrawn as fairseq's `transformer_iwslt_de_en` initialises its encoder layers
+    /// (attention and feed-forward projections; layer norms stay 1 and 0).
+    pub(crate) fn with_fairseq_initialisation(mut self) -> Self {
+        self.layers = std::mem::take(&mut self.layers)
+            .into_iter()
+            .map(|mut layer| {
+                layer.mha = fairseq_attention(layer.mha);
+                layer.pwff = fairseq_feed_forward(layer.pwff);
+                layer
+            })
+            .collect();
+        self
+    }
+}
+
+impl<B: Backend> Decoder<B> {
+    /// The layers redrawn as fairseq's `transformer_iwslt_de_en` initialises its decoder layers.
+    pub(crate) fn with_fairseq_initialisation(mut self) -> Self {
+        self.layers = std::mem::take(&mut self.layers)
+            .into_iter()
+            .map(|mut layer| {
+                layer.self_attn = fairseq_attention(layer.self_attn);
+                layer.cross_attn = fairseq_attention(layer.cross_attn);
+                layer.pwff = fairseq_feed_forward(layer.pwff);
+                layer
+            })
+            .collect();
+        self
     }
 }
 

@@ -17,7 +17,7 @@ use burn::nn::{
     LinearConfig, PositionalEncoding, PositionalEncodingConfig,
 };
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{Bool, Int, Tensor};
+use burn::tensor::{Bool, Distribution, Int, Tensor};
 use burn::train::{TrainOutput, TrainStep, ValidStep};
 
 use crate::layers::incremental::IncrementalDecoder;
@@ -26,8 +26,22 @@ use crate::ops::dropout::dropout;
 use crate::ops::layer_norm::{layer_norm, layer_norm_config};
 use crate::ops::loss::label_smoothed_cross_entropy;
 use crate::ops::matmul::{linear, matmul};
-use crate::state_dict::{StateDict, load_layer_norm, load_linear, load_param};
+use crate::state_dict::{StateDict, load_layer_norm, load_linear, load_param, trainable_as};
 use crate::training::output::TranslationOutput;
+
+/// How a [`TransformerNmt`]'s weights are first drawn.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum TransformerInit {
+    /// Burn's layers' initialisation: every projection weight and bias `U(±1/√fan_in)` (Burn's
+    /// `KaimingUniform` with gain 1/√3); embeddings `N(0, 1/d)`; layer norms 1 and 0.
+    #[default]
+    Burn,
+    /// fairseq's, as its `transformer_iwslt_de_en` (2019) draws it: query, key and value
+    /// projections `U(±√(6/4d))` (Xavier uniform over the stacked `[3d, d]` matrix), output and
+    /// feed-forward projections Xavier uniform, every projection bias 0; embeddings `N(0, 1/d)`
+    /// with the padding row 0; an unshared output projection `N(0, 1/d)`; layer norms 1 and 0.
+    Fairseq,
+}
 
 /// Configuration of a [`TransformerNmt`].
 #[derive(Config, Debug)]
@@ -68,14 +82,19 @@ pub struct TransformerNmtConfig {
     /// Longest sequence the positional encoding covers.
     #[config(default = 1024)]
     pub max_positions: usize,
+    /// How the weights are first drawn.
+    #[config(default = "TransformerInit::Burn")]
+    pub initialisation: TransformerInit,
 }
 
 impl TransformerNmtConfig {
     /// The IWSLT'14 De-En model of the paper (fairseq's `transformer_iwslt_de_en`): 512-d,
-    /// 6 + 6 layers, 4 heads, feed-forward 1024, dropout 0.3, shared embeddings over a joint
-    /// vocabulary, label smoothing 0.1.
+    /// 6 + 6 layers, 4 heads, feed-forward 1024, dropout 0.3, label smoothing 0.1, fairseq's
+    /// initialisation; shared embeddings over a joint vocabulary (fairseq's has three, see
+    /// docs/EXPERIMENTS.md §3 for what else differs).
     pub fn iwslt_de_en(joint_vocab_size: usize, pad_id: usize) -> Self {
         Self::new(joint_vocab_size, joint_vocab_size, pad_id)
+            .with_initialisation(TransformerInit::Fairseq)
     }
 
     /// A model for CPU runs: 128-d, 2 + 2 layers, 4 heads, feed-forward 256, dropout 0.1,
@@ -149,7 +168,7 @@ impl TransformerNmtConfig {
             self.norm_first
                 .then(|| layer_norm_config(self.d_model).init(device))
         };
-        TransformerNmt {
+        let model = TransformerNmt {
             source_embedding,
             target_embedding,
             output,
@@ -185,6 +204,10 @@ impl TransformerNmtConfig {
             pad_id: self.pad_id,
             label_smoothing: self.label_smoothing,
             max_positions: self.max_positions,
+        };
+        match self.initialisation {
+            TransformerInit::Burn => model,
+            TransformerInit::Fairseq => model.with_fairseq_initialisation(),
         }
     }
 }
@@ -210,6 +233,37 @@ pub struct TransformerNmt<B: Backend> {
 }
 
 impl<B: Backend> TransformerNmt<B> {
+    /// This model redrawn as fairseq initialises it ([`TransformerInit::Fairseq`]): the layers'
+    /// projections, the padding row of each embedding set to 0, an unshared output projection
+    /// `N(0, 1/d)`.
+    fn with_fairseq_initialisation(mut self) -> Self {
+        self.encoder = self.encoder.with_fairseq_initialisation();
+        self.decoder = self.decoder.with_fairseq_initialisation();
+        let pad = self.pad_id;
+        let zero_padding_row = |w: Tensor<B, 2>| {
+            let [_, d] = w.dims();
+            let zeros = Tensor::zeros([1, d], &w.device());
+            // A new leaf from the values (`detach` would keep a tracked tensor tracked).
+            let fresh = Tensor::from_data(w.to_data(), &w.device())
+                .slice_assign([pad..pad + 1, 0..d], zeros);
+            trainable_as(&w, fresh)
+        };
+        self.source_embedding.weight = self.source_embedding.weight.map(zero_padding_row);
+        if let Some(mut target) = self.target_embedding.take() {
+            target.weight = target.weight.map(zero_padding_row);
+            self.target_embedding = Some(target);
+        }
+        if let Some(mut output) = self.output.take() {
+            let std = (self.d_model as f64).powf(-0.5);
+            output.weight = output.weight.map(|w| {
+                let drawn = Tensor::random(w.dims(), Distribution::Normal(0.0, std), &w.device());
+                trainable_as(&w, drawn)
+            });
+            self.output = Some(output);
+        }
+        self
+    }
+
     /// The padding id.
     pub fn pad_id(&self) -> usize {
         self.pad_id
