@@ -55,11 +55,18 @@ impl StateDict {
         }
     }
 
-    /// The same tensors, with nothing read yet. Each model's `load_state_dict` reads through one,
-    /// so that its [`check_all_read`](Self::check_all_read) counts its own reads only, not those
-    /// of an earlier load from the same `StateDict`.
-    pub(crate) fn fresh_view(&self) -> Self {
-        self.with_prefix("")
+    /// What `load` makes of these tensors, read strictly as PyTorch's `load_state_dict(strict=
+    /// True)` reads: `load` reads through a view of its own, and a tensor it left unread is an
+    /// error ([`check_all_read`](Self::check_all_read)). Each model's `load_state_dict` is one
+    /// such load, so an earlier load from the same `StateDict` does not count as reading.
+    pub(crate) fn load_strictly<T>(
+        &self,
+        load: impl FnOnce(&StateDict) -> Result<T, String>,
+    ) -> Result<T, String> {
+        let view = self.with_prefix("");
+        let loaded = load(&view)?;
+        view.check_all_read()?;
+        Ok(loaded)
     }
 
     /// An error naming the first tensor (under the prefix) that nothing has read, as PyTorch's
@@ -211,6 +218,25 @@ pub(crate) fn load_linear<B: Backend>(
     Ok(linear)
 }
 
+/// `linear` with the rows `rows` of a weight PyTorch stacks for several projections
+/// (`[n·out, in]`, transposed to Burn's `[in, out]`) and of the bias stacked alike: one gate of
+/// an `nn.LSTM`, or the query, key or value projection of an `nn.MultiheadAttention`.
+fn stacked_part<B: Backend>(
+    linear: Linear<B>,
+    weight: &Tensor<B, 2>,
+    bias: &Tensor<B, 1>,
+    rows: &std::ops::Range<usize>,
+) -> Linear<B> {
+    let width = weight.dims()[1];
+    let loaded = weight.clone().slice([rows.clone(), 0..width]).transpose();
+    Linear {
+        weight: linear.weight.map(|w| trainable_as(&w, loaded)),
+        bias: linear
+            .bias
+            .map(|b| b.map(|b| trainable_as(&b, bias.clone().slice([rows.clone()])))),
+    }
+}
+
 /// Layer `layer` of a `torch.nn.LSTM` `prefix` into Burn's `lstm`. PyTorch stacks the four
 /// gates' weights as `[4·h, in]` rows in the order input, forget, cell, output
 /// (`weight_ih_l{layer}`, `weight_hh_l{layer}`), with an input-side and a hidden-side bias
@@ -231,21 +257,17 @@ pub(crate) fn load_lstm_layer<B: Backend>(
     let weight_hh = dict.tensor::<B, 2>(&name("weight_hh"), [4 * h, h], &device)?;
     let bias_ih = dict.tensor::<B, 1>(&name("bias_ih"), [4 * h], &device)?;
     let bias_hh = dict.tensor::<B, 1>(&name("bias_hh"), [4 * h], &device)?;
-    // Gate `index`'s rows of PyTorch's stacked weights into one side of a gate controller.
-    let side = |linear: Linear<B>, weight: &Tensor<B, 2>, bias: &Tensor<B, 1>, index: usize| {
+    let gate = |controller: GateController<B>, index: usize| {
         let rows = index * h..(index + 1) * h;
-        let width = weight.dims()[1];
-        let loaded = weight.clone().slice([rows.clone(), 0..width]).transpose();
-        Linear {
-            weight: linear.weight.map(|w| trainable_as(&w, loaded)),
-            bias: linear
-                .bias
-                .map(|b| b.map(|b| trainable_as(&b, bias.clone().slice([rows])))),
+        GateController {
+            input_transform: stacked_part(controller.input_transform, &weight_ih, &bias_ih, &rows),
+            hidden_transform: stacked_part(
+                controller.hidden_transform,
+                &weight_hh,
+                &bias_hh,
+                &rows,
+            ),
         }
-    };
-    let gate = |controller: GateController<B>, index: usize| GateController {
-        input_transform: side(controller.input_transform, &weight_ih, &bias_ih, index),
-        hidden_transform: side(controller.hidden_transform, &weight_hh, &bias_hh, index),
     };
     lstm.input_gate = gate(lstm.input_gate, 0);
     lstm.forget_gate = gate(lstm.forget_gate, 1);
@@ -280,14 +302,7 @@ pub(crate) fn load_attention<B: Backend>(
     let weight = dict.tensor::<B, 2>(&format!("{prefix}.in_proj_weight"), [3 * d, d], &device)?;
     let bias = dict.tensor::<B, 1>(&format!("{prefix}.in_proj_bias"), [3 * d], &device)?;
     let part = |linear: Linear<B>, index: usize| {
-        let rows = index * d..(index + 1) * d;
-        let loaded = weight.clone().slice([rows.clone(), 0..d]).transpose();
-        Linear {
-            weight: linear.weight.map(|w| trainable_as(&w, loaded)),
-            bias: linear
-                .bias
-                .map(|b| b.map(|b| trainable_as(&b, bias.clone().slice([rows])))),
-        }
+        stacked_part(linear, &weight, &bias, &(index * d..(index + 1) * d))
     };
     attention.query = part(attention.query, 0);
     attention.key = part(attention.key, 1);

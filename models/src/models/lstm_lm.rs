@@ -325,8 +325,12 @@ impl<B: Backend> LstmLm<B> {
     /// `nn.AdaptiveLogSoftmaxWithLoss` for an adaptive one); `tools/model_parity_reference.py`
     /// defines that model. Strict: a tensor the model has no parameter for is an error, as is
     /// a missing or misshapen one.
-    pub fn load_state_dict(mut self, dict: &StateDict) -> Result<Self, String> {
-        let dict = &dict.fresh_view();
+    pub fn load_state_dict(self, dict: &StateDict) -> Result<Self, String> {
+        dict.load_strictly(|dict| self.load_weights(dict))
+    }
+
+    /// [`load_state_dict`](Self::load_state_dict) without the check for unread tensors.
+    fn load_weights(mut self, dict: &StateDict) -> Result<Self, String> {
         self.embedding.weight = load_param(dict, "embedding.weight", self.embedding.weight)?;
         self.lstm.layers = std::mem::take(&mut self.lstm.layers)
             .into_iter()
@@ -345,7 +349,6 @@ impl<B: Backend> LstmLm<B> {
         if let Some(adaptive) = self.adaptive.take() {
             self.adaptive = Some(load_adaptive_softmax(dict, "output", adaptive)?);
         }
-        dict.check_all_read()?;
         Ok(self)
     }
 }

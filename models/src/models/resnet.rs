@@ -222,11 +222,15 @@ impl<B: Backend> ResNet<B> {
     /// `.projection.1` (option B), `fc`. Every tensor's shape is checked; a missing or misshapen
     /// one, or one the model has no parameter for, is an error naming it. Rename a state dict of
     /// other names to these first.
-    pub fn load_state_dict(mut self, dict: &StateDict) -> Result<Self, String> {
+    pub fn load_state_dict(self, dict: &StateDict) -> Result<Self, String> {
         if self.stem_pool.is_some() {
             return Err("only the CIFAR ResNet loads a PyTorch state dict".to_string());
         }
-        let dict = &dict.fresh_view();
+        dict.load_strictly(|dict| self.load_weights(dict))
+    }
+
+    /// [`load_state_dict`](Self::load_state_dict) without the check for unread tensors.
+    fn load_weights(mut self, dict: &StateDict) -> Result<Self, String> {
         self.stem_conv.weight = load_param(dict, "stem.0.weight", self.stem_conv.weight)?;
         self.stem_norm = load_batch_norm(dict, "stem.1", self.stem_norm)?;
         let blocks = std::mem::take(&mut self.blocks);
@@ -245,7 +249,6 @@ impl<B: Backend> ResNet<B> {
             self.blocks.push(block);
         }
         self.classifier = load_linear(dict, "fc", self.classifier)?;
-        dict.check_all_read()?;
         Ok(self)
     }
 }

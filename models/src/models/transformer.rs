@@ -391,8 +391,12 @@ impl<B: Backend> TransformerNmt<B> {
     /// `tools/model_parity_reference.py` defines that model; the sinusoids are not weights.
     /// Strict: a tensor the model has no parameter for is an error, as is a missing or
     /// misshapen one.
-    pub fn load_state_dict(mut self, dict: &StateDict) -> Result<Self, String> {
-        let dict = &dict.fresh_view();
+    pub fn load_state_dict(self, dict: &StateDict) -> Result<Self, String> {
+        dict.load_strictly(|dict| self.load_weights(dict))
+    }
+
+    /// [`load_state_dict`](Self::load_state_dict) without the check for unread tensors.
+    fn load_weights(mut self, dict: &StateDict) -> Result<Self, String> {
         let embedding_name = if self.target_embedding.is_some() {
             "source_embedding.weight"
         } else {
@@ -415,7 +419,6 @@ impl<B: Backend> TransformerNmt<B> {
         if let Some(norm) = self.decoder_norm.take() {
             self.decoder_norm = Some(load_layer_norm(dict, "decoder.norm", norm)?);
         }
-        dict.check_all_read()?;
         Ok(self)
     }
 
