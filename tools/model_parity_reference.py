@@ -11,7 +11,8 @@ data) under models/testdata/parity/, which the Rust tests read without Python.
 Run from the repository root:
 
     pip install torch
-    python3 tools/model_parity_reference.py
+    python3 tools/model_parity_reference.py                  # every reference
+    python3 tools/model_parity_reference.py transformer_fairseq   # only those named
 
 Each file holds, by name:
   weights.<state-dict name>   the model before the steps (PyTorch's state_dict names)
@@ -57,6 +58,12 @@ Models:
                           PositionalEncoding: sin at even, cos at odd features), output logits
                           against the embedding; 3 sentence pairs with padding, the last of each
                           side padded the most
+  transformer_fairseq     the same sizes, post-norm, with the architecture of
+                          TransformerArchitecture::Fairseq (fairseq's transformer_iwslt_de_en):
+                          ReLU feed-forward layers, separate source and target embeddings
+                          (nn.Embedding with padding_idx, padding rows 0) and an output
+                          projection without bias, fairseq's sinusoids (sines then cosines,
+                          positions from padding_idx + 1)
 """
 
 import copy
@@ -128,44 +135,69 @@ class LstmLm(nn.Module):
 
 
 class TransformerNmt(nn.Module):
-    """TransformerNmtConfig's model without dropout, on PyTorch's encoder and decoder layers."""
+    """TransformerNmtConfig's model without dropout, on PyTorch's encoder and decoder layers: as
+    Burn's layers (GELU, one shared embedding, Burn's sinusoids) or, with `fairseq`, as
+    TransformerArchitecture::Fairseq (ReLU, three embeddings, fairseq's sinusoids)."""
 
-    def __init__(self, vocab, d, heads, ff, layers, norm_first, pad_id, label_smoothing):
+    def __init__(self, vocab, d, heads, ff, layers, norm_first, pad_id, label_smoothing, fairseq=False):
         super().__init__()
-        self.d, self.pad_id, self.label_smoothing = d, pad_id, label_smoothing
-        self.embedding = nn.Embedding(vocab, d)
-        layer = dict(d_model=d, nhead=heads, dim_feedforward=ff, dropout=0.0, activation="gelu",
-                     batch_first=True, norm_first=norm_first)
+        self.d, self.pad_id, self.label_smoothing, self.fairseq = d, pad_id, label_smoothing, fairseq
+        if fairseq:
+            self.source_embedding = nn.Embedding(vocab, d, padding_idx=pad_id)
+            self.target_embedding = nn.Embedding(vocab, d, padding_idx=pad_id)
+            self.output = nn.Linear(d, vocab, bias=False)
+        else:
+            self.embedding = nn.Embedding(vocab, d)
+        layer = dict(d_model=d, nhead=heads, dim_feedforward=ff, dropout=0.0,
+                     activation="relu" if fairseq else "gelu", batch_first=True, norm_first=norm_first)
         self.encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(**layer), layers,
                                              norm=nn.LayerNorm(d) if norm_first else None,
                                              enable_nested_tensor=False)
         self.decoder = nn.TransformerDecoder(nn.TransformerDecoderLayer(**layer), layers,
                                              norm=nn.LayerNorm(d) if norm_first else None)
         # The stacks deep-copy one layer: draw every matrix afresh (as nn.Transformer does), so
-        # that no two layers are alike, and the embedding as ours (normal, std d^-1/2).
+        # that no two layers are alike, and the embeddings as ours (normal, std d^-1/2; fairseq's
+        # padding rows 0).
         for p in self.parameters():
             if p.dim() > 1:
                 nn.init.xavier_uniform_(p)
-        nn.init.normal_(self.embedding.weight, 0.0, d ** -0.5)
-        # Burn's sinusoids: position i, features (2k, 2k + 1) = sin, cos of i * 10000^(-2k/d).
-        rate = torch.exp(torch.arange(0, d, 2, dtype=torch.float64) * (-math.log(10000.0) / d))
-        angles = torch.arange(64, dtype=torch.float64).unsqueeze(1) * rate
-        sinusoids = torch.stack([angles.sin(), angles.cos()], dim=2).reshape(64, d)
+        for embedding in self.embeddings():
+            nn.init.normal_(embedding.weight, 0.0, d ** -0.5)
+            if fairseq:
+                with torch.no_grad():
+                    embedding.weight[pad_id].zero_()
+        positions = torch.arange(64, dtype=torch.float64).unsqueeze(1)
+        if fairseq:
+            # fairseq's SinusoidalPositionalEmbedding: positions from padding_idx + 1, the d/2
+            # sines of p * 10000^(-i/(d/2 - 1)), then their cosines.
+            half = d // 2
+            rate = torch.exp(torch.arange(half, dtype=torch.float64) * (-math.log(10000.0) / (half - 1)))
+            angles = (positions + pad_id + 1) * rate
+            sinusoids = torch.cat([angles.sin(), angles.cos()], dim=1)
+        else:
+            # Burn's sinusoids: position i, features (2k, 2k + 1) = sin, cos of i * 10000^(-2k/d).
+            rate = torch.exp(torch.arange(0, d, 2, dtype=torch.float64) * (-math.log(10000.0) / d))
+            angles = positions * rate
+            sinusoids = torch.stack([angles.sin(), angles.cos()], dim=2).reshape(64, d)
         self.register_buffer("sinusoids", sinusoids.float(), persistent=False)
 
-    def embed(self, tokens):
-        return self.embedding(tokens) * math.sqrt(self.d) + self.sinusoids[: tokens.shape[1]].to(self.embedding.weight.dtype)
+    def embeddings(self):
+        return [self.source_embedding, self.target_embedding] if self.fairseq else [self.embedding]
+
+    def embed(self, embedding, tokens):
+        return embedding(tokens) * math.sqrt(self.d) + self.sinusoids[: tokens.shape[1]].to(embedding.weight.dtype)
 
     def loss(self, source, target_input, target_output):
+        source_embedding, target_embedding = self.embeddings()[0], self.embeddings()[-1]
         source_padding = source == self.pad_id
         target_padding = target_input == self.pad_id
         length = target_input.shape[1]
         causal = torch.ones(length, length, dtype=torch.bool).triu(1)
-        memory = self.encoder(self.embed(source), src_key_padding_mask=source_padding)
-        decoded = self.decoder(self.embed(target_input), memory, tgt_mask=causal,
+        memory = self.encoder(self.embed(source_embedding, source), src_key_padding_mask=source_padding)
+        decoded = self.decoder(self.embed(target_embedding, target_input), memory, tgt_mask=causal,
                                tgt_key_padding_mask=target_padding,
                                memory_key_padding_mask=source_padding)
-        logits = decoded @ self.embedding.weight.t()
+        logits = self.output(decoded) if self.fairseq else decoded @ self.embedding.weight.t()
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target_output.reshape(-1),
                                ignore_index=self.pad_id, label_smoothing=self.label_smoothing)
 
@@ -197,11 +229,11 @@ def lstm_lm(vocab, adaptive):
     return build, loss
 
 
-def transformer(norm_first):
+def transformer(norm_first, fairseq=False):
     vocab, pad = 40, 1
 
     def build():
-        model = TransformerNmt(vocab, 16, 4, 32, 2, norm_first, pad, 0.1)
+        model = TransformerNmt(vocab, 16, 4, 32, 2, norm_first, pad, 0.1, fairseq)
         batches = []
         for _ in range(2):
             # Words are 2..vocab-1 (0 and 1 are not drawn: 1 is padding). Sentence lengths
@@ -301,14 +333,24 @@ def reference(name, base_seed, build, loss):
 
 
 def main():
+    references = {
+        "resnet20_option_b": (20, resnet("projection")),
+        "resnet20_option_a": (21, resnet("zero_pad")),
+        "lstm_lm_tied": (30, lstm_lm(50, None)),
+        "lstm_lm_adaptive": (31, lstm_lm(60, ([6, 20], 4.0))),
+        "transformer_post_norm": (40, transformer(False)),
+        "transformer_pre_norm": (41, transformer(True)),
+        "transformer_fairseq": (42, transformer(False, fairseq=True)),
+    }
+    names = sys.argv[1:] or list(references)
+    unknown = [name for name in names if name not in references]
+    if unknown:
+        raise SystemExit(f"error: no reference named {', '.join(unknown)} (known: {', '.join(references)})")
     os.makedirs(OUT, exist_ok=True)
     torch.set_num_threads(1)
-    reference("resnet20_option_b", 20, *resnet("projection"))
-    reference("resnet20_option_a", 21, *resnet("zero_pad"))
-    reference("lstm_lm_tied", 30, *lstm_lm(50, None))
-    reference("lstm_lm_adaptive", 31, *lstm_lm(60, ([6, 20], 4.0)))
-    reference("transformer_post_norm", 40, *transformer(False))
-    reference("transformer_pre_norm", 41, *transformer(True))
+    for name in names:
+        base_seed, (build, loss) = references[name]
+        reference(name, base_seed, build, loss)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,15 @@
-//! The Transformer encoder-decoder, post-norm and pre-norm, with shared embeddings, label
-//! smoothing and padded sentences, against PyTorch's `nn.TransformerEncoder` and
-//! `nn.TransformerDecoder`.
+//! The Transformer encoder-decoder, post-norm and pre-norm with shared embeddings, and post-norm
+//! with fairseq's architecture (`TransformerArchitecture::Fairseq`), with label smoothing and
+//! padded sentences, against PyTorch's `nn.TransformerEncoder` and `nn.TransformerDecoder`.
 
 use burn::backend::{Autodiff, NdArray, Wgpu};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
 use radam_train::models::batch::TranslationBatch;
 use radam_train::models::state_dict::StateDict;
-use radam_train::models::transformer::{TransformerNmt, TransformerNmtConfig};
+use radam_train::models::transformer::{
+    TransformerArchitecture, TransformerNmt, TransformerNmtConfig,
+};
 
 use crate::{Errors, common, errors, on_every_kernel_path, reference};
 
@@ -38,20 +40,22 @@ fn batch<B: Backend>(dict: &StateDict, index: usize, device: &B::Device) -> Tran
 
 fn transformer_errors<B: AutodiffBackend>(name: &str, device: &B::Device) -> Errors {
     let dict = reference(name);
-    let norm_first = name == "transformer_pre_norm";
+    let config = TransformerNmtConfig::new(40, 40, PAD as usize)
+        .with_d_model(16)
+        .with_d_ff(32)
+        .with_n_heads(4)
+        .with_encoder_layers(2)
+        .with_decoder_layers(2)
+        .with_dropout(0.0)
+        .with_norm_first(name == "transformer_pre_norm")
+        .with_label_smoothing(0.1);
+    let config = if name == "transformer_fairseq" {
+        config.with_architecture(TransformerArchitecture::Fairseq)
+    } else {
+        config
+    };
     let build = |weights: &StateDict| -> TransformerNmt<B> {
-        TransformerNmtConfig::new(40, 40, PAD as usize)
-            .with_d_model(16)
-            .with_d_ff(32)
-            .with_n_heads(4)
-            .with_encoder_layers(2)
-            .with_decoder_layers(2)
-            .with_dropout(0.0)
-            .with_norm_first(norm_first)
-            .with_label_smoothing(0.1)
-            .init::<B>(device)
-            .load_state_dict(weights)
-            .unwrap()
+        config.init::<B>(device).load_state_dict(weights).unwrap()
     };
     errors(
         &dict,
@@ -61,7 +65,11 @@ fn transformer_errors<B: AutodiffBackend>(name: &str, device: &B::Device) -> Err
     )
 }
 
-const CASES: [&str; 2] = ["transformer_post_norm", "transformer_pre_norm"];
+const CASES: [&str; 3] = [
+    "transformer_post_norm",
+    "transformer_pre_norm",
+    "transformer_fairseq",
+];
 
 #[test]
 fn transformer_on_ndarray_every_kernel_path() {

@@ -414,8 +414,8 @@ mod tests {
 
     use super::*;
     use crate::decoding::reference::reference_beam_search;
-    use crate::models::transformer::TransformerNmtConfig;
     use crate::models::transformer::test_data::{PAD, ids, padding, tiny_model};
+    use crate::models::transformer::{TransformerArchitecture, TransformerNmtConfig};
     use crate::test_support::{TestAutodiffBackend, TestBackend, assert_tensors_close, trained};
     use burn::tensor::activation::log_softmax;
 
@@ -621,15 +621,21 @@ mod tests {
 
     /// Decodes two rows one position at a time, swaps them (sentence, memory and cached
     /// positions) after the third, and compares every step with the teacher-forced forward pass
-    /// of the sentence and prefix the row then holds — pre-norm and post-norm.
+    /// of the sentence and prefix the row then holds — pre-norm and post-norm, and fairseq's
+    /// architecture (its ReLU and its sinusoids).
     #[test]
     fn step_by_step_decoding_with_a_reorder_matches_the_full_forward_pass() {
-        for norm_first in [true, false] {
+        for (norm_first, architecture) in [
+            (true, TransformerArchitecture::Burn),
+            (false, TransformerArchitecture::Burn),
+            (false, TransformerArchitecture::Fairseq),
+        ] {
             let model = TransformerNmtConfig::tiny(20, PAD)
                 .with_d_model(32)
                 .with_d_ff(64)
                 .with_dropout(0.0)
                 .with_norm_first(norm_first)
+                .with_architecture(architecture)
                 .init::<TestBackend>(&Default::default());
             let source = ids::<TestBackend>(vec![vec![5, 6, 7, 2], vec![8, 9, 2, 0]]);
             let prefixes = vec![vec![1i64, 5, 6, 7, 3], vec![1, 8, 9, 4, 4]];

@@ -3,18 +3,19 @@
 //! [`TransformerEncoder`](burn::nn::transformer::TransformerEncoder) and
 //! [`TransformerDecoder`](burn::nn::transformer::TransformerDecoder) — a checkpoint of either
 //! loads into these — with a forward pass of our own that computes what Burn's does, but draws
-//! its dropout masks, computes its GELU, attention and layer norms and runs its projections as
+//! its dropout masks, computes its GELU (or ReLU), attention and layer norms and runs its projections as
 //! 2-D products natively on ndarray (the crate's `dropout`, `gelu`, `attention`, `layer_norm`
 //! and `matmul` modules). The decoder layer's sub-layers are shared with the incremental decoder
 //! ([`crate::layers::incremental`]).
 
-use burn::module::Module;
+use burn::module::{Ignored, Module};
 use burn::nn::attention::{MultiHeadAttention, MultiHeadAttentionConfig};
 use burn::nn::transformer::{
     PositionWiseFeedForward, PositionWiseFeedForwardConfig, TransformerDecoderConfig,
     TransformerEncoderConfig,
 };
 use burn::nn::{Dropout, DropoutConfig, LayerNorm, Linear};
+use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Distribution, Tensor};
 
@@ -26,6 +27,42 @@ use crate::ops::matmul::linear;
 use crate::state_dict::{
     StateDict, load_attention, load_feed_forward, load_layer_norm, trainable_as,
 };
+
+/// The activation of the position-wise feed-forward layers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum FeedForwardActivation {
+    /// The exact (erf) GELU: Burn's transformer layers' and PyTorch's `activation="gelu"`.
+    #[default]
+    Gelu,
+    /// ReLU: Vaswani et al.'s and fairseq's `transformer_iwslt_de_en`.
+    Relu,
+}
+
+/// What a layer stack takes beyond Burn's transformer configurations: the feed-forward layers'
+/// activation and the dropout inside the sub-layers (Burn's configurations use their one
+/// `dropout` for these too; fairseq has `--attention-dropout` and `--activation-dropout`, both 0
+/// by default).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SubLayers {
+    /// The feed-forward layers' activation.
+    pub activation: FeedForwardActivation,
+    /// Dropout on the attention scores (before the masks and the softmax, as Burn's
+    /// `MultiHeadAttention` drops them).
+    pub attention_dropout: f64,
+    /// Dropout on the feed-forward layers' activations.
+    pub activation_dropout: f64,
+}
+
+impl SubLayers {
+    /// As Burn's layers: GELU, and `dropout` in the attention and after the activation.
+    pub fn as_burn(dropout: f64) -> Self {
+        Self {
+            activation: FeedForwardActivation::Gelu,
+            attention_dropout: dropout,
+            activation_dropout: dropout,
+        }
+    }
+}
 
 /// A stack of encoder layers (self-attention, feed-forward), as Burn's `TransformerEncoder`.
 #[derive(Module, Debug)]
@@ -59,6 +96,7 @@ pub struct EncoderLayer<B: Backend> {
     norm_2: LayerNorm<B>,
     dropout: Dropout,
     norm_first: bool,
+    activation: Ignored<FeedForwardActivation>,
 }
 
 /// A stack of decoder layers (causal self-attention, attention over the encoder output,
@@ -97,6 +135,7 @@ pub struct DecoderLayer<B: Backend> {
     norm_3: LayerNorm<B>,
     dropout: Dropout,
     norm_first: bool,
+    activation: Ignored<FeedForwardActivation>,
 }
 
 /// A mask over attention scores `[rows, 1, 1, keys]` from a padding mask `[rows, keys]` (true:
@@ -152,9 +191,17 @@ fn attention<B: Backend>(
     positionwise(&attention.output, context)
 }
 
-/// The position-wise feed-forward layer: `W₂·dropout(GELU(W₁·x + b₁)) + b₂`.
-fn feed_forward<B: Backend>(layer: &PositionWiseFeedForward<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
-    let hidden = gelu(positionwise(&layer.linear_inner, x));
+/// The position-wise feed-forward layer: `W₂·dropout(f(W₁·x + b₁)) + b₂`, `f` the activation.
+fn feed_forward<B: Backend>(
+    layer: &PositionWiseFeedForward<B>,
+    activation: FeedForwardActivation,
+    x: Tensor<B, 3>,
+) -> Tensor<B, 3> {
+    let inner = positionwise(&layer.linear_inner, x);
+    let hidden = match activation {
+        FeedForwardActivation::Gelu => gelu(inner),
+        FeedForwardActivation::Relu => relu(inner),
+    };
     positionwise(&layer.linear_outer, dropout(&layer.dropout, hidden))
 }
 
@@ -193,14 +240,25 @@ fn attention_layer<B: Backend>(
 }
 
 impl<B: Backend> Encoder<B> {
-    /// The encoder of `config`, initialised as Burn's `TransformerEncoderConfig::init` does.
+    /// The encoder of `config`, as Burn's `TransformerEncoderConfig::init` builds and initialises
+    /// it.
     pub fn new(config: &TransformerEncoderConfig, device: &B::Device) -> Self {
+        Self::with_sub_layers(config, SubLayers::as_burn(config.dropout), device)
+    }
+
+    /// The encoder of `config` with `sub_layers`' activation and inner dropouts (`config.dropout`
+    /// stays the dropout of each residual branch), initialised as Burn's layers are.
+    pub fn with_sub_layers(
+        config: &TransformerEncoderConfig,
+        sub_layers: SubLayers,
+        device: &B::Device,
+    ) -> Self {
         let layers = (0..config.n_layers)
             .map(|_| EncoderLayer {
                 mha: attention_layer(
                     config.d_model,
                     config.n_heads,
-                    config.dropout,
+                    sub_layers.attention_dropout,
                     config.quiet_softmax,
                     &config.initializer,
                     device,
@@ -210,9 +268,10 @@ impl<B: Backend> Encoder<B> {
                 dropout: DropoutConfig::new(config.dropout).init(),
                 pwff: PositionWiseFeedForwardConfig::new(config.d_model, config.d_ff)
                     .with_initializer(config.initializer.clone())
-                    .with_dropout(config.dropout)
+                    .with_dropout(sub_layers.activation_dropout)
                     .init(device),
                 norm_first: config.norm_first,
+                activation: Ignored(sub_layers.activation),
             })
             .collect();
         Self {
@@ -244,20 +303,31 @@ impl<B: Backend> Encoder<B> {
                 layer.norm_first,
                 (&layer.norm_1, &layer.norm_2),
                 &layer.dropout,
-                |x| feed_forward(&layer.pwff, x),
+                |x| feed_forward(&layer.pwff, *layer.activation, x),
             )
         })
     }
 }
 
 impl<B: Backend> Decoder<B> {
-    /// The decoder of `config`, initialised as Burn's `TransformerDecoderConfig::init` does.
+    /// The decoder of `config`, as Burn's `TransformerDecoderConfig::init` builds and initialises
+    /// it.
     pub fn new(config: &TransformerDecoderConfig, device: &B::Device) -> Self {
+        Self::with_sub_layers(config, SubLayers::as_burn(config.dropout), device)
+    }
+
+    /// The decoder of `config` with `sub_layers`' activation and inner dropouts (`config.dropout`
+    /// stays the dropout of each residual branch), initialised as Burn's layers are.
+    pub fn with_sub_layers(
+        config: &TransformerDecoderConfig,
+        sub_layers: SubLayers,
+        device: &B::Device,
+    ) -> Self {
         let attention = || {
             attention_layer(
                 config.d_model,
                 config.n_heads,
-                config.dropout,
+                sub_layers.attention_dropout,
                 config.quiet_softmax,
                 &config.initializer,
                 device,
@@ -273,9 +343,10 @@ impl<B: Backend> Decoder<B> {
                 dropout: DropoutConfig::new(config.dropout).init(),
                 // Burn's decoder gives its feed-forward layers the default initializer.
                 pwff: PositionWiseFeedForwardConfig::new(config.d_model, config.d_ff)
-                    .with_dropout(config.dropout)
+                    .with_dropout(sub_layers.activation_dropout)
                     .init(device),
                 norm_first: config.norm_first,
+                activation: Ignored(sub_layers.activation),
             })
             .collect();
         Self {
@@ -487,7 +558,7 @@ impl<B: Backend> DecoderLayer<B> {
             norm_first,
             (&self.norm_2, &self.norm_3),
             &self.dropout,
-            |x| feed_forward(&self.pwff, x),
+            |x| feed_forward(&self.pwff, *self.activation, x),
         )
     }
 

@@ -1,7 +1,8 @@
 //! A Transformer encoder-decoder for translation (Vaswani et al., 2017) on the encoder and
 //! decoder stacks of [`crate::layers::transformer_layers`] (Burn's layers and records, our forward
 //! pass): scaled token embeddings, sinusoidal positions, optional shared embeddings, pre- or
-//! post-norm, label-smoothed cross-entropy.
+//! post-norm, GELU or ReLU, label-smoothed cross-entropy; [`TransformerArchitecture::Fairseq`]
+//! gives it the architecture of fairseq's `transformer_iwslt_de_en`, which the paper trains.
 
 use crate::batch::TranslationBatch;
 use burn::config::Config;
@@ -17,11 +18,12 @@ use burn::nn::{
     LinearConfig, PositionalEncoding, PositionalEncodingConfig,
 };
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{Bool, Distribution, Int, Tensor};
+use burn::tensor::{Bool, Distribution, Int, Tensor, TensorData};
 use burn::train::{TrainOutput, TrainStep, ValidStep};
 
 use crate::layers::incremental::IncrementalDecoder;
-use crate::layers::transformer_layers::{Decoder, Encoder};
+pub use crate::layers::transformer_layers::FeedForwardActivation;
+use crate::layers::transformer_layers::{Decoder, Encoder, SubLayers};
 use crate::ops::dropout::dropout;
 use crate::ops::layer_norm::{layer_norm, layer_norm_config};
 use crate::ops::loss::label_smoothed_cross_entropy;
@@ -40,6 +42,33 @@ pub enum TransformerInit {
     /// projections `U(±√(6/4d))` (Xavier uniform over the stacked `[3d, d]` matrix), output and
     /// feed-forward projections Xavier uniform, every projection bias 0; embeddings `N(0, 1/d)`
     /// with the padding row 0; an unshared output projection `N(0, 1/d)`; layer norms 1 and 0.
+    Fairseq,
+}
+
+/// A family of Transformers, as one choice of [`TransformerNmtConfig`]'s activation, inner
+/// dropouts, embeddings, sinusoids and initialisation
+/// ([`with_architecture`](TransformerNmtConfig::with_architecture)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransformerArchitecture {
+    /// Burn's layers (the configuration's defaults): GELU, `dropout` on the attention scores and
+    /// the activations too, one embedding matrix for source, target and output, Burn's
+    /// sinusoids and initialisation.
+    Burn,
+    /// fairseq's `transformer` models (`transformer_iwslt_de_en`, which the paper trains): ReLU,
+    /// no dropout on the attention scores or the activations, separate source, target and output
+    /// embeddings, fairseq's sinusoids and initialisation.
+    Fairseq,
+}
+
+/// Which sinusoids encode the positions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Sinusoids {
+    /// Burn's `PositionalEncoding` (Vaswani et al.'s layout): position `p` from 0, features
+    /// `2i` and `2i + 1` the sine and cosine of `p · 10000^(−2i/d)`.
+    #[default]
+    Burn,
+    /// fairseq's `SinusoidalPositionalEmbedding`: position `p` counted from `padding_idx + 1`,
+    /// the `d/2` sines of `p · 10000^(−i/(d/2 − 1))` followed by their cosines.
     Fairseq,
 }
 
@@ -67,9 +96,22 @@ pub struct TransformerNmtConfig {
     /// Decoder layers.
     #[config(default = 6)]
     pub decoder_layers: usize,
-    /// Dropout (embeddings, attention, feed-forward, residuals).
+    /// Dropout of the embeddings and of each residual branch; also of the attention scores and
+    /// the feed-forward activations unless `attention_dropout` / `activation_dropout` say.
     #[config(default = 0.3)]
     pub dropout: f64,
+    /// Dropout of the attention scores [default: `dropout`].
+    #[config(default = "None")]
+    pub attention_dropout: Option<f64>,
+    /// Dropout of the feed-forward layers' activations [default: `dropout`].
+    #[config(default = "None")]
+    pub activation_dropout: Option<f64>,
+    /// The feed-forward layers' activation.
+    #[config(default = "FeedForwardActivation::Gelu")]
+    pub activation: FeedForwardActivation,
+    /// How positions are encoded.
+    #[config(default = "Sinusoids::Burn")]
+    pub sinusoids: Sinusoids,
     /// Pre-norm (`true`: LayerNorm before each sub-layer, plus a final LayerNorm) or post-norm.
     #[config(default = false)]
     pub norm_first: bool,
@@ -88,13 +130,43 @@ pub struct TransformerNmtConfig {
 }
 
 impl TransformerNmtConfig {
-    /// The IWSLT'14 De-En model of the paper (fairseq's `transformer_iwslt_de_en`): 512-d,
-    /// 6 + 6 layers, 4 heads, feed-forward 1024, dropout 0.3, label smoothing 0.1, fairseq's
-    /// initialisation; shared embeddings over a joint vocabulary (fairseq's has three, see
-    /// docs/EXPERIMENTS.md §3 for what else differs).
+    /// The IWSLT'14 De-En model of the paper, fairseq's `transformer_iwslt_de_en` (2019) as the
+    /// paper's recipe trains it (RAdam repository, `nmt/recipes.md`): 512-d, 6 + 6 post-norm
+    /// layers, 4 heads, feed-forward 1024, dropout 0.3, label smoothing 0.1, and fairseq's
+    /// architecture ([`TransformerArchitecture::Fairseq`]).
     pub fn iwslt_de_en(joint_vocab_size: usize, pad_id: usize) -> Self {
         Self::new(joint_vocab_size, joint_vocab_size, pad_id)
-            .with_initialisation(TransformerInit::Fairseq)
+            .with_architecture(TransformerArchitecture::Fairseq)
+    }
+
+    /// This configuration with `architecture`'s activation, inner dropouts, embeddings,
+    /// sinusoids and initialisation; sizes, `dropout`, `norm_first` and the loss unchanged.
+    pub fn with_architecture(self, architecture: TransformerArchitecture) -> Self {
+        match architecture {
+            TransformerArchitecture::Burn => self
+                .with_activation(FeedForwardActivation::Gelu)
+                .with_attention_dropout(None)
+                .with_activation_dropout(None)
+                .with_share_embeddings(true)
+                .with_sinusoids(Sinusoids::Burn)
+                .with_initialisation(TransformerInit::Burn),
+            TransformerArchitecture::Fairseq => self
+                .with_activation(FeedForwardActivation::Relu)
+                .with_attention_dropout(Some(0.0))
+                .with_activation_dropout(Some(0.0))
+                .with_share_embeddings(false)
+                .with_sinusoids(Sinusoids::Fairseq)
+                .with_initialisation(TransformerInit::Fairseq),
+        }
+    }
+
+    /// The activation and inner dropouts of the layers.
+    fn sub_layers(&self) -> SubLayers {
+        SubLayers {
+            activation: self.activation,
+            attention_dropout: self.attention_dropout.unwrap_or(self.dropout),
+            activation_dropout: self.activation_dropout.unwrap_or(self.dropout),
+        }
     }
 
     /// A model for CPU runs: 128-d, 2 + 2 layers, 4 heads, feed-forward 256, dropout 0.1,
@@ -126,10 +198,23 @@ impl TransformerNmtConfig {
         if self.pad_id >= self.source_vocab_size.min(self.target_vocab_size) {
             return Err(format!("pad_id {} is outside the vocabulary", self.pad_id));
         }
-        if !(0.0..1.0).contains(&self.label_smoothing) || !(0.0..1.0).contains(&self.dropout) {
+        let sub_layers = self.sub_layers();
+        let probabilities = [
+            ("label_smoothing", self.label_smoothing),
+            ("dropout", self.dropout),
+            ("attention_dropout", sub_layers.attention_dropout),
+            ("activation_dropout", sub_layers.activation_dropout),
+        ];
+        if let Some((name, value)) = probabilities
+            .iter()
+            .find(|(_, value)| !(0.0..1.0).contains(value))
+        {
+            return Err(format!("{name} ({value}) must lie in [0, 1)"));
+        }
+        if self.sinusoids == Sinusoids::Fairseq && (self.d_model < 4 || self.d_model % 2 == 1) {
             return Err(format!(
-                "label_smoothing ({}) and dropout ({}) must lie in [0, 1)",
-                self.label_smoothing, self.dropout
+                "fairseq's sinusoids need an even d_model of at least 4, got {}",
+                self.d_model
             ));
         }
         Ok(())
@@ -172,11 +257,9 @@ impl TransformerNmtConfig {
             source_embedding,
             target_embedding,
             output,
-            positions: PositionalEncodingConfig::new(self.d_model)
-                .with_max_sequence_size(self.max_positions)
-                .init(device),
+            positions: self.positions(device),
             dropout: DropoutConfig::new(self.dropout).init(),
-            encoder: Encoder::new(
+            encoder: Encoder::with_sub_layers(
                 &TransformerEncoderConfig::new(
                     self.d_model,
                     self.d_ff,
@@ -185,9 +268,10 @@ impl TransformerNmtConfig {
                 )
                 .with_dropout(self.dropout)
                 .with_norm_first(self.norm_first),
+                self.sub_layers(),
                 device,
             ),
-            decoder: Decoder::new(
+            decoder: Decoder::with_sub_layers(
                 &TransformerDecoderConfig::new(
                     self.d_model,
                     self.d_ff,
@@ -196,6 +280,7 @@ impl TransformerNmtConfig {
                 )
                 .with_dropout(self.dropout)
                 .with_norm_first(self.norm_first),
+                self.sub_layers(),
                 device,
             ),
             encoder_norm: final_norm(),
@@ -210,6 +295,43 @@ impl TransformerNmtConfig {
             TransformerInit::Fairseq => model.with_fairseq_initialisation(),
         }
     }
+}
+
+impl TransformerNmtConfig {
+    /// The sinusoids of positions `0..max_positions` as [`Sinusoids`] says.
+    fn positions<B: Backend>(&self, device: &B::Device) -> PositionalEncoding<B> {
+        let burn = PositionalEncodingConfig::new(self.d_model)
+            .with_max_sequence_size(self.max_positions)
+            .init(device);
+        match self.sinusoids {
+            Sinusoids::Burn => burn,
+            Sinusoids::Fairseq => PositionalEncoding {
+                sinusoids: fairseq_sinusoids(self.max_positions, self.d_model, self.pad_id, device),
+                ..burn
+            },
+        }
+    }
+}
+
+/// fairseq's sinusoids `[1, positions, d]` of our positions `0..positions` (fairseq's
+/// `padding_idx + 1` onwards): `[sin(p·ω_i) | cos(p·ω_i)]`, `ω_i = 10000^(−i/(d/2 − 1))`,
+/// `i < d/2` (`SinusoidalPositionalEmbedding.get_embedding`), computed in f64.
+fn fairseq_sinusoids<B: Backend>(
+    positions: usize,
+    d: usize,
+    pad_id: usize,
+    device: &B::Device,
+) -> Tensor<B, 3> {
+    let half = d / 2;
+    let step = 10_000f64.ln() / (half - 1) as f64;
+    let mut table = Vec::with_capacity(positions * d);
+    for position in 0..positions {
+        let p = (position + pad_id + 1) as f64;
+        let angles = (0..half).map(|i| p * (-(i as f64) * step).exp());
+        table.extend(angles.clone().map(|a| a.sin() as f32));
+        table.extend(angles.map(|a| a.cos() as f32));
+    }
+    Tensor::<B, 2>::from_data(TensorData::new(table, [positions, d]), device).unsqueeze()
 }
 
 /// The Transformer translation model.
@@ -386,7 +508,7 @@ impl<B: Backend> TransformerNmt<B> {
     /// This model with the weights of a PyTorch `state_dict` (see [`crate::state_dict`]) of the
     /// same architecture: `embedding` (`nn.Embedding`, shared embeddings) or `source_embedding`,
     /// `target_embedding` and `output` (`nn.Linear` without bias); `encoder` and `decoder`
-    /// (`nn.TransformerEncoder` / `nn.TransformerDecoder` with GELU layers of this model's
+    /// (`nn.TransformerEncoder` / `nn.TransformerDecoder` with layers of this model's activation and
     /// `norm_first`, and final norms `encoder.norm`, `decoder.norm` pre-norm only, as fairseq).
     /// `tools/model_parity_reference.py` defines that model; the sinusoids are not weights.
     /// Strict: a tensor the model has no parameter for is an error, as is a missing or
@@ -563,8 +685,14 @@ mod tests {
         let layer_norm = 2 * d;
         let encoder_layer = attention + feed_forward + 2 * layer_norm;
         let decoder_layer = 2 * attention + feed_forward + 3 * layer_norm;
-        let expected = vocab * d + 6 * encoder_layer + 6 * decoder_layer;
+        // Source and target embeddings and the output projection, three matrices: fairseq's
+        // transformer_iwslt_de_en shares none unless told (the paper's recipe does not).
+        let expected = 3 * vocab * d + 6 * encoder_layer + 6 * decoder_layer;
         assert_eq!(trainable_parameters(&model), expected);
+        let shared = TransformerNmtConfig::iwslt_de_en(vocab, PAD)
+            .with_share_embeddings(true)
+            .init::<TestAutodiffBackend>(&Default::default());
+        assert_eq!(trainable_parameters(&shared), expected - 2 * vocab * d);
     }
 
     #[test]
@@ -588,16 +716,33 @@ mod tests {
             .validate()
             .unwrap_err();
         assert!(error.contains("multiple of n_heads"), "{error}");
+        let error = TransformerNmtConfig::new(10, 10, PAD)
+            .with_d_model(2)
+            .with_n_heads(1)
+            .with_architecture(TransformerArchitecture::Fairseq)
+            .validate()
+            .unwrap_err();
+        assert!(error.contains("even d_model of at least 4"), "{error}");
+        let error = TransformerNmtConfig::new(10, 10, PAD)
+            .with_attention_dropout(Some(1.0))
+            .validate()
+            .unwrap_err();
+        assert_eq!(error, "attention_dropout (1) must lie in [0, 1)");
     }
 
     #[test]
     fn a_future_target_token_does_not_change_earlier_outputs() {
-        for norm_first in [false, true] {
+        for (norm_first, architecture) in [
+            (false, TransformerArchitecture::Burn),
+            (true, TransformerArchitecture::Burn),
+            (false, TransformerArchitecture::Fairseq),
+        ] {
             let model: TransformerNmt<TestBackend> = TransformerNmtConfig::tiny(20, PAD)
                 .with_d_model(32)
                 .with_d_ff(64)
                 .with_dropout(0.0)
                 .with_norm_first(norm_first)
+                .with_architecture(architecture)
                 .init(&Default::default());
             let source = ids::<TestBackend>(vec![vec![5, 6, 7, 2]]);
             let a = ids::<TestBackend>(vec![vec![1, 5, 6, 7]]);
