@@ -103,10 +103,13 @@ impl SearchSetting {
         if valid { Ok(setting) } else { Err(invalid()) }
     }
 
-    /// The model and Adam hyper-parameters of the setting as task flags (post-norm), without the
-    /// optimizer: shared by the search's runs and the `warmup` ablation run at the setting found.
+    /// The model and Adam hyper-parameters of the setting as task flags (post-norm, fairseq's
+    /// architecture, as the paper's model), without the optimizer: shared by the search's runs
+    /// and the `warmup` ablation run at the setting found.
     pub fn model_flags(&self) -> Vec<String> {
         [
+            "--architecture",
+            "fairseq",
             "--norm",
             "post",
             "--layers",
@@ -473,6 +476,7 @@ mod tests {
         let parsed = NmtArgs::try_parse_from(flags).unwrap();
         assert_eq!(parsed.layers, Some(2));
         assert_eq!(parsed.norm, Some(nmt::NormPlacement::Post));
+        assert_eq!(parsed.architecture, Some(nmt::Architecture::Fairseq));
         assert_eq!(parsed.test_sentences, Some(0));
     }
 }

@@ -18,7 +18,7 @@ use radam_datasets::translation::{
 };
 use radam_models::decoding::BeamSearchConfig;
 use radam_models::metrics::TokenPerplexityMetric;
-use radam_models::transformer::{TransformerNmt, TransformerNmtConfig};
+use radam_models::transformer::{TransformerArchitecture, TransformerNmt, TransformerNmtConfig};
 
 use super::{OnBackend, on_backend};
 use crate::harness::memory_budget::{available_memory, check_fits, training_bytes};
@@ -74,6 +74,22 @@ pub struct NmtArgs {
     /// Where LayerNorm goes [default: pre for --size tiny and small, post for paper].
     #[arg(long, value_enum)]
     pub norm: Option<NormPlacement>,
+    /// The Transformer's architecture [default: burn for --size tiny and small, fairseq for
+    /// paper].
+    #[arg(long, value_enum)]
+    pub architecture: Option<Architecture>,
+}
+
+/// A Transformer architecture (`TransformerArchitecture`), as a flag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Architecture {
+    /// Burn's layers: GELU, one embedding matrix for source, target and output, dropout on
+    /// attention scores and activations too, Burn's sinusoids and initialisation.
+    Burn,
+    /// fairseq's transformer_iwslt_de_en, as the paper trains it: ReLU, separate source, target
+    /// and output embeddings, no dropout on attention scores or activations, fairseq's
+    /// sinusoids and initialisation.
+    Fairseq,
 }
 
 /// Where a Transformer's LayerNorms sit.
@@ -86,7 +102,8 @@ pub enum NormPlacement {
 }
 
 impl NmtArgs {
-    /// The model `--size` describes, with `--layers`, `--d-model` and `--norm` applied.
+    /// The model `--size` describes, with `--layers`, `--d-model`, `--norm` and `--architecture`
+    /// applied.
     fn model_config(&self, vocab: usize, pad: usize) -> TransformerNmtConfig {
         let config = match self.train.size {
             SizePreset::Tiny => TransformerNmtConfig::tiny(vocab, pad)
@@ -104,6 +121,13 @@ impl NmtArgs {
         let norm_first = self
             .norm
             .map_or(config.norm_first, |norm| norm == NormPlacement::Pre);
+        let config = match self.architecture {
+            Some(Architecture::Burn) => config.with_architecture(TransformerArchitecture::Burn),
+            Some(Architecture::Fairseq) => {
+                config.with_architecture(TransformerArchitecture::Fairseq)
+            }
+            None => config,
+        };
         config
             .with_encoder_layers(layers)
             .with_decoder_layers(layers)
@@ -123,6 +147,12 @@ impl NmtArgs {
         }
         if let Some(norm) = self.norm {
             options.insert("norm".to_string(), format!("{norm:?}").to_lowercase());
+        }
+        if let Some(architecture) = self.architecture {
+            options.insert(
+                "architecture".to_string(),
+                format!("{architecture:?}").to_lowercase(),
+            );
         }
         options
     }
@@ -212,7 +242,9 @@ pub fn run(args: NmtArgs) -> Result<RunReport, HarnessError> {
 fn transformer_bytes(config: &TransformerNmtConfig, vocab: usize, batch_tokens: usize) -> u128 {
     let (d, f, v) = (config.d_model as u128, config.d_ff as u128, vocab as u128);
     let (encoder, decoder) = (config.encoder_layers as u128, config.decoder_layers as u128);
-    let parameters = (2 * v * d)
+    // The shared embedding counted twice (input and output), or three matrices.
+    let embeddings = if config.share_embeddings { 2 } else { 3 };
+    let parameters = (embeddings * v * d)
         .saturating_add(encoder.saturating_mul(4 * d * d + 2 * d * f))
         .saturating_add(decoder.saturating_mul(8 * d * d + 2 * d * f));
     let activations = (batch_tokens as u128)
@@ -461,6 +493,7 @@ impl OnBackend for NmtTask {
 mod tests {
     use super::*;
     use clap::Parser;
+    use radam_models::transformer::{FeedForwardActivation, Sinusoids, TransformerInit};
 
     fn parse(flags: &[&str]) -> NmtArgs {
         NmtArgs::try_parse_from(std::iter::once("nmt").chain(flags.iter().copied())).unwrap()
@@ -508,5 +541,31 @@ mod tests {
             (paper.encoder_layers, paper.d_model, paper.norm_first),
             (6, 512, false)
         );
+    }
+
+    #[test]
+    fn the_architecture_is_fairseqs_for_the_paper_and_a_flag_otherwise() {
+        let fairseq = |config: &TransformerNmtConfig| {
+            (
+                config.activation,
+                config.share_embeddings,
+                config.sinusoids,
+                config.initialisation,
+            ) == (
+                FeedForwardActivation::Relu,
+                false,
+                Sinusoids::Fairseq,
+                TransformerInit::Fairseq,
+            )
+        };
+        assert!(fairseq(&parse(&["--size", "paper"]).model_config(600, 0)));
+        assert!(!fairseq(&parse(&[]).model_config(600, 0)));
+        let args = parse(&["--architecture", "fairseq", "--d-model", "64"]);
+        let small = args.model_config(600, 0);
+        assert!(fairseq(&small));
+        assert_eq!((small.d_model, small.attention_dropout), (64, Some(0.0)));
+        assert_eq!(args.model_options()["architecture"], "fairseq");
+        let burn = parse(&["--size", "paper", "--architecture", "burn"]).model_config(600, 0);
+        assert!(burn.share_embeddings && burn.activation == FeedForwardActivation::Gelu);
     }
 }
