@@ -264,9 +264,12 @@ pub struct PairBatch {
 }
 
 /// Sentence pairs grouped into batches of similar length whose padded size stays within a
-/// token budget: a batch of `n` pairs padded to `l` tokens (the longer side, end-of-sentence
-/// included) has `n·l ≤ max_tokens`. Each item is a whole batch: load it with a data loader of
-/// batch size 1 (shuffling then shuffles the order of batches).
+/// token budget, as fairseq (2019) groups them for `--max-tokens`: pairs in the order of
+/// `LanguagePairDataset.ordered_indices` (by source length, then target length; fairseq breaks
+/// the remaining ties at random, this keeps the corpus order), cut greedily as
+/// `data_utils.batch_by_size` does, so that a batch of `n` pairs padded to `l` tokens (the
+/// longer side, end-of-sentence included) has `n·l ≤ max_tokens`. Each item is a whole batch:
+/// load it with a data loader of batch size 1 (shuffling then shuffles the order of batches).
 #[derive(Clone, Debug)]
 pub struct TokenBudgetDataset {
     batches: Vec<PairBatch>,
@@ -306,7 +309,9 @@ impl TokenBudgetDataset {
                 }
             })
             .collect();
-        pairs.sort_by_key(|(s, t)| (s.len().max(t.len()), s.len(), t.len()));
+        // A stable sort by (source, target) length: fairseq's two stable sorts, by target length
+        // and then by source length.
+        pairs.sort_by_key(|(s, t)| (s.len(), t.len()));
         let mut batches = Vec::new();
         let mut current: Vec<(Vec<u32>, Vec<u32>)> = Vec::new();
         let mut longest = 0;
@@ -349,7 +354,11 @@ impl Dataset<PairBatch> for TokenBudgetDataset {
 }
 
 /// Pads a [`PairBatch`] (or several, concatenated) into a [`TranslationBatch`]: the source gets
-/// `</s>` appended, the decoder input is `<s> y`, the decoder output `y </s>`.
+/// `</s>` appended, the decoder input is `<s> y`, the decoder output `y </s>`, all padded on the
+/// right. fairseq's `collate` (2019) pads sources on the left and starts the decoder input with
+/// `</s>`; neither changes a model's output where positions count the tokens that are not
+/// padding (fairseq's sinusoids) and the start token has an embedding of its own (see the
+/// test against fairseq's batches).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TranslationBatcher;
 
@@ -606,5 +615,115 @@ mod tests {
             vec![false, false, false, false, false, false, true, true]
         );
         assert_eq!(batch.target_tokens, 5);
+    }
+
+    /// fairseq's batches (tools/data_parity_reference.py: `ordered_indices`, `batch_by_size` and
+    /// `collate` of 2019) for two sets of pairs: the same pairs in each batch, the same widths,
+    /// the same tokens in each row up to where the padding goes (sources on the left there), the
+    /// decoder input's start token ours, and the same target token count. The order of rows
+    /// within a batch is not compared: fairseq's descending sort by source length leaves ties
+    /// unspecified, and the loss does not depend on it.
+    #[test]
+    fn batches_are_fairseqs() {
+        type Pair = (Vec<u32>, Vec<u32>);
+        let reference: serde_json::Value =
+            serde_json::from_str(include_str!("../testdata/data_parity.json")).unwrap();
+        let ids = |value: &serde_json::Value| -> Vec<i64> {
+            let values = value.as_array().unwrap();
+            values.iter().map(|x| x.as_i64().unwrap()).collect()
+        };
+        let rows = |value: &serde_json::Value| -> Vec<Vec<i64>> {
+            value.as_array().unwrap().iter().map(ids).collect()
+        };
+        let without_padding = |row: &[i64]| -> Vec<i64> {
+            row.iter()
+                .copied()
+                .filter(|&id| id != PAD_ID as i64)
+                .collect()
+        };
+        let cases = reference["nmt"].as_array().unwrap();
+        assert_eq!(cases.len(), 2);
+        for case in cases {
+            let pairs: Vec<Pair> = case["pairs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|pair| {
+                    let side = |i: usize| ids(&pair[i]).iter().map(|&id| id as u32).collect();
+                    (side(0), side(1))
+                })
+                .collect();
+            let max_tokens = case["max_tokens"].as_u64().unwrap() as usize;
+            let data = TokenBudgetDataset::new(pairs.clone(), max_tokens, 8).unwrap();
+            let expected = case["batches"].as_array().unwrap();
+            assert_eq!(data.len(), expected.len(), "batches at {max_tokens} tokens");
+            for (index, expected) in expected.iter().enumerate() {
+                let batch = data.get(index).unwrap();
+                let mut ours: Vec<&Pair> = batch.pairs.iter().collect();
+                let mut theirs: Vec<&Pair> = ids(&expected["ids"])
+                    .iter()
+                    .map(|&i| &pairs[i as usize])
+                    .collect();
+                ours.sort();
+                theirs.sort();
+                assert_eq!(ours, theirs, "pairs of batch {index}");
+
+                let tensors: TranslationBatch<NdArray> =
+                    TranslationBatcher.batch(vec![batch.clone()], &Default::default());
+                let table = |t: Tensor<NdArray, 2, Int>| -> Vec<Vec<i64>> {
+                    let [_, width] = t.dims();
+                    let values = t.into_data().to_vec::<i64>().unwrap();
+                    values.chunks(width).map(<[i64]>::to_vec).collect()
+                };
+                let (source, input, output) = (
+                    table(tensors.source),
+                    table(tensors.target_input),
+                    table(tensors.target_output),
+                );
+                let (fairseq_source, fairseq_input, fairseq_output) = (
+                    rows(&expected["src_tokens"]),
+                    rows(&expected["prev_output_tokens"]),
+                    rows(&expected["target"]),
+                );
+                assert_eq!(source[0].len(), fairseq_source[0].len(), "source width");
+                assert_eq!(output[0].len(), fairseq_output[0].len(), "target width");
+                for (row, pair) in batch.pairs.iter().enumerate() {
+                    let theirs = (0..fairseq_source.len())
+                        .find(|&i| {
+                            let source = &fairseq_source[i];
+                            *source == fairseq_source_row(pair, source.len())
+                                && fairseq_output[i][..pair.1.len()]
+                                    .iter()
+                                    .copied()
+                                    .eq(pair.1.iter().map(|&id| id as i64))
+                        })
+                        .expect("the pair's row in fairseq's batch");
+                    assert_eq!(
+                        without_padding(&source[row]),
+                        without_padding(&fairseq_source[theirs])
+                    );
+                    assert_eq!(source[row].last() == Some(&(PAD_ID as i64)), {
+                        // Right-padded here exactly when fairseq left-pads the row.
+                        fairseq_source[theirs][0] == PAD_ID as i64
+                    });
+                    assert_eq!(output[row], fairseq_output[theirs]);
+                    assert_eq!(input[row][0], BOS_ID as i64);
+                    assert_eq!(fairseq_input[theirs][0], EOS_ID as i64);
+                    assert_eq!(input[row][1..], fairseq_input[theirs][1..]);
+                }
+                assert_eq!(
+                    tensors.target_tokens as u64,
+                    expected["ntokens"].as_u64().unwrap()
+                );
+            }
+        }
+
+        /// fairseq's source row of `pair` at `width`: padding on the left, then `x </s>`.
+        fn fairseq_source_row(pair: &Pair, width: usize) -> Vec<i64> {
+            let mut row = vec![PAD_ID as i64; width - pair.0.len() - 1];
+            row.extend(pair.0.iter().map(|&id| id as i64));
+            row.push(EOS_ID as i64);
+            row
+        }
     }
 }
