@@ -442,7 +442,7 @@ mod tests {
         };
         for (index, run) in runs.iter().enumerate() {
             let parsed = parse(&run.flags);
-            // The search's model, data and budget: 14 epochs of 144 steps.
+            // The search's model, data and budget: 14 epochs of 146 steps.
             assert_eq!(parsed.train.epochs, Some(14), "{}", run.name);
             assert_eq!(parsed.pairs, Some(4000), "{}", run.name);
             assert_eq!(parsed.norm, Some(nmt::NormPlacement::Post), "{}", run.name);
@@ -457,9 +457,9 @@ mod tests {
             assert_eq!(parsed.train.beta_2, Some(0.98), "{}", run.name);
         }
         let methods = methods(&args, setting);
-        // 10 % of 2016 steps, and k half of it.
-        assert_eq!(parse(&methods[1].flags).train.warmup, 202);
-        assert_eq!(parse(&methods[3].flags).train.frozen_steps, Some(101));
+        // 10 % of 2044 steps, and k half of it.
+        assert_eq!(parse(&methods[1].flags).train.warmup, 204);
+        assert_eq!(parse(&methods[3].flags).train.frozen_steps, Some(102));
         assert_eq!(parse(&methods[4].flags).train.epsilon, Some(1e-4));
 
         // --lr replaces the setting's learning rate.
