@@ -16,7 +16,7 @@ use burn::record::Record;
 use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 
-use radam_core::{RAdamConfigError, check_non_negative, check_unit_interval, widen};
+use radam_core::{Adam2kFields, Adam2kHyper, Adam2kPlan, RAdamConfigError};
 
 /// Configuration of [`Adam2k`]: Adam whose first `frozen_steps` steps only update `v_t`.
 ///
@@ -53,11 +53,18 @@ pub struct Adam2kConfig {
 impl Adam2kConfig {
     /// Checks every hyper-parameter, naming the first field that is unusable.
     pub fn validate(&self) -> Result<(), RAdamConfigError> {
-        const NAME: &str = "Adam2kConfig";
-        check_unit_interval(NAME, "beta_1", self.beta_1)?;
-        check_unit_interval(NAME, "beta_2", self.beta_2)?;
-        check_non_negative(NAME, "epsilon", self.epsilon)?;
-        check_non_negative(NAME, "weight_decay", self.weight_decay)
+        self.fields().validate()
+    }
+
+    /// The fields that define the maths, for `radam-core`.
+    fn fields(&self) -> Adam2kFields {
+        Adam2kFields {
+            beta_1: self.beta_1,
+            beta_2: self.beta_2,
+            epsilon: self.epsilon,
+            weight_decay: self.weight_decay,
+            frozen_steps: self.frozen_steps,
+        }
     }
 
     /// Builds the optimizer, wrapped for Burn's `LearnerBuilder` like `AdamConfig::init`.
@@ -75,11 +82,7 @@ impl Adam2kConfig {
     ) -> Result<OptimizerAdaptor<Adam2k, M, B>, RAdamConfigError> {
         self.validate()?;
         let optimizer = Adam2k {
-            beta_1: widen(self.beta_1),
-            beta_2: widen(self.beta_2),
-            epsilon: widen(self.epsilon),
-            weight_decay: widen(self.weight_decay),
-            frozen_steps: self.frozen_steps,
+            hyper: self.fields().hyper(),
         };
         let adaptor = OptimizerAdaptor::from(optimizer);
         Ok(match &self.grad_clipping {
@@ -99,14 +102,11 @@ impl Adam2kConfig {
 ///   `θ ← θ − α·sqrt(1 − β2^t)/(1 − β1^t) · m / (sqrt(v_t) + ε)`.
 ///
 /// Both bias corrections use the total step `t`, although `m` has averaged only `t − k`
-/// gradients: the reference does so, and this follows it.
+/// gradients: the reference does so, and this follows it. The maths is `radam-core`'s
+/// ([`Adam2kPlan`] and `adam_2k_step!`), shared with the Burn 0.22 adaptor.
 #[derive(Clone, Debug)]
 pub struct Adam2k {
-    beta_1: f64,
-    beta_2: f64,
-    epsilon: f64,
-    weight_decay: f64,
-    frozen_steps: usize,
+    hyper: Adam2kHyper,
 }
 
 /// The per-parameter state of [`Adam2k`]: the step count and both moments. It derives
@@ -132,44 +132,10 @@ impl<B: Backend> SimpleOptimizer<B> for Adam2k {
         state: Option<Self::State<D>>,
     ) -> (Tensor<B, D>, Option<Self::State<D>>) {
         let time = state.as_ref().map_or(0, |state| state.time) + 1;
-        let (m_prev, v_prev) = match state {
-            Some(state) => (state.m, state.v),
-            None => (theta.zeros_like(), theta.zeros_like()),
-        };
-        // v_t ← β2·v_{t−1} + (1 − β2)·g_t²   (every step, the frozen ones included)
-        let v_t = v_prev
-            .mul_scalar(self.beta_2)
-            .add(g_t.clone().mul_scalar(1.0 - self.beta_2).mul(g_t.clone()));
-        if time <= self.frozen_steps {
-            // θ and m frozen while v_t gathers its first k gradients (Adam-2k, §3.2)
-            let state = Adam2kState {
-                time,
-                m: m_prev,
-                v: v_t,
-            };
-            return (theta, Some(state));
-        }
-        // θ ← θ − α·λ·θ   (decoupled weight decay, only on updating steps)
-        let theta = if self.weight_decay != 0.0 {
-            theta.clone() - theta.mul_scalar(lr * self.weight_decay)
-        } else {
-            theta
-        };
-        // m_t ← β1·m_{t−1} + (1 − β1)·g_t
-        let m_t = m_prev
-            .mul_scalar(self.beta_1)
-            .add(g_t.mul_scalar(1.0 - self.beta_1));
-        // θ_t ← θ − α·sqrt(1 − β2^t)/(1 − β1^t) · m_t / (sqrt(v_t) + ε)   (Kingma & Ba, §2)
-        let step = time as f64;
-        let step_size = lr * (1.0 - self.beta_2.powf(step)).sqrt() / (1.0 - self.beta_1.powf(step));
-        let denominator = v_t.clone().sqrt().add_scalar(self.epsilon);
-        let theta = theta - m_t.clone().mul_scalar(step_size).div(denominator);
-        let state = Adam2kState {
-            time,
-            m: m_t,
-            v: v_t,
-        };
-        (theta, Some(state))
+        let plan = Adam2kPlan::new(&self.hyper, time, lr);
+        let moments = state.map(|state| (state.m, state.v));
+        let (theta, m, v) = radam_core::adam_2k_step!(&plan, theta, g_t, moments);
+        (theta, Some(Adam2kState { time, m, v }))
     }
 
     fn to_device<const D: usize>(state: Self::State<D>, device: &B::Device) -> Self::State<D> {
@@ -284,11 +250,13 @@ mod tests {
         // steps 3 and 4 update, each bias-corrected with the total step t.
         let device = Default::default();
         let adam_2k = Adam2k {
-            beta_1: 0.9,
-            beta_2: 0.999,
-            epsilon: 1e-8,
-            weight_decay: 0.1,
-            frozen_steps: 2,
+            hyper: Adam2kHyper {
+                beta_1: 0.9,
+                beta_2: 0.999,
+                epsilon: 1e-8,
+                weight_decay: 0.1,
+                frozen_steps: 2,
+            },
         };
         let mut theta = Tensor::<NdArray, 1>::from_floats([1.0], &device);
         let mut state = None;

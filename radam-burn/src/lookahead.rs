@@ -20,7 +20,7 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 
 use crate::config::RAdamConfig;
 use crate::radam::RAdam;
-use radam_core::RAdamConfigError;
+use radam_core::{LookaheadFields, RAdamConfigError};
 
 /// Configuration of [`Lookahead`]; the defaults are the paper's (`k = 5`, `α = 0.5`).
 ///
@@ -49,24 +49,15 @@ pub struct LookaheadConfig {
 impl LookaheadConfig {
     /// Checks `k` and `α`, naming the first field that is unusable.
     pub fn validate(&self) -> Result<(), RAdamConfigError> {
-        const NAME: &str = "LookaheadConfig";
-        if self.k == 0 {
-            return Err(RAdamConfigError::of(
-                NAME,
-                "k",
-                self.k,
-                "must be at least 1",
-            ));
+        self.fields().validate()
+    }
+
+    /// The fields, for `radam-core`.
+    fn fields(&self) -> LookaheadFields {
+        LookaheadFields {
+            k: self.k,
+            alpha: self.alpha,
         }
-        if !(self.alpha > 0.0 && self.alpha <= 1.0) {
-            return Err(RAdamConfigError::of(
-                NAME,
-                "alpha",
-                self.alpha,
-                "must lie in (0, 1]",
-            ));
-        }
-        Ok(())
     }
 
     /// Wraps `inner` (any Burn optimizer: ours, or one of Burn's such as
@@ -95,8 +86,7 @@ impl LookaheadConfig {
         self.validate()?;
         Ok(Lookahead {
             inner,
-            k: self.k,
-            alpha: self.alpha,
+            fields: self.fields(),
             steps: 0,
             slow: HashMap::new(),
             module: PhantomData,
@@ -113,8 +103,8 @@ impl LookaheadConfig {
 /// counted per optimizer, so every parameter synchronises on the same step.
 pub struct Lookahead<O, M, B: AutodiffBackend> {
     inner: O,
-    k: usize,
-    alpha: f32,
+    /// `k` and `α`.
+    fields: LookaheadFields,
     /// Fast steps taken since the start of training.
     steps: usize,
     /// `φ` per parameter, flattened.
@@ -126,8 +116,7 @@ impl<O: Clone, M, B: AutodiffBackend> Clone for Lookahead<O, M, B> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            k: self.k,
-            alpha: self.alpha,
+            fields: self.fields.clone(),
             steps: self.steps,
             slow: self.slow.clone(),
             module: PhantomData,
@@ -183,13 +172,13 @@ where
         // θ ← one step of the fast optimizer.
         let module = self.inner.step(lr, module, grads);
         self.steps += 1;
-        if !self.steps.is_multiple_of(self.k) {
+        if !self.fields.synchronises_after(self.steps) {
             return module;
         }
         // φ ← φ + α·(θ − φ); θ ← φ   (Algorithm 1, after k inner steps)
         module.map(&mut Synchronise {
             slow: &mut self.slow,
-            alpha: self.alpha,
+            alpha: self.fields.alpha,
         })
     }
 
@@ -253,9 +242,7 @@ impl<B: AutodiffBackend> ModuleMapper<B> for Synchronise<'_, B> {
         let theta = tensor.inner().flatten::<1>(0, D - 1);
         // φ on θ's device (a loaded record may sit elsewhere), for both of its uses.
         let phi_now = phi.clone().to_device(&theta.device());
-        let phi_next = phi_now
-            .clone()
-            .add((theta - phi_now).mul_scalar(self.alpha));
+        let phi_next = radam_core::lookahead_sync!(phi_now, theta, self.alpha);
         *phi = phi_next.clone();
         let theta = Tensor::from_inner(phi_next.reshape(dims)).require_grad();
         Param::from_mapped_value(id, theta, mapper)
