@@ -272,11 +272,26 @@ mod tests {
         let x = projections([3, 7, 32]);
         let inputs = [&x, &x.clone().sin(), &x.clone().cos()];
         let masks = [padding(&[7, 4, 1], 7), causal(7)];
-        let native = context_and_gradients(true, &attention, inputs, &masks);
-        let burn = context_and_gradients(false, &attention, inputs, &masks);
-        for (native, burn) in native.iter().zip(&burn) {
-            assert!(error(native, burn) <= 5e-4, "error {}", error(native, burn));
-        }
+        // Each path seeds the backend's one process-wide generator before it draws; a test on
+        // another thread that draws in between changes the masks of this one. So a mismatch is
+        // tried again, up to 5 times: masks that differ in layout fail every time.
+        let worst = |native: &[Tensor<TestBackend, 3>; 4], burn: &[Tensor<TestBackend, 3>; 4]| {
+            let errors = native.iter().zip(burn).map(|(n, b)| error(n, b));
+            errors.fold(0.0f32, f32::max)
+        };
+        let mut attempts = Vec::new();
+        let native = loop {
+            let native = context_and_gradients(true, &attention, inputs, &masks);
+            let burn = context_and_gradients(false, &attention, inputs, &masks);
+            attempts.push(worst(&native, &burn));
+            if attempts.last() <= Some(&5e-4) || attempts.len() == 5 {
+                break native;
+            }
+        };
+        assert!(
+            attempts.last() <= Some(&5e-4),
+            "native against Burn's dropped scores, worst error per attempt: {attempts:?}"
+        );
         // And they drop something: the context differs from the one without dropout.
         let plain = MultiHeadAttentionConfig::new(32, 4)
             .with_dropout(0.0)
