@@ -300,14 +300,15 @@ impl TransformerNmtConfig {
 impl TransformerNmtConfig {
     /// The sinusoids of positions `0..max_positions` as [`Sinusoids`] says.
     fn positions<B: Backend>(&self, device: &B::Device) -> PositionalEncoding<B> {
-        let burn = PositionalEncodingConfig::new(self.d_model)
-            .with_max_sequence_size(self.max_positions)
-            .init(device);
+        let config =
+            PositionalEncodingConfig::new(self.d_model).with_max_sequence_size(self.max_positions);
         match self.sinusoids {
-            Sinusoids::Burn => burn,
+            Sinusoids::Burn => config.init(device),
+            // Burn's module around fairseq's table, without computing Burn's table first.
             Sinusoids::Fairseq => PositionalEncoding {
                 sinusoids: fairseq_sinusoids(self.max_positions, self.d_model, self.pad_id, device),
-                ..burn
+                max_sequence_size: config.max_sequence_size,
+                max_timescale: config.max_timescale,
             },
         }
     }
