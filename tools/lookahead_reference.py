@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Records reference Lookahead trajectories for the Rust tests of radam_burn::Lookahead.
+"""Records reference Lookahead trajectories for the Rust tests of Lookahead and Ranger.
 
-Writes radam-burn/testdata/lookahead_reference.json. Run from the repository root:
+Writes radam-core/testdata/lookahead_reference.json (read by both Burn adaptors' tests through
+radam_core::reference_data::lookahead). Run from the repository root:
 
     pip install torch
     python3 tools/lookahead_reference.py
@@ -21,7 +22,7 @@ import sys
 import torch
 
 SHAPES = {"w": (3, 4), "b": (5,)}
-OUT = os.path.join(os.path.dirname(__file__), "..", "radam-burn", "testdata", "lookahead_reference.json")
+OUT = os.path.join(os.path.dirname(__file__), "..", "radam-core", "testdata", "lookahead_reference.json")
 
 
 def f32_list(t):

@@ -7,8 +7,6 @@
 //! optimizer; this is it, following the code behind the paper's figure (`Adam2` in
 //! `nmt/my_module/adam2.py` of github.com/LiyuanLucasLiu/RAdam, with `adam_1k` in its name).
 
-use burn::config::Config;
-use burn::grad_clipping::GradientClippingConfig;
 use burn::module::AutodiffModule;
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{LearningRate, SimpleOptimizer};
@@ -16,57 +14,14 @@ use burn::record::Record;
 use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 
-use radam_core::{Adam2kFields, Adam2kHyper, Adam2kPlan, RAdamConfigError};
+use radam_core::{Adam2kHyper, Adam2kPlan, RAdamConfigError};
 
-/// Configuration of [`Adam2k`]: Adam whose first `frozen_steps` steps only update `v_t`.
-///
-/// ```
-/// use radam_burn::Adam2kConfig;
-///
-/// // The paper's Adam-2k: v_t alone for the first 2000 steps, then Adam.
-/// let config = Adam2kConfig::new().with_frozen_steps(2000);
-/// assert_eq!(config.epsilon, 1e-8);
-/// assert!(config.validate().is_ok());
-/// ```
-#[derive(Config, Debug)]
-pub struct Adam2kConfig {
-    /// Exponential decay rate of the first moment `m_t`. Must lie in `[0, 1)`.
-    #[config(default = 0.9)]
-    pub beta_1: f32,
-    /// Exponential decay rate of the second moment `v_t`. Must lie in `[0, 1)`.
-    #[config(default = 0.999)]
-    pub beta_2: f32,
-    /// Added to `sqrt(v_t)` (un-corrected, as the reference and PyTorch's Adam do). Must be `≥ 0`.
-    #[config(default = 1e-8)]
-    pub epsilon: f32,
-    /// Decoupled weight decay `λ`: `θ ← θ − α·λ·θ` on every step that updates θ (none during the
-    /// frozen steps), as the reference does. Must be `≥ 0`.
-    #[config(default = 0.0)]
-    pub weight_decay: f32,
-    /// `k`: the number of first steps that update `v_t` only. `0` is plain Adam.
-    #[config(default = 2000)]
-    pub frozen_steps: usize,
-    /// Gradient clipping, applied per parameter tensor before the step (Burn's semantics).
-    pub grad_clipping: Option<GradientClippingConfig>,
-}
+// `Adam2kConfig` itself — its fields with their documented defaults, `with_*`, `fields` and
+// `validate` — is written once, in radam-core's `adam_2k_config!`, and expanded here and in
+// radam-burn-022.
+radam_core::adam_2k_config!(radam_burn);
 
 impl Adam2kConfig {
-    /// Checks every hyper-parameter, naming the first field that is unusable.
-    pub fn validate(&self) -> Result<(), RAdamConfigError> {
-        self.fields().validate()
-    }
-
-    /// The fields that define the maths, for `radam-core`.
-    fn fields(&self) -> Adam2kFields {
-        Adam2kFields {
-            beta_1: self.beta_1,
-            beta_2: self.beta_2,
-            epsilon: self.epsilon,
-            weight_decay: self.weight_decay,
-            frozen_steps: self.frozen_steps,
-        }
-    }
-
     /// Builds the optimizer, wrapped for Burn's `LearnerBuilder` like `AdamConfig::init`.
     ///
     /// # Panics
@@ -150,93 +105,153 @@ impl<B: Backend> SimpleOptimizer<B> for Adam2k {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::backend::{Autodiff, NdArray};
-    use burn::module::Module;
-    use burn::nn::{Linear, LinearConfig};
-    use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+    use burn::grad_clipping::GradientClippingConfig;
+    use burn::optim::{AdamConfig, Optimizer};
+    use radam_core::reference_data::adam_2k::{TOLERANCE, cases};
+    use radam_core::reference_data::assert_close;
+    use radam_core::reference_data::two_parameters::{B_SHAPE, W_SHAPE};
 
-    type B = Autodiff<NdArray>;
+    use crate::two_parameter_model::{B, TwoParameters};
 
-    /// A Linear(3 → 2) with fixed weights, and a loss whose gradient changes with θ.
-    fn model() -> Linear<B> {
-        let device = Default::default();
-        let model: Linear<B> = LinearConfig::new(3, 2).init(&device);
-        model.load_record(burn::nn::LinearRecord {
-            weight: burn::module::Param::from_tensor(Tensor::from_floats(
-                [[0.5, -1.0], [0.25, 2.0], [-0.75, 0.1]],
-                &device,
-            )),
-            bias: Some(burn::module::Param::from_tensor(Tensor::from_floats(
-                [0.3, -0.2],
-                &device,
-            ))),
-        })
-    }
-
-    fn grads_at(model: &Linear<B>, step: usize) -> GradientsParams {
-        let device = Default::default();
-        let x = Tensor::<B, 2>::from_floats(
-            [[1.0, 2.0, -1.0], [0.5 * step as f32, -1.0, 3.0]],
-            &device,
-        );
-        let loss = model.forward(x).powi_scalar(2).mean();
-        GradientsParams::from_grads(loss.backward(), model)
-    }
-
-    fn weights(model: &Linear<B>) -> Vec<f32> {
-        let mut values: Vec<f32> = model.weight.val().into_data().to_vec().unwrap();
-        values.extend(
-            model
-                .bias
-                .as_ref()
-                .unwrap()
-                .val()
-                .into_data()
-                .to_vec::<f32>()
-                .unwrap(),
-        );
-        values
-    }
-
+    /// Through the adaptor `init` returns, on a module: θ within the tolerance of the reference
+    /// after every step, and exactly unchanged during the frozen steps.
     #[test]
-    fn frozen_steps_leave_the_parameters_unchanged_and_accumulate_v() {
-        let mut model = model();
-        let start = weights(&model);
-        // Decoupled decay, too, waits for the end of the frozen steps.
-        let mut optimizer = Adam2kConfig::new()
-            .with_frozen_steps(5)
-            .with_weight_decay(0.1)
-            .init::<B, Linear<B>>();
-        for step in 0..5 {
-            let grads = grads_at(&model, step);
-            model = optimizer.step(0.1, model, grads);
-            assert_eq!(
-                weights(&model),
-                start,
-                "θ moved during frozen step {}",
-                step + 1
+    fn trajectories_match_the_reference() {
+        for case in cases() {
+            let trajectory = &case.trajectory;
+            let mut optimizer = Adam2kConfig::from_fields(&case.fields()).init::<B, _>();
+            let mut model = Some(TwoParameters::new(&trajectory.initial));
+            let mut step = 0;
+            let worst = trajectory.replay(0..trajectory.steps, TOLERANCE, |lr, grads| {
+                let current = model.take().unwrap();
+                let grads = current.gradients(grads);
+                let next = optimizer.step(lr, current, grads);
+                let values = next.values();
+                step += 1;
+                if step <= case.frozen_steps {
+                    assert_eq!(values, trajectory.initial, "θ moved in frozen step {step}");
+                }
+                model = Some(next);
+                values
+            });
+            println!("{}: worst scaled error {worst:e}", trajectory.name);
+        }
+    }
+
+    /// Through the per-tensor `SimpleOptimizer`: θ after every step and `m_t`, `v_t` and `t`
+    /// after the last one.
+    #[test]
+    fn moments_match_the_reference() {
+        type Inner = burn::backend::NdArray<f32>;
+        fn replay<const D: usize>(
+            adam_2k: &Adam2k,
+            lr: f64,
+            initial: &[f32],
+            grads: &[Vec<f32>],
+            after: &[Vec<f32>],
+            shape: [usize; D],
+            what: &str,
+        ) -> Adam2kState<Inner, D> {
+            let device = Default::default();
+            let tensor = |values: &[f32]| {
+                Tensor::<Inner, D>::from_data(
+                    burn::tensor::TensorData::new(values.to_vec(), shape),
+                    &device,
+                )
+            };
+            let (mut theta, mut state) = (tensor(initial), None);
+            for (t, (grad, expected)) in grads.iter().zip(after).enumerate() {
+                let (next, next_state) = adam_2k.step(lr, theta, tensor(grad), state);
+                let values = next.to_data().to_vec::<f32>().unwrap();
+                assert_close(
+                    &values,
+                    expected,
+                    TOLERANCE,
+                    &format!("{what}, step {}", t + 1),
+                );
+                (theta, state) = (next, next_state);
+            }
+            state.expect("Adam-2k always returns its state")
+        }
+        for case in cases() {
+            let trajectory = &case.trajectory;
+            let adam_2k = Adam2k {
+                hyper: case.fields().hyper(),
+            };
+            let name = &trajectory.name;
+            let (initial, grads, after) =
+                (&trajectory.initial, &trajectory.grads, &trajectory.after);
+            let w = replay(
+                &adam_2k,
+                trajectory.lr,
+                &initial.w,
+                &grads.w,
+                &after.w,
+                W_SHAPE,
+                &format!("{name}, w"),
+            );
+            let b = replay(
+                &adam_2k,
+                trajectory.lr,
+                &initial.b,
+                &grads.b,
+                &after.b,
+                B_SHAPE,
+                &format!("{name}, b"),
+            );
+            assert_eq!((w.time, b.time), (trajectory.steps, trajectory.steps));
+            let values =
+                |t: Tensor<Inner, 2>| t.flatten::<1>(0, 1).into_data().to_vec::<f32>().unwrap();
+            let vector = |t: Tensor<Inner, 1>| t.into_data().to_vec::<f32>().unwrap();
+            assert_close(
+                &values(w.m),
+                &case.m.w,
+                TOLERANCE,
+                &format!("{name}, m of w"),
+            );
+            assert_close(
+                &values(w.v),
+                &case.v.w,
+                TOLERANCE,
+                &format!("{name}, v of w"),
+            );
+            assert_close(
+                &vector(b.m),
+                &case.m.b,
+                TOLERANCE,
+                &format!("{name}, m of b"),
+            );
+            assert_close(
+                &vector(b.v),
+                &case.v.b,
+                TOLERANCE,
+                &format!("{name}, v of b"),
             );
         }
-        // The sixth step moves θ.
-        let grads = grads_at(&model, 5);
-        model = optimizer.step(0.1, model, grads);
-        assert_ne!(weights(&model), start);
     }
 
     #[test]
-    fn with_no_frozen_steps_it_is_adam() {
-        let (mut ours, mut burns) = (model(), model());
-        let mut adam_2k = Adam2kConfig::new()
-            .with_frozen_steps(0)
-            .init::<B, Linear<B>>();
-        let mut adam = AdamConfig::new().with_epsilon(1e-8).init::<B, Linear<B>>();
-        for step in 0..20 {
-            let grads = grads_at(&ours, step);
+    fn with_no_frozen_steps_it_is_burns_adam() {
+        let trajectory = &cases()[0].trajectory;
+        let (mut ours, mut burns) = (
+            TwoParameters::new(&trajectory.initial),
+            TwoParameters::new(&trajectory.initial),
+        );
+        let mut adam_2k = Adam2kConfig::new().with_frozen_steps(0).init::<B, _>();
+        let mut adam = AdamConfig::new().with_epsilon(1e-8).init::<B, _>();
+        for step in 0..trajectory.steps {
+            let grads = ours.gradients(trajectory.grads_at(step));
             ours = adam_2k.step(1e-2, ours, grads);
-            let grads = grads_at(&burns, step);
+            let grads = burns.gradients(trajectory.grads_at(step));
             burns = adam.step(1e-2, burns, grads);
         }
-        for (a, b) in weights(&ours).iter().zip(weights(&burns)) {
+        let (ours, burns) = (ours.values(), burns.values());
+        for (a, b) in ours
+            .w
+            .iter()
+            .chain(&ours.b)
+            .zip(burns.w.iter().chain(&burns.b))
+        {
             assert!(
                 (a - b).abs() <= 1e-6 * b.abs().max(1.0),
                 "{a} vs Burn's Adam {b}"
@@ -245,72 +260,32 @@ mod tests {
     }
 
     #[test]
-    fn first_updates_after_the_frozen_steps_match_the_reference_formula() {
-        // One scalar parameter, gradients 1, 2, 3, 4, k = 2, decoupled decay 0.1 at lr 0.5:
-        // steps 3 and 4 update, each bias-corrected with the total step t.
-        let device = Default::default();
-        let adam_2k = Adam2k {
-            hyper: Adam2kHyper {
-                beta_1: 0.9,
-                beta_2: 0.999,
-                epsilon: 1e-8,
-                weight_decay: 0.1,
-                frozen_steps: 2,
-            },
-        };
-        let mut theta = Tensor::<NdArray, 1>::from_floats([1.0], &device);
-        let mut state = None;
-        let (mut m, mut v, mut expected) = (0.0f64, 0.0f64, 1.0f64);
-        for (t, g) in [1.0f64, 2.0, 3.0, 4.0].into_iter().enumerate() {
-            let t = t as i32 + 1;
-            v = 0.999 * v + 0.001 * g * g;
-            if t > 2 {
-                expected -= 0.5 * 0.1 * expected;
-                m = 0.9 * m + 0.1 * g;
-                let step_size = 0.5 * (1.0 - 0.999f64.powi(t)).sqrt() / (1.0 - 0.9f64.powi(t));
-                expected -= step_size * m / (v.sqrt() + 1e-8);
-            }
-            let grad = Tensor::<NdArray, 1>::from_floats([g as f32], &device);
-            let (next, next_state) =
-                SimpleOptimizer::<NdArray>::step(&adam_2k, 0.5, theta, grad, state);
-            theta = next;
-            state = next_state;
-            let got = theta.to_data().to_vec::<f32>().unwrap()[0] as f64;
-            assert!(
-                (got - expected).abs() < 1e-6,
-                "step {t}: {got} vs {expected}"
-            );
-        }
-        let state = state.unwrap();
-        assert_eq!(state.time, 4);
-        let v_4 = state.v.into_data().to_vec::<f32>().unwrap()[0] as f64;
-        assert!((v_4 - v).abs() < 1e-7 * v, "{v_4} vs {v}");
-    }
-
-    #[test]
     fn invalid_configs_are_errors_naming_the_field() {
         let error = Adam2kConfig::new()
             .with_beta_2(1.0)
-            .try_init::<B, Linear<B>>()
+            .try_init::<B, TwoParameters<B>>()
             .err()
             .unwrap();
         assert_eq!(
             error.to_string(),
             "invalid Adam2kConfig: beta_2 = 1.0 must lie in [0, 1)"
         );
+        let error = |config: Adam2kConfig| config.validate().unwrap_err().to_string();
         assert_eq!(
-            Adam2kConfig::new()
-                .with_weight_decay(f32::NAN)
-                .validate()
-                .unwrap_err()
-                .to_string(),
+            error(Adam2kConfig::new().with_weight_decay(f32::NAN)),
             "invalid Adam2kConfig: weight_decay = NaN must be finite and ≥ 0"
+        );
+        assert_eq!(
+            error(Adam2kConfig::new().with_grad_clipping(Some(GradientClippingConfig::Norm(0.0)))),
+            "invalid Adam2kConfig: grad_clipping (Norm) = 0.0 must be finite and > 0"
         );
     }
 
     #[test]
     #[should_panic(expected = "invalid Adam2kConfig: beta_2 = 1.0 must lie in [0, 1)")]
     fn init_panics_with_the_validation_message() {
-        let _ = Adam2kConfig::new().with_beta_2(1.0).init::<B, Linear<B>>();
+        let _ = Adam2kConfig::new()
+            .with_beta_2(1.0)
+            .init::<B, TwoParameters<B>>();
     }
 }

@@ -50,6 +50,8 @@ mod state;
 
 #[cfg(test)]
 mod parity_tests;
+#[cfg(test)]
+mod two_parameter_model;
 
 pub use adam_2k::{Adam2k, Adam2kConfig, Adam2kState};
 pub use config::RAdamConfig;

@@ -10,7 +10,6 @@
 use std::collections::HashMap;
 use std::marker::PhantomData;
 
-use burn::config::Config;
 use burn::module::{AutodiffModule, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{GradientsParams, LearningRate, Optimizer};
@@ -22,46 +21,26 @@ use crate::config::RAdamConfig;
 use crate::radam::RAdam;
 use radam_core::{LookaheadFields, RAdamConfigError};
 
-/// Configuration of [`Lookahead`]; the defaults are the paper's (`k = 5`, `α = 0.5`).
-///
-/// ```
-/// use burn::backend::{Autodiff, NdArray};
-/// use burn::nn::Linear;
-/// use burn::optim::AdamConfig;
-/// use radam_burn::LookaheadConfig;
-///
-/// type B = Autodiff<NdArray>;
-/// // Lookahead over Burn's own Adam.
-/// let optimizer = LookaheadConfig::new().init::<_, Linear<B>, B>(AdamConfig::new().init());
-/// # drop(optimizer);
-/// ```
-#[derive(Config, Debug)]
-pub struct LookaheadConfig {
-    /// `k`: fast steps between two synchronisations of the slow weights. Must be `≥ 1`.
-    #[config(default = 5)]
-    pub k: usize,
-    /// `α`: the slow weights' step towards the fast ones, `φ ← φ + α·(θ − φ)`. Must lie in
-    /// `(0, 1]`; `1` makes Lookahead the wrapped optimizer itself.
-    #[config(default = 0.5)]
-    pub alpha: f32,
-}
+// `LookaheadConfig` and `RangerConfig` themselves — fields, documented defaults, `with_*`,
+// `fields` and `validate` — are written once, in radam-core's `lookahead_config!`, and expanded
+// here and in radam-burn-022.
+radam_core::lookahead_config!(radam_burn);
 
 impl LookaheadConfig {
-    /// Checks `k` and `α`, naming the first field that is unusable.
-    pub fn validate(&self) -> Result<(), RAdamConfigError> {
-        self.fields().validate()
-    }
-
-    /// The fields, for `radam-core`.
-    fn fields(&self) -> LookaheadFields {
-        LookaheadFields {
-            k: self.k,
-            alpha: self.alpha,
-        }
-    }
-
     /// Wraps `inner` (any Burn optimizer: ours, or one of Burn's such as
     /// `AdamConfig::new().init()`) in Lookahead.
+    ///
+    /// ```
+    /// use burn::backend::{Autodiff, NdArray};
+    /// use burn::nn::Linear;
+    /// use burn::optim::AdamConfig;
+    /// use radam_burn::LookaheadConfig;
+    ///
+    /// type B = Autodiff<NdArray>;
+    /// // Lookahead over Burn's own Adam.
+    /// let optimizer = LookaheadConfig::new().init::<_, Linear<B>, B>(AdamConfig::new().init());
+    /// # drop(optimizer);
+    /// ```
     ///
     /// # Panics
     /// If the config is invalid, with the message of [`validate`](Self::validate); use
@@ -252,29 +231,19 @@ impl<B: AutodiffBackend> ModuleMapper<B> for Synchronise<'_, B> {
 /// Ranger: [`RAdam`] with [`Lookahead`] over it (L. Wright's combination of the two, 2019).
 pub type Ranger<M, B> = Lookahead<OptimizerAdaptor<RAdam, M, B>, M, B>;
 
-/// Configuration of [`Ranger`]: RAdam (torch's defaults unless set) and Lookahead (`k = 5`,
-/// `α = 0.5`). The original Ranger used `β1 = 0.95` and `k = 6`; set them to match it.
-///
-/// ```
-/// use burn::backend::{Autodiff, NdArray};
-/// use burn::nn::Linear;
-/// use radam_burn::{LookaheadConfig, RAdamConfig, RangerConfig};
-///
-/// type B = Autodiff<NdArray>;
-/// let config = RangerConfig::new(RAdamConfig::new(), LookaheadConfig::new().with_k(6));
-/// let optimizer = config.init::<B, Linear<B>>();
-/// # drop(optimizer);
-/// ```
-#[derive(Config, Debug)]
-pub struct RangerConfig {
-    /// The fast optimizer, RAdam.
-    pub radam: RAdamConfig,
-    /// The slow weights' schedule.
-    pub lookahead: LookaheadConfig,
-}
-
 impl RangerConfig {
     /// Builds RAdam wrapped in Lookahead, ready for `LearnerBuilder`.
+    ///
+    /// ```
+    /// use burn::backend::{Autodiff, NdArray};
+    /// use burn::nn::Linear;
+    /// use radam_burn::{LookaheadConfig, RAdamConfig, RangerConfig};
+    ///
+    /// type B = Autodiff<NdArray>;
+    /// let config = RangerConfig::new(RAdamConfig::new(), LookaheadConfig::new().with_k(6));
+    /// let optimizer = config.init::<B, Linear<B>>();
+    /// # drop(optimizer);
+    /// ```
     ///
     /// # Panics
     /// If either config is invalid; use [`try_init`](Self::try_init) to get the error as a value.
@@ -293,205 +262,107 @@ impl RangerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::backend::{Autodiff, NdArray};
-    use burn::module::{Module, RunningState};
     use burn::optim::AdamConfig;
     use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
-    use burn::tensor::TensorData;
-    use serde::Deserialize;
+    use radam_core::reference_data::lookahead::{Case, TOLERANCE, cases, ranger_case};
 
-    type B = Autodiff<NdArray<f32>>;
+    use crate::two_parameter_model::{B, TwoParameters};
 
-    const REFERENCE_JSON: &str = include_str!("../testdata/lookahead_reference.json");
+    type Model = TwoParameters<B>;
 
-    #[derive(Deserialize)]
-    struct Reference {
-        cases: Vec<Case>,
-    }
-
-    /// One trajectory of `tools/lookahead_reference.py`.
-    #[derive(Deserialize)]
-    struct Case {
-        name: String,
-        inner: String,
-        steps: usize,
-        k: usize,
-        alpha: f32,
-        lr: f64,
-        initial: Values,
-        grads: Series,
-        after: Series,
-    }
-
-    #[derive(Deserialize)]
-    struct Values {
-        w: Vec<f32>,
-        b: Vec<f32>,
-    }
-
-    #[derive(Deserialize)]
-    struct Series {
-        w: Vec<Vec<f32>>,
-        b: Vec<Vec<f32>>,
-    }
-
-    fn reference() -> Vec<Case> {
-        let reference: Reference =
-            serde_json::from_str(REFERENCE_JSON).expect("testdata/lookahead_reference.json parses");
-        reference.cases
-    }
-
-    /// Two trainable parameters of the reference's shapes, and a running statistic that no
-    /// optimizer may touch.
-    #[derive(Module, Debug)]
-    struct Model<B: Backend> {
-        w: Param<Tensor<B, 2>>,
-        b: Param<Tensor<B, 1>>,
-        statistic: RunningState<Tensor<B, 1>>,
-    }
-
-    impl Model<B> {
-        fn new(initial: &Values) -> Self {
-            let device = Default::default();
-            let w = TensorData::new(initial.w.clone(), [3, 4]);
-            let b = TensorData::new(initial.b.clone(), [5]);
-            Self {
-                w: Param::from_tensor(Tensor::from_data(w, &device)),
-                b: Param::from_tensor(Tensor::from_data(b, &device)),
-                statistic: RunningState::new(Tensor::zeros([2], &device)),
-            }
-        }
-
-        fn values(&self) -> (Vec<f32>, Vec<f32>) {
-            let values = |t: Tensor<B, 1>| t.into_data().to_vec::<f32>().unwrap();
-            (values(self.w.val().flatten(0, 1)), values(self.b.val()))
-        }
-
-        /// `loss = Σ w ⊙ G_w + Σ b ⊙ G_b`, whose gradients are exactly the reference's.
-        fn gradients(&self, case: &Case, step: usize) -> GradientsParams {
-            let device = Default::default();
-            let g_w = Tensor::<B, 2>::from_data(
-                TensorData::new(case.grads.w[step].clone(), [3, 4]),
-                &device,
-            );
-            let g_b = Tensor::<B, 1>::from_data(
-                TensorData::new(case.grads.b[step].clone(), [5]),
-                &device,
-            );
-            let loss = self.w.val().mul(g_w).sum() + self.b.val().mul(g_b).sum();
-            GradientsParams::from_grads(loss.backward(), self)
-        }
-    }
-
-    /// Steps `steps` of `case` with `optimizer`; the worst scaled error against the reference.
-    fn follow<O: Optimizer<Model<B>, B>>(
+    /// Steps `steps` of `case` with `optimizer`, checking every step against the reference;
+    /// the model after them and the worst scaled error.
+    fn follow<O: Optimizer<Model, B>>(
         case: &Case,
         steps: std::ops::Range<usize>,
-        mut model: Model<B>,
+        model: Model,
         optimizer: &mut O,
-    ) -> (Model<B>, f32) {
-        let mut worst = 0.0_f32;
-        for step in steps {
-            let grads = model.gradients(case, step);
-            model = optimizer.step(case.lr, model, grads);
-            let (w, b) = model.values();
-            for (actual, expected) in [(&w, &case.after.w[step]), (&b, &case.after.b[step])] {
-                for (a, e) in actual.iter().zip(expected) {
-                    worst = worst.max((a - e).abs() / e.abs().max(1.0));
-                }
-            }
-        }
-        (model, worst)
+    ) -> (Model, f32) {
+        let mut model = Some(model);
+        let worst = case.trajectory.replay(steps, TOLERANCE, |lr, grads| {
+            let current = model.take().unwrap();
+            let grads = current.gradients(grads);
+            let next = optimizer.step(lr, current, grads);
+            let values = next.values();
+            model = Some(next);
+            values
+        });
+        (model.unwrap(), worst)
     }
 
     fn config(case: &Case) -> LookaheadConfig {
         LookaheadConfig::new().with_k(case.k).with_alpha(case.alpha)
     }
 
-    /// The reference case with RAdam inside.
-    fn radam_case() -> Case {
-        reference()
-            .into_iter()
-            .find(|case| case.inner == "radam")
-            .expect("a RAdam case in the reference data")
-    }
-
-    fn ranger(case: &Case) -> Ranger<Model<B>, B> {
+    fn ranger(case: &Case) -> Ranger<Model, B> {
         assert_eq!(case.inner, "radam");
         RangerConfig::new(RAdamConfig::new(), config(case)).init()
     }
 
+    fn start(case: &Case) -> Model {
+        TwoParameters::new(&case.trajectory.initial)
+    }
+
     #[test]
     fn trajectories_match_pytorch_over_several_synchronisations() {
-        for case in reference() {
+        for case in cases() {
+            let steps = case.trajectory.steps;
             assert!(
-                case.steps >= 30 && case.steps / case.k >= 6,
+                steps >= 30 && steps / case.k >= 6,
                 "{}",
-                case.name
+                case.trajectory.name
             );
-            let model = Model::new(&case.initial);
             let (_, worst) = match case.inner.as_str() {
-                "radam" => follow(&case, 0..case.steps, model, &mut ranger(&case)),
+                "radam" => follow(&case, 0..steps, start(&case), &mut ranger(&case)),
                 "adam" => {
                     let adam = AdamConfig::new().with_epsilon(1e-8).init();
-                    follow(&case, 0..case.steps, model, &mut config(&case).init(adam))
+                    follow(&case, 0..steps, start(&case), &mut config(&case).init(adam))
                 }
                 other => panic!("unknown inner optimizer {other}"),
             };
-            assert!(worst <= 2e-6, "{}: worst scaled error {worst:e}", case.name);
+            println!("{}: worst scaled error {worst:e}", case.trajectory.name);
         }
     }
 
     #[test]
     fn resuming_mid_cycle_is_exact() {
-        let case = radam_case();
+        let case = ranger_case();
+        let steps = case.trajectory.steps;
         // 13 = two synchronisations and three steps into the third cycle (k = 5).
         let interrupted_at = 13;
         assert_ne!(interrupted_at % case.k, 0);
-        let mut straight = ranger(&case);
-        let (straight, _) = follow(
-            &case,
-            0..case.steps,
-            Model::new(&case.initial),
-            &mut straight,
-        );
+        let (straight, _) = follow(&case, 0..steps, start(&case), &mut ranger(&case));
 
         let mut first = ranger(&case);
-        let (model, _) = follow(
-            &case,
-            0..interrupted_at,
-            Model::new(&case.initial),
-            &mut first,
-        );
+        let (model, _) = follow(&case, 0..interrupted_at, start(&case), &mut first);
         let recorder = NamedMpkBytesRecorder::<FullPrecisionSettings>::new();
         let bytes = recorder.record(first.to_record(), ()).unwrap();
         drop(first);
         let record = Recorder::<B>::load(&recorder, bytes, &Default::default()).unwrap();
         let mut resumed = ranger(&case).load_record(record);
         assert_eq!(resumed.steps(), interrupted_at);
-        let (model, worst) = follow(&case, interrupted_at..case.steps, model, &mut resumed);
+        let (model, _) = follow(&case, interrupted_at..steps, model, &mut resumed);
 
         assert_eq!(
             model.values(),
             straight.values(),
             "bit-identical after resuming"
         );
-        assert!(worst <= 2e-6, "worst scaled error {worst:e}");
     }
 
     #[test]
     fn running_statistics_are_left_to_the_model() {
-        let case = radam_case();
+        let case = ranger_case();
         let mut optimizer = ranger(&case);
-        let mut model = Model::new(&case.initial);
+        let mut model = start(&case);
         for step in 0..2 * case.k {
             // As a forward pass in training mode would.
             model
                 .statistic
                 .update(Tensor::full([2], step as f32, &Default::default()));
             model.statistic.value_sync();
-            let grads = model.gradients(&case, step);
-            model = optimizer.step(case.lr, model, grads);
+            let grads = model.gradients(case.trajectory.grads_at(step));
+            model = optimizer.step(case.trajectory.lr, model, grads);
             let statistic = model.statistic.value().into_data().to_vec::<f32>().unwrap();
             assert_eq!(statistic, vec![step as f32; 2], "step {step}");
         }
@@ -517,7 +388,8 @@ mod tests {
         }
         let invalid_radam =
             RangerConfig::new(RAdamConfig::new().with_beta_2(1.0), LookaheadConfig::new());
-        let error = invalid_radam.try_init::<B, Model<B>>().err().unwrap();
+        assert_eq!(invalid_radam.validate().unwrap_err().field, "beta_2");
+        let error = invalid_radam.try_init::<B, Model>().err().unwrap();
         assert_eq!(error.field, "beta_2");
         assert!(LookaheadConfig::new().with_alpha(1.0).validate().is_ok());
     }

@@ -147,6 +147,82 @@ macro_rules! adam_2k_step {
     }};
 }
 
+/// Defines `Adam2kConfig` in the calling crate, for the Burn that crate names `burn`, as
+/// [`radam_config!`](crate::radam_config) does `RAdamConfig`: the fields, their documented
+/// defaults and `validate`, once for every Burn version. The calling crate provides `Adam2k` and
+/// the constructors (`init`, `try_init`, `build`) in an `impl Adam2kConfig` of its own.
+///
+/// `adam_2k_config!(crate_name)`: `crate_name` is the calling crate's name in Rust (for the
+/// documentation's example).
+#[macro_export]
+macro_rules! adam_2k_config {
+    ($crate_name:ident) => {
+        /// Configuration of [`Adam2k`](crate::Adam2k): Adam whose first `frozen_steps` steps only
+        /// update `v_t` (the paper's control experiment, Liu et al. 2020, §3.2).
+        ///
+        /// ```
+        #[doc = concat!("use ", stringify!($crate_name), "::Adam2kConfig;")]
+        ///
+        /// // The paper's Adam-2k: v_t alone for the first 2000 steps, then Adam.
+        /// let config = Adam2kConfig::new().with_frozen_steps(2000);
+        /// assert_eq!(config.epsilon, 1e-8);
+        /// assert!(config.validate().is_ok());
+        /// ```
+        #[derive(burn::config::Config, Debug)]
+        pub struct Adam2kConfig {
+            /// Exponential decay rate of the first moment `m_t`. Must lie in `[0, 1)`.
+            #[config(default = 0.9)]
+            pub beta_1: f32,
+            /// Exponential decay rate of the second moment `v_t`. Must lie in `[0, 1)`.
+            #[config(default = 0.999)]
+            pub beta_2: f32,
+            /// Added to `sqrt(v_t)` (un-corrected, as the reference and PyTorch's Adam do). Must
+            /// be `≥ 0`.
+            #[config(default = 1e-8)]
+            pub epsilon: f32,
+            /// Decoupled weight decay `λ`: `θ ← θ − α·λ·θ` on every step that updates θ (none
+            /// during the frozen steps), as the reference does. Must be `≥ 0`.
+            #[config(default = 0.0)]
+            pub weight_decay: f32,
+            /// `k`: the number of first steps that update `v_t` only. `0` is plain Adam.
+            #[config(default = 2000)]
+            pub frozen_steps: usize,
+            /// Gradient clipping, applied per parameter tensor before the step (Burn's
+            /// semantics).
+            pub grad_clipping: Option<burn::grad_clipping::GradientClippingConfig>,
+        }
+
+        impl Adam2kConfig {
+            /// The config with the maths of `fields` and no gradient clipping.
+            pub fn from_fields(fields: &$crate::Adam2kFields) -> Self {
+                Self::new()
+                    .with_beta_1(fields.beta_1)
+                    .with_beta_2(fields.beta_2)
+                    .with_epsilon(fields.epsilon)
+                    .with_weight_decay(fields.weight_decay)
+                    .with_frozen_steps(fields.frozen_steps)
+            }
+
+            /// The fields that define the maths, as `radam-core` validates and widens them.
+            pub fn fields(&self) -> $crate::Adam2kFields {
+                $crate::Adam2kFields {
+                    beta_1: self.beta_1,
+                    beta_2: self.beta_2,
+                    epsilon: self.epsilon,
+                    weight_decay: self.weight_decay,
+                    frozen_steps: self.frozen_steps,
+                }
+            }
+
+            /// Checks every hyper-parameter, naming the first field that is unusable.
+            pub fn validate(&self) -> Result<(), $crate::RAdamConfigError> {
+                self.fields().validate()?;
+                $crate::check_grad_clipping!("Adam2kConfig", &self.grad_clipping)
+            }
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -129,18 +129,27 @@ macro_rules! radam_config {
             /// Checks that every hyper-parameter makes sense, naming the first field that does
             /// not.
             pub fn validate(&self) -> Result<(), $crate::RAdamConfigError> {
-                use burn::grad_clipping::GradientClippingConfig;
                 self.fields().validate()?;
-                match &self.grad_clipping {
-                    Some(GradientClippingConfig::Value(limit)) => {
-                        $crate::check_positive("grad_clipping (Value)", *limit)
-                    }
-                    Some(GradientClippingConfig::Norm(limit)) => {
-                        $crate::check_positive("grad_clipping (Norm)", *limit)
-                    }
-                    None => Ok(()),
-                }
+                $crate::check_grad_clipping!("RAdamConfig", &self.grad_clipping)
             }
+        }
+    };
+}
+
+/// Checks the `Option<GradientClippingConfig>` (of the calling crate's Burn) of the config named
+/// `config`: its limit must be finite and `> 0`. Evaluates to `Result<(), RAdamConfigError>`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! check_grad_clipping {
+    ($config:expr, $grad_clipping:expr) => {
+        match $grad_clipping {
+            Some(burn::grad_clipping::GradientClippingConfig::Value(limit)) => {
+                $crate::check_positive($config, "grad_clipping (Value)", *limit)
+            }
+            Some(burn::grad_clipping::GradientClippingConfig::Norm(limit)) => {
+                $crate::check_positive($config, "grad_clipping (Norm)", *limit)
+            }
+            None => Ok(()),
         }
     };
 }

@@ -67,6 +67,83 @@ macro_rules! lookahead_sync {
     }};
 }
 
+/// Defines `LookaheadConfig` and `RangerConfig` in the calling crate, for the Burn that crate
+/// names `burn`, as [`radam_config!`](crate::radam_config) does `RAdamConfig`: fields, documented
+/// defaults and `validate`, once for every Burn version. The calling crate provides
+/// `RAdamConfig`, `Lookahead` and `Ranger`, and the constructors in `impl` blocks of its own.
+///
+/// `lookahead_config!(crate_name)`: `crate_name` is the calling crate's name in Rust (for the
+/// documentation's examples).
+#[macro_export]
+macro_rules! lookahead_config {
+    ($crate_name:ident) => {
+        /// Configuration of [`Lookahead`](crate::Lookahead); the defaults are the paper's
+        /// (`k = 5`, `α = 0.5`).
+        ///
+        /// ```
+        #[doc = concat!("use ", stringify!($crate_name), "::LookaheadConfig;")]
+        ///
+        /// let config = LookaheadConfig::new().with_k(6);
+        /// assert_eq!(config.alpha, 0.5);
+        /// assert!(config.validate().is_ok());
+        /// ```
+        #[derive(burn::config::Config, Debug)]
+        pub struct LookaheadConfig {
+            /// `k`: fast steps between two synchronisations of the slow weights. Must be `≥ 1`.
+            #[config(default = 5)]
+            pub k: usize,
+            /// `α`: the slow weights' step towards the fast ones, `φ ← φ + α·(θ − φ)`. Must lie
+            /// in `(0, 1]`; `1` makes Lookahead the wrapped optimizer itself.
+            #[config(default = 0.5)]
+            pub alpha: f32,
+        }
+
+        impl LookaheadConfig {
+            /// Checks `k` and `α`, naming the first field that is unusable.
+            pub fn validate(&self) -> Result<(), $crate::RAdamConfigError> {
+                self.fields().validate()
+            }
+
+            /// The fields, as `radam-core` validates them.
+            pub fn fields(&self) -> $crate::LookaheadFields {
+                $crate::LookaheadFields {
+                    k: self.k,
+                    alpha: self.alpha,
+                }
+            }
+        }
+
+        /// Configuration of [`Ranger`](crate::Ranger): RAdam (torch's defaults unless set) with
+        /// Lookahead over it (`k = 5`, `α = 0.5`), L. Wright's combination of the two (2019).
+        /// The original Ranger used `β1 = 0.95` and `k = 6`; set them to match it.
+        ///
+        /// ```
+        #[doc = concat!("use ", stringify!($crate_name), "::{LookaheadConfig, RAdamConfig, RangerConfig};")]
+        ///
+        /// let config = RangerConfig::new(
+        ///     RAdamConfig::new().with_beta_1(0.95),
+        ///     LookaheadConfig::new().with_k(6),
+        /// );
+        /// assert!(config.validate().is_ok());
+        /// ```
+        #[derive(burn::config::Config, Debug)]
+        pub struct RangerConfig {
+            /// The fast optimizer, RAdam.
+            pub radam: crate::RAdamConfig,
+            /// The slow weights' schedule.
+            pub lookahead: LookaheadConfig,
+        }
+
+        impl RangerConfig {
+            /// Checks both configs, naming the first field that is unusable.
+            pub fn validate(&self) -> Result<(), $crate::RAdamConfigError> {
+                self.radam.validate()?;
+                self.lookahead.validate()
+            }
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

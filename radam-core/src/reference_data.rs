@@ -3,7 +3,12 @@
 //!
 //! `tools/radam_reference.py` records them from PyTorch's `torch.optim.RAdam` and from float32
 //! re-implementations of the paper's and the official presets, into
-//! `testdata/radam_reference.json`.
+//! `testdata/radam_reference.json`; [`lookahead`] and [`adam_2k`] hold the references of the
+//! other optimizers, over the two small parameters of [`two_parameters`].
+
+pub mod adam_2k;
+pub mod lookahead;
+pub mod two_parameters;
 
 use serde::Deserialize;
 

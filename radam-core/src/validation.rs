@@ -175,12 +175,17 @@ pub fn check_non_negative(
     }
 }
 
-/// `value` of `RAdamConfig`'s `field` (a gradient-clipping limit) must be finite and `> 0`.
-pub fn check_positive(field: &'static str, value: f32) -> Result<(), RAdamConfigError> {
+/// `value` of `config`'s `field` (a gradient-clipping limit) must be finite and `> 0`.
+pub fn check_positive(
+    config: &'static str,
+    field: &'static str,
+    value: f32,
+) -> Result<(), RAdamConfigError> {
     if value.is_finite() && value > 0.0 {
         Ok(())
     } else {
-        Err(RAdamConfigError::new(
+        Err(RAdamConfigError::of(
+            config,
             field,
             value,
             "must be finite and > 0",

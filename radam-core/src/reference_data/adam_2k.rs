@@ -1,0 +1,57 @@
+//! The Adam-2k trajectories of `tools/adam_2k_reference.py` (the paper's `Adam2`, written from its
+//! code's description in float32 PyTorch), in `testdata/adam_2k_reference.json`.
+
+use serde::Deserialize;
+
+use super::two_parameters::{Pair, Trajectory};
+use crate::Adam2kFields;
+
+/// The scaled tolerance of θ, `m_t` and `v_t` in the Adam-2k cases.
+pub const TOLERANCE: f32 = 5e-6;
+
+/// One recorded trajectory of Adam-2k.
+#[derive(Deserialize)]
+pub struct Case {
+    /// `k`.
+    pub frozen_steps: usize,
+    /// `β1`.
+    pub beta_1: f32,
+    /// `β2`.
+    pub beta_2: f32,
+    /// `ε`.
+    pub epsilon: f32,
+    /// Decoupled weight decay `λ`.
+    pub weight_decay: f32,
+    /// `m_t` after the last step.
+    pub m: Pair<Vec<f32>>,
+    /// `v_t` after the last step.
+    pub v: Pair<Vec<f32>>,
+    /// The parameters, gradients and results.
+    #[serde(flatten)]
+    pub trajectory: Trajectory,
+}
+
+impl Case {
+    /// The fields this case was recorded with.
+    pub fn fields(&self) -> Adam2kFields {
+        Adam2kFields {
+            beta_1: self.beta_1,
+            beta_2: self.beta_2,
+            epsilon: self.epsilon,
+            weight_decay: self.weight_decay,
+            frozen_steps: self.frozen_steps,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct File {
+    cases: Vec<Case>,
+}
+
+/// Every recorded case.
+pub fn cases() -> Vec<Case> {
+    let file: File = serde_json::from_str(include_str!("../../testdata/adam_2k_reference.json"))
+        .expect("testdata/adam_2k_reference.json parses");
+    file.cases
+}
