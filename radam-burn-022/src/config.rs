@@ -1,7 +1,8 @@
 //! [`RAdamConfig`] for Burn 0.22: the hyper-parameters with torch's defaults, the presets of the
 //! other references, validation, and the [`ModuleOptimizer`] a `Learner` takes.
 
-use burn::optim::ModuleOptimizer;
+use burn::grad_clipping::GradientClippingConfig;
+use burn::optim::{ModuleOptimizer, Optimizer};
 use radam_core::RAdamConfigError;
 
 use crate::radam::RAdam;
@@ -21,11 +22,7 @@ impl RAdamConfig {
 
     /// Like [`init`](Self::init), but returns an invalid config as an error.
     pub fn try_init(&self) -> Result<ModuleOptimizer, RAdamConfigError> {
-        let optimizer = ModuleOptimizer::from(self.build()?);
-        Ok(match &self.grad_clipping {
-            Some(clipping) => optimizer.with_grad_clipping(clipping.init()),
-            None => optimizer,
-        })
+        Ok(module_optimizer(self.build()?, &self.grad_clipping))
     }
 
     /// Builds the bare [`RAdam`] (a per-tensor `Optimizer`), e.g. for
@@ -33,6 +30,19 @@ impl RAdamConfig {
     pub fn build(&self) -> Result<RAdam, RAdamConfigError> {
         self.validate()?;
         Ok(RAdam::new(self.fields().hyper()))
+    }
+}
+
+/// `optimizer` for a whole module, with `grad_clipping` when one is configured: what every
+/// config's `init` returns.
+pub(crate) fn module_optimizer(
+    optimizer: impl Optimizer,
+    grad_clipping: &Option<GradientClippingConfig>,
+) -> ModuleOptimizer {
+    let optimizer = ModuleOptimizer::from(optimizer);
+    match grad_clipping {
+        Some(clipping) => optimizer.with_grad_clipping(clipping.init()),
+        None => optimizer,
     }
 }
 

@@ -29,18 +29,28 @@
 //!
 //! The step runs as Burn tensor operations on every backend; the fused single-pass kernels of
 //! `radam-burn` are not ported to 0.22.
+//!
+//! Beside RAdam: [`Adam2kConfig`] (the paper's Adam-2k control), [`LookaheadConfig`] (Lookahead
+//! over any per-tensor optimizer) and [`RangerConfig`] (RAdam + Lookahead), with the maths and
+//! the reference tests of radam-burn's for Burn 0.19.
 
 #![warn(missing_docs)]
 
+mod adam_2k;
 mod config;
+mod lookahead;
 mod radam;
 
 // `#[derive(RecordState)]` names these at the crate root, as Burn's own optimizers have them.
-use burn::optim::{RecordState, StateSink, StateSource};
+use burn::optim::{RecordState, StateSink, StateSource, join_path};
 
+pub use adam_2k::{Adam2k, Adam2kConfig, Adam2kState};
 pub use config::RAdamConfig;
+pub use lookahead::{Lookahead, LookaheadConfig, LookaheadState, Ranger, RangerConfig};
 pub use radam::{RAdam, RAdamState};
 pub use radam_core::{RAdamConfigError, RAdamFields, rectification, rho, rho_inf, widen};
 
 #[cfg(test)]
 mod parity_tests;
+#[cfg(test)]
+mod two_parameter_model;

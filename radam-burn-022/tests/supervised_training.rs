@@ -1,7 +1,9 @@
-//! RAdam in Burn 0.22's trainer: a small regression model trained by `SupervisedTraining` with a
-//! `Learner` whose optimizer is `RAdamConfig::init()`, on both CPU backends. The loss falls, and
-//! a run resumed from its epoch-3 checkpoint ends with the same weights, bit for bit, as the run
-//! that was never interrupted (the optimizer's record carries `m_t`, `v_t` and `t`).
+//! RAdam, Ranger and Adam-2k in Burn 0.22's trainer: a small regression model trained by
+//! `SupervisedTraining` with a `Learner` whose optimizer is `RAdamConfig::init()` (and
+//! `RangerConfig`'s, `Adam2kConfig`'s), on both CPU backends. The loss falls, and a run resumed
+//! from its epoch-3 checkpoint ends with the same weights, bit for bit, as the run that was never
+//! interrupted (the optimizer's record carries `m_t`, `v_t` and `t`, and Ranger's slow weights and
+//! its place in the cycle of `k`: epoch 3 ends at step 24, four steps into a cycle of 5).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -11,6 +13,7 @@ use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
 use burn::data::dataset::InMemDataset;
 use burn::lr_scheduler::constant::ConstantLr;
 use burn::module::{Module, Param};
+use burn::optim::ModuleOptimizer;
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor, TensorData};
 use burn::train::checkpoint::KeepLastNCheckpoints;
@@ -19,7 +22,7 @@ use burn::train::metric::LossMetric;
 use burn::train::{
     InferenceStep, Learner, RegressionOutput, SupervisedTraining, TrainOutput, TrainStep,
 };
-use radam_burn_022::RAdamConfig;
+use radam_burn_022::{Adam2kConfig, LookaheadConfig, RAdamConfig, RangerConfig};
 
 const INPUTS: usize = 4;
 const HIDDEN: usize = 16;
@@ -123,13 +126,16 @@ fn loader() -> Arc<dyn DataLoader<Batch>> {
         .build(InMemDataset::new((0..EXAMPLES).collect()))
 }
 
-/// Trains up to `epochs` in `dir`, from scratch or from the checkpoint of epoch `resume_from`.
-fn train(dir: &Path, device: &Device, epochs: usize, resume_from: Option<usize>) -> Mlp {
-    let learner = Learner::new(
-        Mlp::new(device),
-        RAdamConfig::new().with_weight_decay(1e-4).init(),
-        ConstantLr::new(1e-2),
-    );
+/// Trains up to `epochs` in `dir` with the optimizer `optimizer` builds, from scratch or from the
+/// checkpoint of epoch `resume_from`.
+fn train(
+    dir: &Path,
+    device: &Device,
+    optimizer: fn() -> ModuleOptimizer,
+    epochs: usize,
+    resume_from: Option<usize>,
+) -> Mlp {
+    let learner = Learner::new(Mlp::new(device), optimizer(), ConstantLr::new(1e-2));
     let mut training = SupervisedTraining::new(dir, loader(), loader())
         .num_epochs(epochs)
         .with_default_checkpointers()
@@ -156,9 +162,15 @@ fn bits(model: &Mlp) -> Vec<u32> {
     .collect()
 }
 
-#[test]
+/// Trains 6 epochs (48 steps) straight, and 3 then 3 more resumed from the checkpoint, on both
+/// CPU backends: the loss must fall below `falls_to` times its start, and the two runs must end
+/// bit-identical.
 #[allow(deprecated)] // burn-ndarray is deprecated in Burn 0.22 and still what many users run
-fn radam_trains_in_the_learner_and_resumes_bit_identically() {
+fn trains_in_the_learner_and_resumes_bit_identically(
+    name: &str,
+    optimizer: fn() -> ModuleOptimizer,
+    falls_to: f32,
+) {
     // Flex alone under `--cfg burn_023` (`tools/burn-023-check`): Burn 0.23 has no ndarray.
     #[cfg(not(burn_023))]
     let devices = [Device::flex(), Device::ndarray()];
@@ -167,29 +179,64 @@ fn radam_trains_in_the_learner_and_resumes_bit_identically() {
     for device in devices {
         let device = device.autodiff();
         let root = std::env::temp_dir().join(format!(
-            "radam-burn-022-learner-{}-{:?}",
+            "radam-burn-022-learner-{name}-{}-{:?}",
             std::process::id(),
             device
         ));
         let _ = std::fs::remove_dir_all(&root);
         let before = Mlp::new(&device).loss(&device);
 
-        let straight = train(&root.join("straight"), &device, 6, None);
+        let straight = train(&root.join("straight"), &device, optimizer, 6, None);
         let after = straight.loss(&device);
         assert!(
-            after < 0.5 * before,
-            "{device:?}: the loss fell from {before} only to {after} in 48 RAdam steps"
+            after < falls_to * before,
+            "{name}, {device:?}: the loss fell from {before} only to {after} in 48 steps"
         );
 
         let interrupted = root.join("interrupted");
-        train(&interrupted, &device, 3, None);
-        let resumed = train(&interrupted, &device, 6, Some(3));
+        train(&interrupted, &device, optimizer, 3, None);
+        let resumed = train(&interrupted, &device, optimizer, 6, Some(3));
         assert_eq!(
             bits(&resumed),
             bits(&straight),
-            "{device:?}: the resumed run's weights differ from the uninterrupted run's"
+            "{name}, {device:?}: the resumed run's weights differ from the uninterrupted run's"
         );
-        println!("{device:?}: training loss {before} -> {after}, resumed run bit-identical");
+        println!(
+            "{name}, {device:?}: training loss {before} -> {after}, resumed run bit-identical"
+        );
         let _ = std::fs::remove_dir_all(&root);
     }
+}
+
+#[test]
+fn radam_trains_in_the_learner_and_resumes_bit_identically() {
+    trains_in_the_learner_and_resumes_bit_identically(
+        "radam",
+        || RAdamConfig::new().with_weight_decay(1e-4).init(),
+        0.5,
+    );
+}
+
+#[test]
+fn ranger_trains_in_the_learner_and_resumes_bit_identically() {
+    trains_in_the_learner_and_resumes_bit_identically(
+        "ranger",
+        || RangerConfig::new(RAdamConfig::new(), LookaheadConfig::new()).init(),
+        0.75,
+    ); // α = 0.5 keeps about half of each cycle's progress
+}
+
+#[test]
+fn adam_2k_trains_in_the_learner_and_resumes_bit_identically() {
+    // v_t alone for the first 10 steps (of 48), so that the resumed run starts after them.
+    trains_in_the_learner_and_resumes_bit_identically(
+        "adam-2k",
+        || {
+            Adam2kConfig::new()
+                .with_frozen_steps(10)
+                .with_weight_decay(1e-4)
+                .init()
+        },
+        0.5,
+    );
 }

@@ -1,7 +1,9 @@
 //! [`RAdamConfig`]: the hyper-parameters, the presets that match each reference implementation,
 //! validation, and the constructor of the optimizer that `LearnerBuilder` takes.
 
+use burn::grad_clipping::GradientClippingConfig;
 use burn::module::AutodiffModule;
+use burn::optim::SimpleOptimizer;
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::tensor::backend::AutodiffBackend;
 
@@ -31,11 +33,7 @@ impl RAdamConfig {
     pub fn try_init<B: AutodiffBackend, M: AutodiffModule<B>>(
         &self,
     ) -> Result<OptimizerAdaptor<RAdam, M, B>, RAdamConfigError> {
-        let optimizer = OptimizerAdaptor::from(self.build()?);
-        Ok(match &self.grad_clipping {
-            Some(clipping) => optimizer.with_grad_clipping(clipping.init()),
-            None => optimizer,
-        })
+        Ok(adaptor(self.build()?, &self.grad_clipping))
     }
 
     /// Builds the bare [`RAdam`] (a Burn `SimpleOptimizer`), for wrapping in another adaptor.
@@ -48,6 +46,24 @@ impl RAdamConfig {
     /// decimal form.
     pub(crate) fn hyper(&self) -> Hyper {
         self.fields().hyper()
+    }
+}
+
+/// `optimizer` wrapped for a whole module, with `grad_clipping` when one is configured: what
+/// every config's `init` returns.
+pub(crate) fn adaptor<O, M, B>(
+    optimizer: O,
+    grad_clipping: &Option<GradientClippingConfig>,
+) -> OptimizerAdaptor<O, M, B>
+where
+    O: SimpleOptimizer<B::InnerBackend>,
+    M: AutodiffModule<B>,
+    B: AutodiffBackend,
+{
+    let optimizer = OptimizerAdaptor::from(optimizer);
+    match grad_clipping {
+        Some(clipping) => optimizer.with_grad_clipping(clipping.init()),
+        None => optimizer,
     }
 }
 

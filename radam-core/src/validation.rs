@@ -201,7 +201,7 @@ pub fn state_fits(theta: &[usize], m: &[usize], v: &[usize]) -> Result<(), Strin
         Ok(())
     } else {
         Err(format!(
-            "RAdam's saved state does not fit the parameter: θ has shape {theta:?}, m_t {m:?} \
+            "the optimizer's saved state does not fit the parameter: θ has shape {theta:?}, m_t {m:?} \
              and v_t {v:?} (is the optimizer record from another model?)"
         ))
     }
@@ -231,7 +231,7 @@ mod tests {
     fn a_state_of_another_shape_is_refused() {
         assert_eq!(
             state_fits(&[3, 4], &[4, 3], &[4, 3]).unwrap_err(),
-            "RAdam's saved state does not fit the parameter: θ has shape [3, 4], m_t [4, 3] and \
+            "the optimizer's saved state does not fit the parameter: θ has shape [3, 4], m_t [4, 3] and \
              v_t [4, 3] (is the optimizer record from another model?)"
         );
         assert!(state_fits(&[3, 4], &[3, 4], &[3, 4]).is_ok());

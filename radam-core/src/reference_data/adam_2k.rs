@@ -32,6 +32,25 @@ pub struct Case {
 }
 
 impl Case {
+    /// Replays every step, as [`Trajectory::replay`] does, and checks besides that the frozen
+    /// steps leave both parameters exactly as they were. Returns the worst scaled error.
+    pub fn replay(&self, mut step: impl FnMut(f64, Pair<&[f32]>) -> Pair<Vec<f32>>) -> f32 {
+        let trajectory = &self.trajectory;
+        let mut t = 0;
+        trajectory.replay(0..trajectory.steps, TOLERANCE, |lr, grads| {
+            let values = step(lr, grads);
+            t += 1;
+            if t <= self.frozen_steps {
+                assert_eq!(
+                    values, trajectory.initial,
+                    "case {}: θ moved in frozen step {t}",
+                    trajectory.name
+                );
+            }
+            values
+        })
+    }
+
     /// The fields this case was recorded with.
     pub fn fields(&self) -> Adam2kFields {
         Adam2kFields {
