@@ -5,6 +5,7 @@ use burn::grad_clipping::GradientClippingConfig;
 use burn::optim::{ModuleOptimizer, Optimizer};
 use radam_core::RAdamConfigError;
 
+use crate::MasterWeights;
 use crate::radam::RAdam;
 
 radam_core::radam_config!(radam_burn_022);
@@ -23,6 +24,18 @@ impl RAdamConfig {
     /// Like [`init`](Self::init), but returns an invalid config as an error.
     pub fn try_init(&self) -> Result<ModuleOptimizer, RAdamConfigError> {
         Ok(module_optimizer(self.build()?, &self.grad_clipping))
+    }
+
+    /// Like [`init`](Self::init), with f32 master weights and f32 moments for bf16 and f16
+    /// parameters ([`MasterWeights`]): the low-precision model follows the f32 trajectory,
+    /// rounded, where plain bf16 state would lose every update below half a unit in the last
+    /// place of θ. f32 parameters train exactly as with `init`.
+    ///
+    /// # Panics
+    /// If the config is invalid, with the message of [`validate`](Self::validate).
+    pub fn init_with_master_weights(&self) -> ModuleOptimizer {
+        let radam = self.build().unwrap_or_else(|error| panic!("{error}"));
+        module_optimizer(MasterWeights::new(radam), &self.grad_clipping)
     }
 
     /// Builds the bare [`RAdam`] (a per-tensor `Optimizer`), e.g. for

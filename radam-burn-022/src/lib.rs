@@ -32,13 +32,16 @@
 //!
 //! Beside RAdam: [`Adam2kConfig`] (the paper's Adam-2k control), [`LookaheadConfig`] (Lookahead
 //! over any per-tensor optimizer) and [`RangerConfig`] (RAdam + Lookahead), with the maths and
-//! the reference tests of radam-burn's for Burn 0.19.
+//! the reference tests of radam-burn's for Burn 0.19; and [`MasterWeights`], f32 master weights
+//! and f32 optimizer state for bf16/f16 parameters around any of them
+//! ([`RAdamConfig::init_with_master_weights`]).
 
 #![warn(missing_docs)]
 
 mod adam_2k;
 mod config;
 mod lookahead;
+mod master_weights;
 mod radam;
 
 // `#[derive(RecordState)]` names these at the crate root, as Burn's own optimizers have them.
@@ -47,6 +50,7 @@ use burn::optim::{RecordState, StateSink, StateSource, join_path};
 pub use adam_2k::{Adam2k, Adam2kConfig, Adam2kState};
 pub use config::RAdamConfig;
 pub use lookahead::{Lookahead, LookaheadConfig, LookaheadState, Ranger, RangerConfig};
+pub use master_weights::{MasterWeights, MasterWeightsState};
 pub use radam::{RAdam, RAdamState};
 pub use radam_core::{RAdamConfigError, RAdamFields, rectification, rho, rho_inf, widen};
 
