@@ -11,31 +11,9 @@ use burn::tensor::{Distribution, Tensor, TensorData};
 use radam_burn::{RAdam, RAdamConfig, RAdamState};
 
 fn configs() -> Vec<(&'static str, RAdamConfig)> {
-    vec![
-        ("defaults", RAdamConfig::new()),
-        ("l2 decay", RAdamConfig::new().with_weight_decay(0.1)),
-        (
-            "decoupled decay",
-            RAdamConfig::new()
-                .with_weight_decay(0.1)
-                .with_decoupled_weight_decay(true),
-        ),
-        ("paper", RAdamConfig::paper().with_weight_decay(0.01)),
-        (
-            "official (skip)",
-            RAdamConfig::official().with_weight_decay(0.01),
-        ),
-        ("threshold 8", RAdamConfig::new().with_threshold(8.0)),
-        ("beta_2 0.9999", RAdamConfig::new().with_beta_2(0.9999)),
-        (
-            "beta_2 0.5 (never rectifies)",
-            RAdamConfig::new().with_beta_2(0.5),
-        ),
-        (
-            "epsilon 0",
-            RAdamConfig::new().with_epsilon(0.0).with_beta_1(0.0),
-        ),
-    ]
+    let configurations = radam_core::reference_data::kernel_configurations();
+    let config = |(name, fields)| (name, RAdamConfig::from_fields(&fields));
+    configurations.into_iter().map(config).collect()
 }
 
 /// Gradients of one scale: `scale · N(0, 1)`, with every seventh element exactly zero.

@@ -27,8 +27,9 @@
 //! }
 //! ```
 //!
-//! The step runs as Burn tensor operations on every backend; the fused single-pass kernels of
-//! `radam-burn` are not ported to 0.22.
+//! On flex (Burn 0.22's CPU backend) the step is one fused pass over θ, g, m and v, in place
+//! (feature `fused-flex`, on by default), bit-identical to the tensor-op step that every other
+//! backend runs.
 //!
 //! Beside RAdam: [`Adam2kConfig`] (the paper's Adam-2k control), [`LookaheadConfig`] (Lookahead
 //! over any per-tensor optimizer) and [`RangerConfig`] (RAdam + Lookahead), with the maths and
@@ -40,6 +41,8 @@
 
 mod adam_2k;
 mod config;
+#[cfg(feature = "fused-flex")]
+mod fused_flex;
 mod lookahead;
 mod master_weights;
 mod radam;

@@ -6,7 +6,8 @@
 //! the plan of each step (its branch of Algorithm 2 and every scalar factor, in `f64`), the
 //! validation of the hyper-parameters, the presets, and the element-wise step as Burn tensor
 //! operations ([`tensor_op_step!`]), and the definition of `RAdamConfig` ([`radam_config!`]);
-//! likewise the paper's Adam-2k control ([`Adam2kPlan`], [`adam_2k_step!`]) and Lookahead's
+//! the fused step's constants and its one-pass CPU loop ([`fused_step`]); likewise the paper's
+//! Adam-2k control ([`Adam2kPlan`], [`adam_2k_step!`]) and Lookahead's
 //! fields and synchronisation ([`LookaheadFields`], [`lookahead_sync!`]).
 //!
 //! `radam-burn` (Burn 0.19) and `radam-burn-022` (Burn 0.22) are thin adaptors over this crate,
@@ -17,6 +18,7 @@
 mod adam_2k;
 mod config_struct;
 mod error;
+pub mod fused_step;
 mod lookahead;
 mod rectification;
 mod step_plan;

@@ -121,6 +121,49 @@ impl Case {
     }
 }
 
+/// The configurations every fused kernel is checked in against the tensor-op step: each preset,
+/// each weight-decay mode, and the edges (a late threshold, β2 close to 1, β2 that never
+/// rectifies, ε = 0 with β1 = 0), by name.
+pub fn kernel_configurations() -> Vec<(&'static str, RAdamFields)> {
+    let torch = RAdamFields::torch();
+    let with = |change: &dyn Fn(&mut RAdamFields)| {
+        let mut fields = torch.clone();
+        change(&mut fields);
+        fields
+    };
+    let preset = |preset: Preset, weight_decay: f32| {
+        with(&|f| {
+            f.threshold = preset.threshold;
+            f.degenerated_to_sgd = preset.degenerated_to_sgd;
+            f.decoupled_weight_decay = preset.decoupled_weight_decay;
+            f.weight_decay = weight_decay;
+        })
+    };
+    vec![
+        ("defaults", torch.clone()),
+        ("l2 decay", with(&|f| f.weight_decay = 0.1)),
+        (
+            "decoupled decay",
+            with(&|f| {
+                f.weight_decay = 0.1;
+                f.decoupled_weight_decay = true;
+            }),
+        ),
+        ("paper", preset(Preset::PAPER, 0.01)),
+        ("official (skip)", preset(Preset::OFFICIAL, 0.01)),
+        ("threshold 8", with(&|f| f.threshold = 8.0)),
+        ("beta_2 0.9999", with(&|f| f.beta_2 = 0.9999)),
+        ("beta_2 0.5 (never rectifies)", with(&|f| f.beta_2 = 0.5)),
+        (
+            "epsilon 0",
+            with(&|f| {
+                f.epsilon = 0.0;
+                f.beta_1 = 0.0;
+            }),
+        ),
+    ]
+}
+
 /// The parsed `testdata/radam_reference.json`.
 pub fn reference() -> Reference {
     serde_json::from_str(include_str!("../testdata/radam_reference.json"))

@@ -23,7 +23,8 @@ use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 
 use crate::state::RAdamState;
-use radam_core::{StepPlan, Update};
+use radam_core::StepPlan;
+pub(crate) use radam_core::fused_step::Scalars;
 
 /// The tensors of one step, handed back unchanged when no kernel applies.
 pub(crate) type StepInputs<B, const D: usize> =
@@ -100,57 +101,6 @@ pub(crate) fn cast<T: 'static, U: 'static>(value: T) -> Result<U, T> {
     match (&mut slot as &mut dyn Any).downcast_mut::<Option<U>>() {
         Some(target) => Ok(target.take().expect("the slot was just filled")),
         None => Err(slot.expect("the slot is untouched")),
-    }
-}
-
-/// The per-element constants of a step, in `f32`, rounded once from the plan's `f64` values
-/// exactly as the tensor-op step rounds its scalars.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Scalars {
-    pub beta_1: f32,
-    pub one_minus_beta_1: f32,
-    pub beta_2: f32,
-    pub one_minus_beta_2: f32,
-    /// Coupled L2 penalty (0 when off).
-    pub l2: f32,
-    /// Decoupled decay factor `1 − α·λ` (1 when off).
-    pub decay: f32,
-    /// `α·r_t·sqrt(1 − β2^t)/(1 − β1^t)` (rectified) or `α/(1 − β1^t)` (momentum).
-    pub step_size: f32,
-    pub epsilon: f32,
-    pub mode: Mode,
-    pub coupled: bool,
-    pub decoupled: bool,
-}
-
-/// The branch of Algorithm 2 a step takes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Mode {
-    Rectified,
-    Momentum,
-    Skip,
-}
-
-impl Scalars {
-    pub fn new(plan: &StepPlan) -> Self {
-        let (mode, step_size, epsilon) = match plan.update {
-            Update::Rectified { step_size, epsilon } => (Mode::Rectified, step_size, epsilon),
-            Update::Momentum { step_size } => (Mode::Momentum, step_size, 0.0),
-            Update::Skip => (Mode::Skip, 0.0, 0.0),
-        };
-        Self {
-            beta_1: plan.beta_1 as f32,
-            one_minus_beta_1: (1.0 - plan.beta_1) as f32,
-            beta_2: plan.beta_2 as f32,
-            one_minus_beta_2: (1.0 - plan.beta_2) as f32,
-            l2: plan.l2_penalty as f32,
-            decay: plan.decay_factor.unwrap_or(1.0) as f32,
-            step_size: step_size as f32,
-            epsilon: epsilon as f32,
-            mode,
-            coupled: plan.l2_penalty != 0.0,
-            decoupled: plan.decay_factor.is_some(),
-        }
     }
 }
 

@@ -1,16 +1,14 @@
-//! The fused step on ndarray: one pass over contiguous `f32` slices, parallel over chunks.
+//! The fused step on ndarray: radam-core's one pass over contiguous `f32` slices
+//! (`fused_step::update`), parallel over chunks, on the arrays' buffers.
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor, TensorPrimitive};
 use burn_ndarray::NdArrayTensor;
-use rayon::prelude::*;
 
-use super::{Mode, Scalars, StepInputs, cast, same_type};
+use super::{Scalars, StepInputs, cast, same_type};
 use crate::state::RAdamState;
 use radam_core::StepPlan;
-
-/// Elements per parallel task: large enough to amortise scheduling, small enough to balance.
-const CHUNK: usize = 1 << 16;
+use radam_core::fused_step::update;
 
 fn primitive<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> NdArrayTensor {
     match tensor.into_primitive() {
@@ -89,78 +87,4 @@ pub(super) fn step<B: Backend, const D: usize>(
         v: tensor(NdArrayTensor::F32(v_a)),
     };
     Ok((tensor(NdArrayTensor::F32(theta_a)), state))
-}
-
-/// The step over whole slices, split into parallel chunks.
-pub(crate) fn update(
-    scalars: &Scalars,
-    theta: &mut [f32],
-    grad: &[f32],
-    m: &mut [f32],
-    v: &mut [f32],
-) {
-    assert!(
-        theta.len() == grad.len() && grad.len() == m.len() && m.len() == v.len(),
-        "θ, g, m and v must have the same number of elements"
-    );
-    if theta.len() <= CHUNK {
-        update_chunk(scalars, theta, grad, m, v);
-        return;
-    }
-    theta
-        .par_chunks_mut(CHUNK)
-        .zip(grad.par_chunks(CHUNK))
-        .zip(m.par_chunks_mut(CHUNK))
-        .zip(v.par_chunks_mut(CHUNK))
-        .for_each(|(((theta, grad), m), v)| update_chunk(scalars, theta, grad, m, v));
-}
-
-/// Picks the loop specialised for this step's options, so the hot loop has no branches.
-fn update_chunk(s: &Scalars, theta: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32]) {
-    macro_rules! dispatch {
-        ($($coupled:literal, $decoupled:literal);*) => {
-            match (s.coupled, s.decoupled, s.mode) {
-                $(
-                    ($coupled, $decoupled, Mode::Rectified) => kernel::<$coupled, $decoupled, 0>(s, theta, grad, m, v),
-                    ($coupled, $decoupled, Mode::Momentum) => kernel::<$coupled, $decoupled, 1>(s, theta, grad, m, v),
-                    ($coupled, $decoupled, Mode::Skip) => kernel::<$coupled, $decoupled, 2>(s, theta, grad, m, v),
-                )*
-            }
-        };
-    }
-    dispatch!(false, false; false, true; true, false; true, true)
-}
-
-/// One element at a time, in the tensor-op step's operation order (so both paths round alike).
-#[inline(always)]
-fn kernel<const COUPLED: bool, const DECOUPLED: bool, const MODE: u8>(
-    s: &Scalars,
-    theta: &mut [f32],
-    grad: &[f32],
-    m: &mut [f32],
-    v: &mut [f32],
-) {
-    for (((theta, &grad), m), v) in theta
-        .iter_mut()
-        .zip(grad)
-        .zip(m.iter_mut())
-        .zip(v.iter_mut())
-    {
-        // g_t ← ∇f(θ_{t−1}) + λ·θ_{t−1}   (coupled L2)
-        let g = if COUPLED { grad + *theta * s.l2 } else { grad };
-        // m_t ← β1·m_{t−1} + (1 − β1)·g_t ;  v_t ← β2·v_{t−1} + (1 − β2)·g_t²
-        let m_t = *m * s.beta_1 + g * s.one_minus_beta_1;
-        let v_t = *v * s.beta_2 + (g * s.one_minus_beta_2) * g;
-        *m = m_t;
-        *v = v_t;
-        // θ ← θ·(1 − α·λ)   (decoupled decay, only on updating steps: the plan leaves it at 1 otherwise)
-        let t = if DECOUPLED { *theta * s.decay } else { *theta };
-        *theta = match MODE {
-            // θ_t ← θ − α·r_t·m̂_t·l_t
-            0 => t - (m_t * s.step_size) / (v_t.sqrt() + s.epsilon),
-            // θ_t ← θ − α·m̂_t
-            1 => t - m_t * s.step_size,
-            _ => t,
-        };
-    }
 }

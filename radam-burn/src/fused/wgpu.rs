@@ -9,9 +9,10 @@ use cubecl::CubeDim;
 use cubecl::prelude::*;
 use cubecl::wgpu::WgpuRuntime;
 
-use super::{Mode, Scalars, StepInputs, cast, same_type};
+use super::{Scalars, StepInputs, cast, same_type};
 use crate::state::RAdamState;
 use radam_core::StepPlan;
+use radam_core::fused_step::Mode;
 
 type Primitive = CubeTensor<WgpuRuntime>;
 
