@@ -1,9 +1,12 @@
 //! Nanoseconds per parameter of one optimizer step on Burn 0.22's flex CPU backend: RAdam's fused
 //! pass (what `RAdam` runs on flex), RAdam as Burn tensor operations (what it runs on every
-//! other backend; radam-core's `tensor_op_step!`), and Burn 0.22's own Adam.
+//! other backend; radam-core's `tensor_op_step!`), and Burn 0.22's own Adam. With the `wgpu`
+//! feature, and where wgpu finds an adapter, the same on wgpu, where `RAdam` runs tensor
+//! operations (there is no fused kernel for 0.22's CubeCL backend).
 //!
 //! ```sh
 //! cargo bench -p radam-burn-022 --bench step_speed
+//! cargo bench -p radam-burn-022 --bench step_speed --features wgpu
 //! ```
 //!
 //! Each figure is the median of 15 timed steps after 3 untimed ones, on one parameter tensor of
@@ -50,8 +53,8 @@ fn time_optimizer<O: Optimizer>(optimizer: &O, n: usize, device: &Device) -> f64
     median_ns_per_param(n, || {
         let (next, next_state) =
             optimizer.step(1e-3, theta.take().unwrap(), grad.clone(), state.take());
-        // Flex runs eagerly; reading one element makes sure the step is done.
-        let _ = next.clone().slice(0..1).into_data();
+        // The step's every output done (flex runs eagerly; wgpu and its fusion wait here).
+        device.sync().expect("the device runs the step");
         theta = Some(next);
         state = next_state;
     })
@@ -69,25 +72,35 @@ fn time_tensor_ops(n: usize, device: &Device) -> f64 {
         let plan = StepPlan::new(&hyper, time, 1e-3);
         let (next, m, v) =
             radam_core::tensor_op_step!(&plan, theta.take().unwrap(), grad.clone(), moments.take());
-        let _ = next.clone().slice(0..1).into_data();
+        device.sync().expect("the device runs the step");
         theta = Some(next);
         moments = Some((m, v));
     })
 }
 
-fn main() {
-    let device = Device::flex();
+/// Prints the three figures on `device` for each size in `sizes`.
+fn table(label: &str, device: &Device, sizes: &[usize]) {
     let radam = RAdamConfig::new().build().expect("valid config");
     let adam = AdamConfig::new().build();
-    println!("ns per parameter, one step on flex (median of {TIMED}):");
+    println!("ns per parameter, one step on {label} (median of {TIMED}):");
     println!(
         "{:>12} {:>12} {:>12} {:>12}",
-        "parameters", "RAdam fused", "RAdam ops", "Burn Adam"
+        "parameters", "RAdam", "RAdam ops", "Burn Adam"
     );
-    for n in [100_000, 1_000_000, 10_000_000] {
-        let fused = time_optimizer(&radam, n, &device);
-        let ops = time_tensor_ops(n, &device);
-        let burn_adam = time_optimizer(&adam, n, &device);
-        println!("{n:>12} {fused:>12.2} {ops:>12.2} {burn_adam:>12.2}");
+    for &n in sizes {
+        let radam = time_optimizer(&radam, n, device);
+        let ops = time_tensor_ops(n, device);
+        let burn_adam = time_optimizer(&adam, n, device);
+        println!("{n:>12} {radam:>12.2} {ops:>12.2} {burn_adam:>12.2}");
+    }
+}
+
+fn main() {
+    // "RAdam" is what `RAdam` runs there: the fused pass on flex.
+    table("flex", &Device::flex(), &[100_000, 1_000_000, 10_000_000]);
+    #[cfg(feature = "wgpu")]
+    match Device::wgpu_options().init() {
+        Ok(device) => table("wgpu", &device, &[100_000, 1_000_000, 10_000_000]),
+        Err(error) => println!("wgpu: no adapter ({error})"),
     }
 }

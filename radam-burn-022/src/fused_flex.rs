@@ -4,7 +4,7 @@
 //! the tensors' backend; every other backend (and any dtype but `f32`) gets the tensor-op step,
 //! which stays the reference this one is tested against, bit for bit.
 
-use burn::tensor::{DType, Tensor};
+use burn::tensor::{DType, Device, Tensor};
 use burn_flex::{Flex, FlexTensor};
 use radam_core::StepPlan;
 use radam_core::fused_step::{Scalars, update};
@@ -30,22 +30,17 @@ pub(crate) fn try_fused_step<const D: usize>(
     .into_iter()
     .flatten()
     .all(|t| t.dtype() == DType::F32);
-    if !all_f32 {
+    // Asked of the device, so that no tensor is touched (or its buffer shared) on other backends.
+    if !all_f32 || theta.device().without_autodiff() != Device::flex() {
         return Err((theta, grad, state));
     }
-    // Whether θ is a flex tensor: asked of a handle, so that another backend's θ comes back. The
-    // handle then replaces θ, which is dropped, so that the buffer is θ's alone again.
-    let theta_flex = match theta.clone().try_into_primitive::<Flex>() {
-        Ok(primitive) => primitive,
-        Err(_) => return Err((theta, grad, state)),
-    };
-    drop(theta);
     // g, m and v live where θ does: the module optimizer moved them there.
     let flex = |tensor: Tensor<D>, what: &str| {
         tensor
             .try_into_primitive::<Flex>()
             .unwrap_or_else(|error| panic!("RAdam: θ is on flex but {what} is not: {error:?}"))
     };
+    let theta_flex = flex(theta, "θ");
     let grad = flex(grad, "the gradient");
     let (m, v) = match state {
         Some(state) => (flex(state.m, "m_t"), flex(state.v, "v_t")),
@@ -96,7 +91,7 @@ fn elements_mut(tensor: &mut FlexTensor) -> &mut [f32] {
 
 #[cfg(test)]
 mod tests {
-    use burn::tensor::{Device, FloatDType, TensorData};
+    use burn::tensor::{FloatDType, TensorData};
     use radam_core::Hyper;
 
     use super::*;
