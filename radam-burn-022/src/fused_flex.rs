@@ -21,15 +21,7 @@ pub(crate) fn try_fused_step<const D: usize>(
     plan: &StepPlan,
     (theta, grad, state): StepInputs<D>,
 ) -> Result<(Tensor<D>, RAdamState<D>), StepInputs<D>> {
-    let all_f32 = [
-        Some(&theta),
-        Some(&grad),
-        state.as_ref().map(|s| &s.m),
-        state.as_ref().map(|s| &s.v),
-    ]
-    .into_iter()
-    .flatten()
-    .all(|t| t.dtype() == DType::F32);
+    let all_f32 = radam_core::all_f32!(&theta, &grad, &state);
     // Asked of the device, so that no tensor is touched (or its buffer shared) on other backends.
     if !all_f32 || theta.device().without_autodiff() != Device::flex() {
         return Err((theta, grad, state));

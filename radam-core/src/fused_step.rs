@@ -69,6 +69,25 @@ impl Scalars {
     }
 }
 
+/// Whether θ, g and the moments of an RAdam state (if any) are all `f32` — the one dtype every
+/// fused kernel takes — for the tensor type of whichever Burn version expands it:
+/// `all_f32!(&theta, &grad, &state)`, `state` an `Option` of a state with fields `m` and `v`.
+#[macro_export]
+macro_rules! all_f32 {
+    ($theta:expr, $grad:expr, $state:expr) => {{
+        let state = ($state).as_ref();
+        [
+            Some($theta),
+            Some($grad),
+            state.map(|s| &s.m),
+            state.map(|s| &s.v),
+        ]
+        .into_iter()
+        .flatten()
+        .all(|t| t.dtype() == burn::tensor::DType::F32)
+    }};
+}
+
 /// Elements per parallel task: large enough to amortise scheduling, small enough to balance.
 #[cfg(feature = "cpu-kernel")]
 const CHUNK: usize = 1 << 16;

@@ -2,7 +2,7 @@
 //! (`fused_step::update`), parallel over chunks, on the arrays' buffers.
 
 use burn::tensor::backend::Backend;
-use burn::tensor::{DType, Tensor, TensorPrimitive};
+use burn::tensor::{Tensor, TensorPrimitive};
 use burn_ndarray::NdArrayTensor;
 
 use super::{Scalars, StepInputs, cast, same_type};
@@ -31,15 +31,7 @@ pub(super) fn step<B: Backend, const D: usize>(
     plan: &StepPlan,
     (theta, grad, state): StepInputs<B, D>,
 ) -> Result<(Tensor<B, D>, RAdamState<B, D>), StepInputs<B, D>> {
-    let all_f32 = [
-        Some(&theta),
-        Some(&grad),
-        state.as_ref().map(|s| &s.m),
-        state.as_ref().map(|s| &s.v),
-    ]
-    .into_iter()
-    .flatten()
-    .all(|t| t.dtype() == DType::F32);
+    let all_f32 = radam_core::all_f32!(&theta, &grad, &state);
     if !same_type::<B::FloatTensorPrimitive, NdArrayTensor>() || !all_f32 {
         return Err((theta, grad, state));
     }

@@ -101,15 +101,7 @@ pub(super) fn step<B: Backend, const D: usize>(
     plan: &StepPlan,
     (theta, grad, state): StepInputs<B, D>,
 ) -> Result<(Tensor<B, D>, RAdamState<B, D>), StepInputs<B, D>> {
-    let all_f32 = [
-        Some(&theta),
-        Some(&grad),
-        state.as_ref().map(|s| &s.m),
-        state.as_ref().map(|s| &s.v),
-    ]
-    .into_iter()
-    .flatten()
-    .all(|t| t.dtype() == DType::F32);
+    let all_f32 = radam_core::all_f32!(&theta, &grad, &state);
     let len = theta.shape().num_elements();
     if !same_type::<B::FloatTensorPrimitive, Primitive>() || !all_f32 || len > u32::MAX as usize {
         return Err((theta, grad, state));
