@@ -3,7 +3,7 @@
 //!
 //! Burn keeps an optimizer's state in the parameter's dtype and has no master copy (Burn issue
 //! #5696). With bf16 parameters an update smaller than half a unit in the last place of θ —
-//! 2⁻⁹ ≈ 0.002 of |θ| — is rounded away, so a small learning rate can leave θ where it was; m_t
+//! 2⁻⁹ to 2⁻⁸ of |θ| — is rounded away, so a small learning rate can leave θ where it was; m_t
 //! and v_t lose as many bits. `MasterWeights` gives the wrapped optimizer an f32 copy of each
 //! low-precision parameter and the gradient widened to f32, so the optimizer's state is f32 too,
 //! and writes back θ rounded to the parameter's dtype: the low-precision model follows the f32
