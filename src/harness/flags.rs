@@ -121,7 +121,8 @@ pub struct TrainArgs {
     /// times them on their first call and keeps the fastest; `fixed` follows fixed rules, the
     /// same in every run on one CPU; a run's kernels.json replays its choices, to reproduce it
     /// bit for bit. The choices are recorded in the artifact directory, and `--resume` reuses
-    /// them.
+    /// them. With `--nodes` above 1, `measured` means `fixed`, so that every node computes
+    /// alike.
     #[arg(long, value_name = "measured|fixed|FILE", default_value = "measured", value_parser = KernelsFlag::parse)]
     pub kernels: KernelsFlag,
 }

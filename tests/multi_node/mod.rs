@@ -150,7 +150,12 @@ fn two_processes_on_loopback_train_identical_models() {
         weights_0.len(),
         &differing[..differing.len().min(5)]
     );
-    // Same weights, same validation set: the same validation loss, every epoch.
+    // Same weights, same validation set, the same kernels on both nodes (the fixed rules: each
+    // node timing its own would sum in its own order): the same validation loss, every epoch.
+    assert!(
+        stdout.contains("kernels: the fixed rules on every node"),
+        "{stdout}"
+    );
     let (history_0, history_1) = (history(&artifacts), history(&node_1));
     assert_eq!(history_0.epochs.len(), EPOCHS);
     for (a, b) in history_0.epochs.iter().zip(&history_1.epochs) {

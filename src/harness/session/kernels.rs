@@ -45,7 +45,8 @@ impl KernelPlan {
 
 impl Session {
     /// Makes this process choose its kernels as the session must: the resumed run's recorded
-    /// choices first (they computed its checkpoints), then `--kernels`' file or selection, and
+    /// choices first (they computed its checkpoints), then `--kernels`' file or selection (the
+    /// fixed rules for `measured` in a multi-node run, so that every node computes alike), and
     /// says so when it replays.
     ///
     /// # Errors
@@ -60,6 +61,14 @@ impl Session {
                 .map_err(|e| HarnessError::Resume(format!("{e}; delete it to choose anew")))?,
         };
         match &self.kernels {
+            // Nodes that each timed their own kernels would sum in different orders and evaluate
+            // the same weights a few bits apart; the fixed rules are the same on every node.
+            KernelPlan::Select(KernelSelection::Measured) if self.node.collective.is_some() => {
+                kernels::select(KernelSelection::Fixed);
+                self.say(
+                    "kernels: the fixed rules on every node, so that all nodes compute alike                      (--kernels FILE replays measured choices on every node)",
+                );
+            }
             KernelPlan::Select(selection) => kernels::select(*selection),
             KernelPlan::Replay { path, choices } => {
                 kernels::select(choices.selection);
