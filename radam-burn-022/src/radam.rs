@@ -49,6 +49,20 @@ impl RAdam {
     }
 }
 
+/// Panics, naming the shapes, when saved moments `m` and `v` do not belong to the parameter
+/// `theta` (an optimizer record from another model, or a damaged one): stepping with them would
+/// broadcast or fail deep inside Burn ([`radam_core::state_fits`]).
+pub(crate) fn refuse_moments_of_another_shape<const D: usize>(
+    theta: &Tensor<D>,
+    moments: Option<(&Tensor<D>, &Tensor<D>)>,
+) {
+    if let Some((m, v)) = moments
+        && let Err(problem) = radam_core::state_fits(&theta.dims(), &m.dims(), &v.dims())
+    {
+        panic!("{problem}");
+    }
+}
+
 impl Optimizer for RAdam {
     type State<const D: usize> = RAdamState<D>;
 
@@ -59,12 +73,7 @@ impl Optimizer for RAdam {
         grad: Tensor<D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
-        if let Some(state) = &state
-            && let Err(problem) =
-                radam_core::state_fits(&tensor.dims(), &state.m.dims(), &state.v.dims())
-        {
-            panic!("{problem}");
-        }
+        refuse_moments_of_another_shape(&tensor, state.as_ref().map(|s| (&s.m, &s.v)));
         let time = state.as_ref().map_or(0, |state| state.time) + 1;
         let plan = StepPlan::new(&self.hyper, time, lr);
         #[cfg(feature = "fused-flex")]

@@ -51,6 +51,22 @@ impl Case {
         })
     }
 
+    /// Checks the optimizer's state after the last step: `t` of both parameters is the number
+    /// of steps, and `m_t` and `v_t` are the recorded ones within [`TOLERANCE`].
+    pub fn assert_final_state(&self, time: Pair<usize>, m: Pair<Vec<f32>>, v: Pair<Vec<f32>>) {
+        let name = &self.trajectory.name;
+        let steps = self.trajectory.steps;
+        assert_eq!((time.w, time.b), (steps, steps), "case {name}: step counts");
+        for (what, actual, expected) in [
+            ("m of w", &m.w, &self.m.w),
+            ("m of b", &m.b, &self.m.b),
+            ("v of w", &v.w, &self.v.w),
+            ("v of b", &v.b, &self.v.b),
+        ] {
+            super::assert_close(actual, expected, TOLERANCE, &format!("case {name}, {what}"));
+        }
+    }
+
     /// The fields this case was recorded with.
     pub fn fields(&self) -> Adam2kFields {
         Adam2kFields {
