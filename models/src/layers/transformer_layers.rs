@@ -24,6 +24,7 @@ use crate::ops::dropout::dropout;
 use crate::ops::gelu::gelu;
 use crate::ops::layer_norm::{layer_norm, layer_norm_config};
 use crate::ops::matmul::linear;
+use crate::ops::reshape::reshape;
 use crate::state_dict::{
     StateDict, load_attention, load_feed_forward, load_layer_norm, trainable_as,
 };
@@ -148,9 +149,9 @@ pub(crate) fn padding_mask<B: Backend>(padding: Tensor<B, 2, Bool>) -> Tensor<B,
 /// The linear layer `layer` on every position of `x` `[rows, length, d_in]`, as one 2-D product.
 fn positionwise<B: Backend>(layer: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
     let [rows, length, d_in] = x.dims();
-    let y = linear(layer, x.reshape([rows * length, d_in]));
+    let y = linear(layer, reshape(x, [rows * length, d_in]));
     let d_out = y.dims()[1];
-    y.reshape([rows, length, d_out])
+    reshape(y, [rows, length, d_out])
 }
 
 /// The heads of `projection(x)`: `[rows, length, d_model]` → `[rows, heads, length, d_k]`.

@@ -17,6 +17,7 @@ use crate::layers::lstm::{LstmAlgorithm, StackedLstm, StackedLstmConfig};
 use crate::ops::dropout::dropout;
 use crate::ops::loss::label_smoothed_cross_entropy;
 use crate::ops::matmul::{linear, matmul};
+use crate::ops::reshape::reshape;
 use crate::state_dict::{
     StateDict, load_adaptive_softmax, load_linear, load_lstm_layer, load_param,
 };
@@ -252,13 +253,13 @@ impl<B: Backend> LstmLm<B> {
         let [batch, time] = inputs.dims();
         let (hidden, state) = self.hidden(inputs, state);
         let features = hidden.dims()[2];
-        let rows = hidden.reshape([batch * time, features]);
+        let rows = reshape(hidden, [batch * time, features]);
         let log_prob = match &self.adaptive {
             Some(adaptive) => adaptive.log_prob(rows),
             None => log_softmax(self.logits(rows), 1),
         };
         let vocab = log_prob.dims()[1];
-        (log_prob.reshape([batch, time, vocab]), state)
+        (reshape(log_prob, [batch, time, vocab]), state)
     }
 
     /// Loss (mean NLL per token) and summed NLL for `targets`, starting from `state`.
@@ -272,7 +273,7 @@ impl<B: Backend> LstmLm<B> {
         let tokens = batch * time;
         let (hidden, state) = self.hidden(inputs, state);
         let features = hidden.dims()[2];
-        let rows = hidden.reshape([tokens, features]);
+        let rows = reshape(hidden, [tokens, features]);
         let targets = targets.reshape([tokens]);
         let nll_sum = match &self.adaptive {
             Some(adaptive) => adaptive.nll_sum(rows, targets),

@@ -28,6 +28,7 @@ use crate::ops::dropout::dropout;
 use crate::ops::layer_norm::{layer_norm, layer_norm_config};
 use crate::ops::loss::label_smoothed_cross_entropy;
 use crate::ops::matmul::{linear, matmul};
+use crate::ops::reshape::reshape;
 use crate::state_dict::{StateDict, load_layer_norm, load_linear, load_param, trainable_as};
 use crate::training::output::TranslationOutput;
 
@@ -447,7 +448,7 @@ impl<B: Backend> TransformerNmt<B> {
         let rows = decoded.dims()[0];
         let logits = self.project(decoded);
         let vocab = logits.dims()[2];
-        burn::tensor::activation::log_softmax(logits.reshape([rows, vocab]), 1)
+        burn::tensor::activation::log_softmax(reshape(logits, [rows, vocab]), 1)
     }
 
     fn target_embedding(&self) -> &Embedding<B> {
@@ -476,7 +477,7 @@ impl<B: Backend> TransformerNmt<B> {
             None => decoded,
         };
         let [batch, time, d] = decoded.dims();
-        let rows = decoded.reshape([batch * time, d]);
+        let rows = reshape(decoded, [batch * time, d]);
         let logits = match &self.output {
             Some(output) => linear(output, rows),
             None => {
@@ -485,7 +486,7 @@ impl<B: Backend> TransformerNmt<B> {
             }
         };
         let vocab = logits.dims()[1];
-        logits.reshape([batch, time, vocab])
+        reshape(logits, [batch, time, vocab])
     }
 
     /// Logits `[batch, target_len, vocab]` for the decoder inputs (teacher forcing).
@@ -555,7 +556,7 @@ impl<B: Backend> TransformerNmt<B> {
         );
         let [rows_batch, time, vocab] = logits.dims();
         let rows = rows_batch * time;
-        let logits = logits.reshape([rows, vocab]);
+        let logits = reshape(logits, [rows, vocab]);
         let targets = batch.target_output.reshape([rows]);
         let loss = label_smoothed_cross_entropy(
             logits.clone(),

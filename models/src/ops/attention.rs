@@ -9,12 +9,12 @@ use burn::tensor::{Bool, Tensor};
 
 use crate::ops::dispatch;
 use crate::ops::dropout::dropout;
+use crate::ops::reshape::reshape;
 
 /// The heads of projections `[rows, length, d_model]`: `[rows, heads, length, d_k]`.
 pub(crate) fn split_heads<B: Backend>(x: Tensor<B, 3>, heads: usize) -> Tensor<B, 4> {
     let [rows, length, d_model] = x.dims();
-    x.reshape([rows, length, heads, d_model / heads])
-        .swap_dims(1, 2)
+    reshape(x, [rows, length, heads, d_model / heads]).swap_dims(1, 2)
 }
 
 /// The inverse of [`split_heads`].

@@ -6,7 +6,8 @@
 //! | operation | backend | CPU | shape | kernel |
 //! | --- | --- | --- | --- | --- |
 //! | every operation below | not ndarray f32 (wgpu, …) | — | — | Burn's tensor operations |
-//! | 2-D matrix product, `Linear` on rows | ndarray¹ | — | — | native product, its own backward (GEMM: general) |
+//! | 2-D matrix product, `Linear` on rows | ndarray¹ | — | — | native product, its own backward (GEMM: general); a bias is the output's starting value, its gradient a parallel column sum |
+//! | reshape | ndarray¹ | — | row-major | a view of the same buffer, forward and backward (Burn copies both) |
 //! | convolution, [`ConvAlgorithm::Auto`] | ndarray¹ | — | — | native convolution (below) |
 //! | convolution, [`ConvAlgorithm::Auto`] | other | — | — | Burn's `conv2d` |
 //! | convolution, [`ConvAlgorithm::Im2col`] | ndarray¹ / other | — | — | native convolution / im2col with tensor operations |

@@ -20,6 +20,10 @@ pub(crate) fn matmul<B: Backend>(a: Tensor<B, 2>, b: Tensor<B, 2>) -> Tensor<B, 
 /// `x·W + b` of the Burn [`Linear`] layer `layer` for rows `x` (`[rows, d_input]`), as
 /// [`Linear::forward`] computes it.
 pub(crate) fn linear<B: Backend>(layer: &Linear<B>, x: Tensor<B, 2>) -> Tensor<B, 2> {
+    #[cfg(feature = "ndarray-kernels")]
+    if let (Some(native), Some(bias)) = (dispatch::native::<B>(), &layer.bias) {
+        return crate::ops::ndarray::matmul::linear(native, x, layer.weight.val(), bias.val());
+    }
     let y = matmul(x, layer.weight.val());
     match &layer.bias {
         Some(bias) => y + bias.val().unsqueeze_dim(0),

@@ -17,3 +17,4 @@ pub mod lstm;
 pub mod matmul;
 #[cfg(feature = "ndarray-kernels")]
 pub mod ndarray;
+pub(crate) mod reshape;

@@ -1,8 +1,8 @@
 //! Native ndarray kernels, with their own backward on `Autodiff<NdArray<f32>>`, for the
 //! operations where Burn 0.19.1's ndarray backend is slow to train: convolution (im2col or
 //! implicit), the LSTM recurrence, softmax cross-entropy, training-mode batch normalization, the
-//! 2-D matrix product, scaled dot-product attention, layer normalization, GELU and dropout
-//! masks.
+//! 2-D matrix product, scaled dot-product attention, layer normalization, GELU, dropout
+//! masks and reshapes (without a copy).
 //!
 //! They compute and decide nothing: the [dispatch](crate::ops::dispatch) has recognised the
 //! backend and chosen the kernel before any of them is called. Every entry point has one shape,
@@ -38,6 +38,7 @@ pub(crate) mod layer_norm;
 pub(crate) mod lstm;
 pub(crate) mod matmul;
 mod matrix;
+pub(crate) mod reshape;
 
 /// Elements per parallel task of the element-wise kernels (dropout masks, GELU).
 const ELEMENTS_PER_TASK: usize = 1 << 14;
