@@ -20,7 +20,7 @@
 //! | batch norm (+ residual, ReLU), training | `Autodiff<ndarray>`¹ | — | — | native, one pass, its own backward |
 //! | batch norm, inference | any | — | — | Burn's `BatchNorm` |
 //! | cross-entropy (label smoothing, padding) | ndarray¹ | — | — | native |
-//! | dropout mask | ndarray¹ | — | — | native, drawn in parallel |
+//! | dropout, training | ndarray¹ | — | — | native: the mask drawn and applied in parallel, `∂y ⊙ mask` backward |
 //! | GELU | ndarray¹ | — | — | native |
 //! | LSTM, [`LstmAlgorithm::Fused`] | ndarray¹ / other | — | — | native recurrence / fused with tensor operations |
 //! | LSTM, [`LstmAlgorithm::Stepwise`] | any | — | — | Burn's `Lstm` |

@@ -19,10 +19,7 @@ pub(crate) fn dropout<B: Backend, const D: usize>(
     }
     match dispatch::native::<B>() {
         #[cfg(feature = "ndarray-kernels")]
-        Some(native) => {
-            let mask = crate::ops::ndarray::dropout::mask::<B, D>(native, x.dims(), layer.prob);
-            x * mask
-        }
+        Some(native) => crate::ops::ndarray::dropout::dropped(native, x, layer.prob),
         _ => layer.forward(x),
     }
 }

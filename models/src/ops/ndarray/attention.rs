@@ -33,6 +33,7 @@ use super::bridge::{
 };
 use super::dropout::mask_values_drawn;
 use super::fast_math;
+use super::fill::zeros;
 use super::gemm::gemm;
 use super::matrix::Matrix;
 use crate::ops::dispatch::Native;
@@ -164,7 +165,7 @@ fn forward(
     } = *shape;
     let d_model = shape.d_model();
     let scale = (d_k as f32).sqrt();
-    let mut context = vec![0.0f32; shape.rows * queries * d_model];
+    let mut context = zeros(shape.rows * queries * d_model);
     context
         .par_chunks_mut(queries * d_model)
         .zip(weights.par_chunks_mut(shape.per_row()))
@@ -232,9 +233,9 @@ fn backward(saved: &Saved, grad: &[f32]) -> [Vec<f32>; 3] {
         slice(&saved.keys),
         slice(&saved.values),
     );
-    let mut grad_query = vec![0.0f32; shape.rows * queries * d_model];
-    let mut grad_keys = vec![0.0f32; shape.rows * n_keys * d_model];
-    let mut grad_values = vec![0.0f32; shape.rows * n_keys * d_model];
+    let mut grad_query = zeros(shape.rows * queries * d_model);
+    let mut grad_keys = zeros(shape.rows * n_keys * d_model);
+    let mut grad_values = zeros(shape.rows * n_keys * d_model);
     grad_query
         .par_chunks_mut(queries * d_model)
         .zip(grad_keys.par_chunks_mut(n_keys * d_model))

@@ -24,6 +24,7 @@ use ndarray::{ArcArray, IxDyn};
 use rayon::prelude::*;
 
 use super::bridge::{Ad, Inner, checked_cast, f32_array, nd_tensor, register_gradients, slice};
+use super::fill::zeros;
 use crate::ops::dispatch::Native;
 
 /// The shape of the normalized activations: `[batch, channels, height · width]`.
@@ -121,7 +122,7 @@ fn normalize(x: &[f32], saved: &Saved, affine: &Affine<'_>) -> Vec<f32> {
     } = *affine;
     let d = saved.dims;
     let image = d.channels * d.plane;
-    let mut output = vec![0.0_f32; x.len()];
+    let mut output = zeros(x.len());
     output
         .par_chunks_mut(image)
         .enumerate()
@@ -219,8 +220,8 @@ fn backward(saved: &Saved, grad: &[f32]) -> [Vec<f32>; 4] {
         .unzip();
     let m = d.per_channel() as f32;
     let image = d.channels * d.plane;
-    let mut d_input = vec![0.0_f32; x.len()];
-    let mut d_residual = vec![0.0_f32; x.len()];
+    let mut d_input = zeros(x.len());
+    let mut d_residual = zeros(x.len());
     d_input
         .par_chunks_mut(image)
         .zip(d_residual.par_chunks_mut(image))

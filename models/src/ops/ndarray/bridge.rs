@@ -5,6 +5,7 @@
 
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::Ops;
 use burn::backend::ndarray::NdArrayTensor;
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;
@@ -39,11 +40,6 @@ pub(crate) fn nd_tensor(values: Vec<f32>, shape: &[usize]) -> NdArrayTensor {
     NdArrayTensor::F32(
         ArcArray::from_shape_vec(IxDyn(shape), values).expect("shape matches the values"),
     )
-}
-
-/// A plain ndarray tensor of the primitive `tensor`.
-pub(crate) fn inner<const D: usize>(tensor: NdArrayTensor) -> Tensor<Inner, D> {
-    Tensor::from_primitive(TensorPrimitive::Float(tensor))
 }
 
 /// The float primitive of `tensor`, whose backend `B` is `K` (the dispatch
@@ -83,5 +79,19 @@ pub(crate) fn register_gradients<S: AsRef<[usize]>>(
         if let Some(id) = parent {
             grads.register::<Inner>(id, nd_tensor(gradient, shape.as_ref()));
         }
+    }
+}
+
+/// The backward of an autodiff step with one input: registers `input_gradient(∂y, state)` as
+/// the gradient of `ops`' parent, if it tracks one.
+pub(crate) fn register_input_gradient<S>(
+    ops: Ops<S, 1>,
+    grads: &mut Gradients,
+    input_gradient: impl FnOnce(ArcArray<f32, IxDyn>, &S) -> NdArrayTensor,
+) {
+    let grad = f32_array(grads.consume::<Inner>(&ops.node));
+    let [parent] = ops.parents;
+    if let Some(node) = parent {
+        grads.register::<Inner>(node.id, input_gradient(grad, &ops.state));
     }
 }

@@ -27,6 +27,7 @@ use rayon::prelude::*;
 
 use super::bridge::{Ad, Inner, f32_array, nd_tensor, primitive_of, slice, tensor_of};
 use super::conv_geometry::{Geometry, batch_sum};
+use super::fill::zeros;
 use super::gemm::gemm_for;
 #[cfg(target_arch = "x86_64")]
 use super::implicit_conv;
@@ -207,7 +208,7 @@ fn on_chosen_kernel(
 fn forward_im2col(input: &[f32], weight: &[f32], g: &Geometry) -> Vec<f32> {
     let (k, l, o) = (g.k(), g.l(), g.out_channels);
     let image_len = g.channels * g.height * g.width;
-    let mut output = vec![0.0_f32; g.batch * o * l];
+    let mut output = zeros(g.batch * o * l);
     output.par_chunks_mut(o * l).enumerate().for_each_init(
         || vec![0.0_f32; k * l],
         |patches, (n, out)| {
@@ -289,7 +290,7 @@ fn input_gradient(weight: &[f32], grad: &[f32], g: &Geometry) -> Vec<f32> {
 fn input_gradient_im2col(weight: &[f32], grad: &[f32], g: &Geometry) -> Vec<f32> {
     let (k, l, o) = (g.k(), g.l(), g.out_channels);
     let image_len = g.channels * g.height * g.width;
-    let mut input_grad = vec![0.0_f32; g.batch * image_len];
+    let mut input_grad = zeros(g.batch * image_len);
     input_grad
         .par_chunks_mut(image_len)
         .enumerate()

@@ -14,6 +14,7 @@ use rayon::prelude::*;
 
 use super::bridge::{Ad, Inner, f32_array, nd_tensor, primitive_of, slice, tensor_of};
 use super::fast_math::exp;
+use super::fill::zeros;
 use crate::ops::dispatch::Native;
 
 /// Rows per parallel task.
@@ -79,7 +80,7 @@ fn backward(saved: &Saved, classes: usize, grad: [f32; 2]) -> Vec<f32> {
     let [g0, g1] = grad;
     let eps = saved.smoothing;
     let logits = slice(&saved.logits);
-    let mut out = vec![0.0_f32; logits.len()];
+    let mut out = zeros(logits.len());
     out.par_chunks_mut(classes * ROWS_PER_TASK)
         .zip(logits.par_chunks(classes * ROWS_PER_TASK))
         .enumerate()

@@ -1,14 +1,21 @@
 //! Dropout masks drawn natively: one counter-based hash per element (SplitMix64's output
 //! function of `key + index · γ`), in parallel chunks, where Burn 0.19.1's ndarray backend draws
 //! a Bernoulli sample per element from a ChaCha generator on one thread. The key of each mask
-//! comes from Burn's own seeded generator, so `Backend::seed` still makes runs repeatable.
+//! comes from Burn's own seeded generator, so `Backend::seed` still makes runs repeatable. The
+//! mask is applied natively too (`x ⊙ mask`, and `∂y ⊙ mask` backward), on the threads.
 
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor};
-use rayon::prelude::*;
 
 use super::ELEMENTS_PER_TASK;
-use super::bridge::{Ad, Inner, checked_cast, inner, nd_tensor};
+use super::bridge::{
+    Ad, Inner, f32_array, nd_tensor, primitive_of, register_input_gradient, slice, tensor_of,
+};
+use super::fill::{filled, zip_map};
 use crate::ops::dispatch::Native;
 
 /// SplitMix64's increment γ (the golden ratio in 64 bits).
@@ -38,41 +45,73 @@ pub(crate) fn mask_values(len: usize, prob: f64, key: u64) -> Vec<f32> {
     // Dropped when the hash's high 32 bits fall under prob · 2³².
     let threshold = (prob * 4_294_967_296.0) as u64;
     let scale = (1.0 / (1.0 - prob)) as f32;
-    let mut values = vec![0.0f32; len];
-    values
-        .par_chunks_mut(ELEMENTS_PER_TASK)
-        .enumerate()
-        .for_each(|(chunk, values)| {
-            let start = (chunk * ELEMENTS_PER_TASK) as u64;
-            for (offset, value) in values.iter_mut().enumerate() {
-                let index = start + offset as u64;
-                let hash = mix(key.wrapping_add(index.wrapping_add(1).wrapping_mul(GAMMA)));
-                if hash >> 32 >= threshold {
-                    *value = scale;
-                }
+    filled(len, ELEMENTS_PER_TASK, |chunk, values| {
+        let start = (chunk * ELEMENTS_PER_TASK) as u64;
+        for (offset, value) in values.iter_mut().enumerate() {
+            let index = start + offset as u64;
+            let hash = mix(key.wrapping_add(index.wrapping_add(1).wrapping_mul(GAMMA)));
+            if hash >> 32 >= threshold {
+                *value = scale;
             }
-        });
-    values
+        }
+    })
 }
 
-/// `len` mask values under a fresh key from Burn's generator, as [`mask`] draws them.
+/// `len` mask values under a fresh key from Burn's generator.
 pub(crate) fn mask_values_drawn(len: usize, prob: f64) -> Vec<f32> {
     mask_values(len, prob, key())
 }
 
-/// A dropout mask of `shape` (`1 / (1 − prob)` where kept, 0 where dropped, outside the
-/// autodiff graph) on `B`, the ndarray backend `native`.
-pub(crate) fn mask<B: Backend, const D: usize>(
+/// `x ⊙ mask`, element by element on the threads.
+fn times_mask(x: &[f32], mask: &[f32]) -> Vec<f32> {
+    zip_map(x, mask, |x, mask| x * mask)
+}
+
+/// The autodiff step of [`dropped`]: `∂x = ∂y ⊙ mask`.
+#[derive(Debug)]
+struct DropoutBackward;
+
+impl Backward<Inner, 1> for DropoutBackward {
+    /// The mask.
+    type State = Vec<f32>;
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 1>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
+        register_input_gradient(ops, grads, |grad, mask| {
+            nd_tensor(times_mask(slice(&grad), mask), grad.shape())
+        });
+    }
+}
+
+/// `x ⊙ mask` for a fresh dropout mask (`1 / (1 − prob)` where kept, 0 where dropped), `B`
+/// being the ndarray backend `native`: what `x * mask` computed with Burn's operations (the same
+/// products, bit for bit), in one pass each way on the threads.
+pub(crate) fn dropped<B: Backend, const D: usize>(
     native: Native,
-    shape: [usize; D],
+    x: Tensor<B, D>,
     prob: f64,
 ) -> Tensor<B, D> {
-    let values = mask_values_drawn(shape.iter().product(), prob);
-    let mask = inner::<D>(nd_tensor(values, &shape));
-    match native {
-        Native::NdArray => checked_cast(mask),
-        Native::NdArrayAutodiff => checked_cast(Tensor::<Ad, D>::from_inner(mask)),
+    let mask = mask_values_drawn(x.shape().num_elements(), prob);
+    if native == Native::NdArray {
+        let x = f32_array(primitive_of::<Inner, _, D>(x));
+        return tensor_of::<Inner, _, D>(nd_tensor(times_mask(slice(&x), &mask), x.shape()));
     }
+    let x = primitive_of::<Ad, _, D>(x);
+    let values = f32_array(x.primitive.clone());
+    let output = nd_tensor(times_mask(slice(&values), &mask), values.shape());
+    let y = match DropoutBackward
+        .prepare::<NoCheckpointing>([x.node.clone()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish(mask, output),
+        OpsKind::UnTracked(prep) => prep.finish(output),
+    };
+    tensor_of::<Ad, _, D>(y)
 }
 
 #[cfg(test)]

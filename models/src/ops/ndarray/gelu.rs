@@ -17,27 +17,12 @@ use burn::backend::ndarray::NdArrayTensor;
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use ndarray::{ArcArray, IxDyn};
-use rayon::prelude::*;
 
-use super::ELEMENTS_PER_TASK;
-use super::bridge::{Ad, Inner, f32_array, nd_tensor, primitive_of, slice, tensor_of};
+use super::bridge::{
+    Ad, Inner, f32_array, nd_tensor, primitive_of, register_input_gradient, slice, tensor_of,
+};
+use super::fill::zip_map;
 use crate::ops::dispatch::Native;
-
-/// `f` applied to the pairs `(a[i], b[i])` in parallel.
-fn zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
-    let mut out = vec![0.0f32; a.len()];
-    out.par_chunks_mut(ELEMENTS_PER_TASK)
-        .zip(
-            a.par_chunks(ELEMENTS_PER_TASK)
-                .zip(b.par_chunks(ELEMENTS_PER_TASK)),
-        )
-        .for_each(|(out, (a, b))| {
-            for ((out, &a), &b) in out.iter_mut().zip(a).zip(b) {
-                *out = f(a, b);
-            }
-        });
-    out
-}
 
 /// `x·Φ(x)`.
 fn gelu_of(x: f32) -> f32 {
@@ -66,13 +51,10 @@ impl Backward<Inner, 1> for GeluBackward {
         grads: &mut Gradients,
         _checkpointer: &mut Checkpointer,
     ) {
-        let grad = f32_array(grads.consume::<Inner>(&ops.node));
-        let [parent] = ops.parents;
-        if let Some(node) = parent {
-            let x = &ops.state;
+        register_input_gradient(ops, grads, |grad, x| {
             let dx = zip_map(slice(&grad), slice(x), |g, x| g * gelu_derivative(x));
-            grads.register::<Inner>(node.id, nd_tensor(dx, x.shape()));
-        }
+            nd_tensor(dx, x.shape())
+        });
     }
 }
 

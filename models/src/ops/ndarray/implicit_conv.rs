@@ -19,6 +19,7 @@ use rayon::prelude::*;
 
 use super::avx512::{self, Rows};
 use super::conv_geometry::{Geometry, batch_sum};
+use super::fill::zeros;
 use super::matrix::Matrix;
 
 /// A padded image on the wide grid and the offsets of its patch rows.
@@ -199,7 +200,7 @@ fn wide_products(
     let (depth, columns) = (grid.depth(), grid.columns());
     let out_len = rows * grid.out_height * grid.out_width;
     let a = avx512::PackedRows::new(Matrix::row_major(a, depth), rows, depth);
-    let mut output = vec![0.0_f32; batch * out_len];
+    let mut output = zeros(batch * out_len);
     output.par_chunks_mut(out_len).enumerate().for_each_init(
         || (grid.padded_buffer(), vec![0.0_f32; rows * columns]),
         |(padded, wide), (n, out)| {

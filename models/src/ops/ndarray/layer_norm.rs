@@ -23,6 +23,7 @@ use rayon::prelude::*;
 use super::bridge::{
     Ad, Inner, f32_array, nd_tensor, primitive_of, register_gradients, slice, tensor_of,
 };
+use super::fill::zeros;
 use crate::ops::dispatch::Native;
 
 /// Rows per parallel task.
@@ -62,7 +63,7 @@ fn normalize(
 /// `x̂·γ + β`, row by row.
 fn scale_and_shift(normalized: &[f32], gamma: &[f32], beta: &[f32]) -> Vec<f32> {
     let width = gamma.len();
-    let mut y = vec![0.0f32; normalized.len()];
+    let mut y = zeros(normalized.len());
     y.par_chunks_mut(width * ROWS_PER_TASK)
         .zip(normalized.par_chunks(width * ROWS_PER_TASK))
         .for_each(|(y, normalized)| {
@@ -91,7 +92,7 @@ struct Saved {
 fn backward(saved: &Saved, grad: &[f32]) -> [Vec<f32>; 3] {
     let gamma = slice(&saved.gamma);
     let width = gamma.len();
-    let mut grad_x = vec![0.0f32; grad.len()];
+    let mut grad_x = zeros(grad.len());
     // Per block of rows: its part of ∂γ, then of ∂β.
     let partial_sums: Vec<Vec<f32>> = grad_x
         .par_chunks_mut(width * ROWS_PER_TASK)
@@ -199,7 +200,7 @@ pub(crate) fn layer_norm<B: Backend, const D: usize>(
             None,
         ),
     };
-    let mut normalized = vec![0.0f32; rows * width];
+    let mut normalized = zeros(rows * width);
     let mut inverse_deviation = vec![0.0f32; rows];
     normalize(
         slice(&values),

@@ -22,6 +22,7 @@ use super::bridge::{
     Ad, Inner, f32_array, nd_tensor, primitive_of, register_gradients, slice, tensor_of,
 };
 use super::fast_math::{sigmoid, tanh};
+use super::fill::zeros;
 use super::gemm::gemm;
 use super::matrix::Matrix;
 use crate::ops::dispatch::Native;
@@ -74,7 +75,7 @@ fn forward(
     );
     let g4 = 4 * hidden;
     // X·W_x for every (b, t) row at once, then the bias.
-    let mut projected = vec![0.0_f32; batch * time * g4];
+    let mut projected = zeros(batch * time * g4);
     gemm(
         batch * time,
         d_in,
@@ -90,9 +91,9 @@ fn forward(
     }
 
     let plane = batch * hidden;
-    let mut gates = vec![0.0_f32; time * batch * g4];
-    let mut cells = vec![0.0_f32; (time + 1) * plane];
-    let mut hiddens = vec![0.0_f32; (time + 1) * plane];
+    let mut gates = zeros(time * batch * g4);
+    let mut cells = zeros((time + 1) * plane);
+    let mut hiddens = zeros((time + 1) * plane);
     hiddens[..plane].copy_from_slice(&slice(&state)[..plane]);
     cells[..plane].copy_from_slice(&slice(&state)[plane..2 * plane]);
     let mut recurrent = vec![0.0_f32; batch * g4];
@@ -134,7 +135,7 @@ fn forward(
         }
     }
 
-    let mut output = vec![0.0_f32; batch * (time + 1) * hidden];
+    let mut output = zeros(batch * (time + 1) * hidden);
     for b in 0..batch {
         for t in 0..time {
             let source = &hiddens[(t + 1) * plane + b * hidden..(t + 1) * plane + (b + 1) * hidden];
@@ -170,7 +171,7 @@ fn backward(saved: &Saved, grad: &[f32]) -> [Vec<f32>; 5] {
     } = saved.dims;
     let g4 = 4 * hidden;
     let plane = batch * hidden;
-    let mut d_gates = vec![0.0_f32; batch * time * g4]; // rows (b, t)
+    let mut d_gates = zeros(batch * time * g4); // rows (b, t)
     let mut dh_next = vec![0.0_f32; plane];
     let mut dc_next = vec![0.0_f32; plane];
     for b in 0..batch {

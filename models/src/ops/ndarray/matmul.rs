@@ -19,9 +19,11 @@ use burn::tensor::backend::Backend;
 use ndarray::{ArcArray, IxDyn};
 use rayon::prelude::*;
 
+use super::ELEMENTS_PER_TASK;
 use super::bridge::{
     Ad, Inner, checked_cast, f32_array, nd_tensor, primitive_of, slice, tensor_of,
 };
+use super::fill::{filled, zeros};
 use super::gemm::gemm;
 use super::matrix::Matrix;
 use crate::ops::dispatch::Native;
@@ -62,13 +64,15 @@ fn product_plus(
                 "linear: bias of {} for {n} outputs",
                 bias.len()
             );
-            let mut c = Vec::with_capacity(m * n);
-            for _ in 0..m {
-                c.extend_from_slice(bias);
-            }
+            let rows = (ELEMENTS_PER_TASK / n.max(1)).max(1);
+            let c = filled(m * n, rows * n, |_, c| {
+                for row in c.chunks_exact_mut(n) {
+                    row.copy_from_slice(bias);
+                }
+            });
             (c, 1.0)
         }
-        None => (vec![0.0_f32; m * n], 0.0),
+        None => (zeros(m * n), 0.0),
     };
     gemm(m, k, n, a_matrix, b_matrix, beta, &mut c);
     nd_tensor(c, &[m, n])

@@ -16,6 +16,7 @@
 //! | `bridge.rs` | generic tensors ↔ ndarray arrays and primitives |
 //! | `matrix.rs`, `gemm.rs` | the matrix view and the threaded matrix product |
 //! | `avx512.rs` | the AVX-512 register kernels (x86-64) |
+//! | `fill.rs` | output buffers zeroed and written chunk by chunk on the threads |
 //! | `fast_math.rs` | `exp`, `tanh`, sigmoid without libm calls, so that element-wise loops vectorise |
 //! | `conv.rs`, `conv_geometry.rs`, `implicit_conv.rs` | the convolution: im2col, its geometry, the implicit kernels |
 //! | one file per other operation | its forward, its backward |
@@ -30,6 +31,7 @@ mod conv_geometry;
 pub(crate) mod cross_entropy;
 pub(crate) mod dropout;
 mod fast_math;
+mod fill;
 pub(crate) mod gelu;
 mod gemm;
 #[cfg(target_arch = "x86_64")]
@@ -40,5 +42,5 @@ pub(crate) mod matmul;
 mod matrix;
 pub(crate) mod reshape;
 
-/// Elements per parallel task of the element-wise kernels (dropout masks, GELU).
+/// Elements per parallel task of the element-wise kernels (dropout masks, GELU, zero-filling).
 const ELEMENTS_PER_TASK: usize = 1 << 14;

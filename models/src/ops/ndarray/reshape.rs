@@ -12,7 +12,7 @@ use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use ndarray::IxDyn;
 
-use super::bridge::{Ad, Inner, f32_array, primitive_of, tensor_of};
+use super::bridge::{Ad, Inner, f32_array, primitive_of, register_input_gradient, tensor_of};
 use crate::ops::dispatch::Native;
 
 /// The f32 values of `tensor` in `shape`, sharing its buffer where it is row-major.
@@ -40,11 +40,9 @@ impl Backward<Inner, 1> for ReshapeBackward {
         grads: &mut Gradients,
         _checkpointer: &mut Checkpointer,
     ) {
-        let grad = grads.consume::<Inner>(&ops.node);
-        let [parent] = ops.parents;
-        if let Some(node) = parent {
-            grads.register::<Inner>(node.id, reshaped(grad, &ops.state));
-        }
+        register_input_gradient(ops, grads, |grad, shape| {
+            reshaped(NdArrayTensor::F32(grad), shape)
+        });
     }
 }
 
