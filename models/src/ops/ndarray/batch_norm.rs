@@ -24,7 +24,7 @@ use ndarray::{ArcArray, IxDyn};
 use rayon::prelude::*;
 
 use super::bridge::{Ad, Inner, checked_cast, f32_array, nd_tensor, register_gradients, slice};
-use super::fill::zeros;
+use super::fill::{filled, zeros};
 use crate::ops::dispatch::Native;
 
 /// The shape of the normalized activations: `[batch, channels, height · width]`.
@@ -122,34 +122,29 @@ fn normalize(x: &[f32], saved: &Saved, affine: &Affine<'_>) -> Vec<f32> {
     } = *affine;
     let d = saved.dims;
     let image = d.channels * d.plane;
-    let mut output = zeros(x.len());
-    output
-        .par_chunks_mut(image)
-        .enumerate()
-        .for_each(|(n, out_image)| {
-            for (c, out) in out_image.chunks_mut(d.plane).enumerate() {
-                let (mean, scale) = (saved.mean[c], saved.gamma[c] * saved.inv_std[c]);
-                let shift = beta[c];
-                let input = d.block(x, n, c);
-                match residual {
-                    Some(r) => {
-                        let r = d.block(r, n, c);
-                        for ((o, &v), &r) in out.iter_mut().zip(input).zip(r) {
-                            *o = (v - mean) * scale + shift + r;
-                        }
-                    }
-                    None => {
-                        for (o, &v) in out.iter_mut().zip(input) {
-                            *o = (v - mean) * scale + shift;
-                        }
+    filled(x.len(), image, |n, out_image| {
+        for (c, out) in out_image.chunks_mut(d.plane).enumerate() {
+            let (mean, scale) = (saved.mean[c], saved.gamma[c] * saved.inv_std[c]);
+            let shift = beta[c];
+            let input = d.block(x, n, c);
+            match residual {
+                Some(r) => {
+                    let r = d.block(r, n, c);
+                    for ((o, &v), &r) in out.iter_mut().zip(input).zip(r) {
+                        *o = (v - mean) * scale + shift + r;
                     }
                 }
-                if relu {
-                    out.iter_mut().for_each(|o| *o = o.max(0.0));
+                None => {
+                    for (o, &v) in out.iter_mut().zip(input) {
+                        *o = (v - mean) * scale + shift;
+                    }
                 }
             }
-        });
-    output
+            if relu {
+                out.iter_mut().for_each(|o| *o = o.max(0.0));
+            }
+        }
+    })
 }
 
 /// What the operation applies after normalizing, besides the input.

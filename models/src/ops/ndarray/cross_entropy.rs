@@ -14,7 +14,7 @@ use rayon::prelude::*;
 
 use super::bridge::{Ad, Inner, f32_array, nd_tensor, primitive_of, slice, tensor_of};
 use super::fast_math::exp;
-use super::fill::zeros;
+use super::fill::filled;
 use crate::ops::dispatch::Native;
 
 /// Rows per parallel task.
@@ -80,30 +80,26 @@ fn backward(saved: &Saved, classes: usize, grad: [f32; 2]) -> Vec<f32> {
     let [g0, g1] = grad;
     let eps = saved.smoothing;
     let logits = slice(&saved.logits);
-    let mut out = zeros(logits.len());
-    out.par_chunks_mut(classes * ROWS_PER_TASK)
-        .zip(logits.par_chunks(classes * ROWS_PER_TASK))
-        .enumerate()
-        .for_each(|(task, (out_rows, rows))| {
-            for (r, (out_row, row)) in out_rows
-                .chunks_mut(classes)
-                .zip(rows.chunks(classes))
-                .enumerate()
-            {
-                let i = task * ROWS_PER_TASK + r;
-                let w = saved.weights[i];
-                if w == 0.0 {
-                    continue;
-                }
-                let lse = saved.log_sum_exps[i];
-                let uniform = g0 * eps / classes as f32;
-                for (d, &z) in out_row.iter_mut().zip(row) {
-                    *d = w * ((g0 + g1) * exp(z - lse) - uniform);
-                }
-                out_row[saved.targets[i]] -= w * (g0 * (1.0 - eps) + g1);
+    filled(logits.len(), classes * ROWS_PER_TASK, |task, out_rows| {
+        let rows = &logits[task * classes * ROWS_PER_TASK..];
+        for (r, (out_row, row)) in out_rows
+            .chunks_mut(classes)
+            .zip(rows.chunks(classes))
+            .enumerate()
+        {
+            let i = task * ROWS_PER_TASK + r;
+            let w = saved.weights[i];
+            if w == 0.0 {
+                continue;
             }
-        });
-    out
+            let lse = saved.log_sum_exps[i];
+            let uniform = g0 * eps / classes as f32;
+            for (d, &z) in out_row.iter_mut().zip(row) {
+                *d = w * ((g0 + g1) * exp(z - lse) - uniform);
+            }
+            out_row[saved.targets[i]] -= w * (g0 * (1.0 - eps) + g1);
+        }
+    })
 }
 
 #[derive(Debug)]

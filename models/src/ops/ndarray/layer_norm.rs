@@ -23,7 +23,7 @@ use rayon::prelude::*;
 use super::bridge::{
     Ad, Inner, f32_array, nd_tensor, primitive_of, register_gradients, slice, tensor_of,
 };
-use super::fill::zeros;
+use super::fill::{filled, zeros};
 use crate::ops::dispatch::Native;
 
 /// Rows per parallel task.
@@ -63,19 +63,16 @@ fn normalize(
 /// `x̂·γ + β`, row by row.
 fn scale_and_shift(normalized: &[f32], gamma: &[f32], beta: &[f32]) -> Vec<f32> {
     let width = gamma.len();
-    let mut y = zeros(normalized.len());
-    y.par_chunks_mut(width * ROWS_PER_TASK)
-        .zip(normalized.par_chunks(width * ROWS_PER_TASK))
-        .for_each(|(y, normalized)| {
-            for (y, normalized) in y.chunks_mut(width).zip(normalized.chunks(width)) {
-                for ((y, normalized), (gamma, beta)) in
-                    y.iter_mut().zip(normalized).zip(gamma.iter().zip(beta))
-                {
-                    *y = normalized * gamma + beta;
-                }
+    filled(normalized.len(), width * ROWS_PER_TASK, |task, y| {
+        let normalized = &normalized[task * width * ROWS_PER_TASK..];
+        for (y, normalized) in y.chunks_mut(width).zip(normalized.chunks(width)) {
+            for ((y, normalized), (gamma, beta)) in
+                y.iter_mut().zip(normalized).zip(gamma.iter().zip(beta))
+            {
+                *y = normalized * gamma + beta;
             }
-        });
-    y
+        }
+    })
 }
 
 /// What the backward needs.

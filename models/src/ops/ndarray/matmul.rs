@@ -81,7 +81,7 @@ fn product_plus(
 /// The sums of the columns of `g` (`m × n`, row-major), each added in row order; the columns
 /// are split across the threads.
 fn column_sums(g: &ArcArray<f32, IxDyn>) -> Vec<f32> {
-    let (m, n) = (g.shape()[0], g.shape()[1]);
+    let n = g.shape()[1];
     let values = slice(g);
     let mut sums = vec![0.0_f32; n];
     let columns_per_task = n
@@ -91,7 +91,7 @@ fn column_sums(g: &ArcArray<f32, IxDyn>) -> Vec<f32> {
         .enumerate()
         .for_each(|(task, sums)| {
             let first = task * columns_per_task;
-            for row in values.chunks_exact(n).take(m) {
+            for row in values.chunks_exact(n) {
                 for (sum, &value) in sums.iter_mut().zip(&row[first..]) {
                     *sum += value;
                 }

@@ -8,8 +8,8 @@ use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::ndarray::NdArrayTensor;
-use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorMetadata};
 use ndarray::IxDyn;
 
 use super::bridge::{Ad, Inner, f32_array, primitive_of, register_input_gradient, tensor_of};
@@ -57,13 +57,7 @@ pub(crate) fn reshape<B: Backend, const D1: usize, const D2: usize>(
         return tensor_of::<Inner, _, D2>(reshaped(x, &shape));
     }
     let x = primitive_of::<Ad, _, D1>(x);
-    let input_shape = match &x.primitive {
-        NdArrayTensor::F32(array) => array.shape().to_vec(),
-        other => panic!(
-            "reshape: f32 tensors only, got {:?}",
-            burn::tensor::TensorMetadata::dtype(other)
-        ),
-    };
+    let input_shape = x.primitive.shape().dims;
     let output = reshaped(x.primitive.clone(), &shape);
     let y = match ReshapeBackward
         .prepare::<NoCheckpointing>([x.node.clone()])
