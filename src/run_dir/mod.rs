@@ -382,9 +382,10 @@ pub fn write_into_existing(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// # Errors
 /// `cannot read <path>: <OS error>`, or `<path> is not a record of kernel choices (<why>)`.
 pub fn read_kernel_choices(path: &Path) -> Result<KernelChoices, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    serde_json::from_str(&text)
+    // Bytes, not text: a damaged record whose bytes are no longer UTF-8 (the shape classes hold
+    // `×`) is not a record, which the parser says, rather than a file that cannot be read.
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    serde_json::from_slice(&bytes)
         .map_err(|e| format!("{} is not a record of kernel choices ({e})", path.display()))
 }
 
@@ -399,6 +400,18 @@ mod tests {
 
     fn temp() -> tempfile::TempDir {
         tempfile::tempdir().unwrap()
+    }
+
+    #[test]
+    fn a_record_cut_inside_a_character_is_not_a_record_of_kernel_choices() {
+        let dir = temp();
+        let path = dir.path().join(KERNELS);
+        let record = "{\"gemm general: m≤8 k≤8 n≤8, a rows, b rows\": \"gemm\"}".as_bytes();
+        let inside = record.iter().position(|&b| b >= 0x80).unwrap() + 1;
+        std::fs::write(&path, &record[..inside]).unwrap();
+        let error = read_kernel_choices(&path).unwrap_err();
+        let expected = format!("{} is not a record of kernel choices (", path.display());
+        assert!(error.starts_with(&expected), "{error}");
     }
 
     #[test]
