@@ -27,6 +27,7 @@
 //! | GEMM block (convolution; general) | — | AVX-512F | `b` row-major | + AVX-512 rows kernel (`b` read in place)² |
 //! | GEMM block (convolution; general) | — | AVX-512F | `a` row-major, `b` transposed | + AVX-512 dot-product kernel² |
 //! | GEMM block (convolution; general) | — | any | any | matrixmultiply's `sgemm` or the `gemm` crate² |
+//! | element-wise loops of the native kernels | — | AVX2 and FMA | — | compiled for AVX2 (eight lanes) at run time, else the x86-64 baseline (four); same results |
 //!
 //! ¹ `NdArray<f32>` or `Autodiff<NdArray<f32>>`, recognised from the type; with the
 //! `ndarray-kernels` feature (on by default). "AVX-512F" is the CPU's, unless `RADAM_NO_AVX512`
@@ -199,6 +200,23 @@ fn avx512_and_switch() -> (bool, bool) {
 pub(crate) fn has_avx512() -> bool {
     let (avx512, switched_off) = avx512_and_switch();
     avx512 && !switched_off
+}
+
+#[cfg(feature = "ndarray-kernels")]
+/// Whether the native kernels' element-wise loops run compiled for AVX2 and FMA (eight lanes)
+/// rather than for the x86-64 baseline (four): the CPU has both. `RADAM_NO_AVX512` leaves them
+/// on, as a CPU without AVX-512 has them.
+pub(crate) fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static FOUND: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *FOUND.get_or_init(|| {
+            std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 #[cfg(feature = "ndarray-kernels")]

@@ -122,29 +122,34 @@ fn normalize(x: &[f32], saved: &Saved, affine: &Affine<'_>) -> Vec<f32> {
     } = *affine;
     let d = saved.dims;
     let image = d.channels * d.plane;
-    filled(x.len(), image, |n, out_image| {
-        for (c, out) in out_image.chunks_mut(d.plane).enumerate() {
-            let (mean, scale) = (saved.mean[c], saved.gamma[c] * saved.inv_std[c]);
-            let shift = beta[c];
-            let input = d.block(x, n, c);
-            match residual {
-                Some(r) => {
-                    let r = d.block(r, n, c);
-                    for ((o, &v), &r) in out.iter_mut().zip(input).zip(r) {
-                        *o = (v - mean) * scale + shift + r;
+    filled(
+        x.len(),
+        image,
+        #[inline(always)]
+        |n, out_image| {
+            for (c, out) in out_image.chunks_mut(d.plane).enumerate() {
+                let (mean, scale) = (saved.mean[c], saved.gamma[c] * saved.inv_std[c]);
+                let shift = beta[c];
+                let input = d.block(x, n, c);
+                match residual {
+                    Some(r) => {
+                        let r = d.block(r, n, c);
+                        for ((o, &v), &r) in out.iter_mut().zip(input).zip(r) {
+                            *o = (v - mean) * scale + shift + r;
+                        }
+                    }
+                    None => {
+                        for (o, &v) in out.iter_mut().zip(input) {
+                            *o = (v - mean) * scale + shift;
+                        }
                     }
                 }
-                None => {
-                    for (o, &v) in out.iter_mut().zip(input) {
-                        *o = (v - mean) * scale + shift;
-                    }
+                if relu {
+                    out.iter_mut().for_each(|o| *o = o.max(0.0));
                 }
             }
-            if relu {
-                out.iter_mut().for_each(|o| *o = o.max(0.0));
-            }
-        }
-    })
+        },
+    )
 }
 
 /// What the operation applies after normalizing, besides the input.

@@ -15,6 +15,7 @@ use rayon::prelude::*;
 use super::bridge::{Ad, Inner, f32_array, nd_tensor, primitive_of, slice, tensor_of};
 use super::fast_math::exp;
 use super::fill::filled;
+use super::simd::vectorized;
 use crate::ops::dispatch::Native;
 
 /// Rows per parallel task.
@@ -33,6 +34,7 @@ struct Saved {
 
 /// `log Σ_c exp(z_c)` of one row, computed stably: the terms a block at a time (a vectorised
 /// loop), summed in the row's order.
+#[inline(always)]
 fn log_sum_exp(row: &[f32]) -> f32 {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut terms = [0.0_f32; 64];
@@ -51,7 +53,15 @@ fn log_sum_exp(row: &[f32]) -> f32 {
 /// row's log-sum-exp for the backward pass.
 fn forward(logits: &[f32], classes: usize, saved: &mut Saved) -> [f32; 2] {
     let eps = saved.smoothing as f64;
-    saved.log_sum_exps = logits.par_chunks(classes).map(log_sum_exp).collect();
+    saved.log_sum_exps = logits
+        .par_chunks(classes)
+        .map(|row| {
+            vectorized(
+                #[inline(always)]
+                || log_sum_exp(row),
+            )
+        })
+        .collect();
     let saved = &*saved;
     let [loss, nll] = logits
         .par_chunks(classes * ROWS_PER_TASK)
@@ -80,26 +90,31 @@ fn backward(saved: &Saved, classes: usize, grad: [f32; 2]) -> Vec<f32> {
     let [g0, g1] = grad;
     let eps = saved.smoothing;
     let logits = slice(&saved.logits);
-    filled(logits.len(), classes * ROWS_PER_TASK, |task, out_rows| {
-        let rows = &logits[task * classes * ROWS_PER_TASK..];
-        for (r, (out_row, row)) in out_rows
-            .chunks_mut(classes)
-            .zip(rows.chunks(classes))
-            .enumerate()
-        {
-            let i = task * ROWS_PER_TASK + r;
-            let w = saved.weights[i];
-            if w == 0.0 {
-                continue;
+    filled(
+        logits.len(),
+        classes * ROWS_PER_TASK,
+        #[inline(always)]
+        |task, out_rows| {
+            let rows = &logits[task * classes * ROWS_PER_TASK..];
+            for (r, (out_row, row)) in out_rows
+                .chunks_mut(classes)
+                .zip(rows.chunks(classes))
+                .enumerate()
+            {
+                let i = task * ROWS_PER_TASK + r;
+                let w = saved.weights[i];
+                if w == 0.0 {
+                    continue;
+                }
+                let lse = saved.log_sum_exps[i];
+                let uniform = g0 * eps / classes as f32;
+                for (d, &z) in out_row.iter_mut().zip(row) {
+                    *d = w * ((g0 + g1) * exp(z - lse) - uniform);
+                }
+                out_row[saved.targets[i]] -= w * (g0 * (1.0 - eps) + g1);
             }
-            let lse = saved.log_sum_exps[i];
-            let uniform = g0 * eps / classes as f32;
-            for (d, &z) in out_row.iter_mut().zip(row) {
-                *d = w * ((g0 + g1) * exp(z - lse) - uniform);
-            }
-            out_row[saved.targets[i]] -= w * (g0 * (1.0 - eps) + g1);
-        }
-    })
+        },
+    )
 }
 
 #[derive(Debug)]

@@ -45,16 +45,21 @@ pub(crate) fn mask_values(len: usize, prob: f64, key: u64) -> Vec<f32> {
     // Dropped when the hash's high 32 bits fall under prob · 2³².
     let threshold = (prob * 4_294_967_296.0) as u64;
     let scale = (1.0 / (1.0 - prob)) as f32;
-    filled(len, ELEMENTS_PER_TASK, |chunk, values| {
-        let start = (chunk * ELEMENTS_PER_TASK) as u64;
-        for (offset, value) in values.iter_mut().enumerate() {
-            let index = start + offset as u64;
-            let hash = mix(key.wrapping_add(index.wrapping_add(1).wrapping_mul(GAMMA)));
-            if hash >> 32 >= threshold {
-                *value = scale;
+    filled(
+        len,
+        ELEMENTS_PER_TASK,
+        #[inline(always)]
+        |chunk, values| {
+            let start = (chunk * ELEMENTS_PER_TASK) as u64;
+            for (offset, value) in values.iter_mut().enumerate() {
+                let index = start + offset as u64;
+                let hash = mix(key.wrapping_add(index.wrapping_add(1).wrapping_mul(GAMMA)));
+                if hash >> 32 >= threshold {
+                    *value = scale;
+                }
             }
-        }
-    })
+        },
+    )
 }
 
 /// `len` mask values under a fresh key from Burn's generator.

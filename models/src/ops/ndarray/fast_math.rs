@@ -32,7 +32,10 @@ pub(crate) fn exp(x: f32) -> f32 {
     // `max`/`min` in this order keep a NaN a NaN.
     let x = if x < MIN_X { MIN_X } else { x };
     let x = if x > MAX_X { MAX_X } else { x };
-    let n = (x * LOG2_E + ROUND) - ROUND;
+    // `shifted` is 1.5·2²³ + n: its low bits hold n, so 2ⁿ is read from them below without a
+    // float-to-integer conversion (which the compiler does not vectorise).
+    let shifted = x * LOG2_E + ROUND;
+    let n = shifted - ROUND;
     let r = x - n * LN2_HIGH - n * LN2_LOW;
     let p = 1.987_569_2e-4_f32;
     let p = p * r + 1.398_199_9e-3;
@@ -41,7 +44,9 @@ pub(crate) fn exp(x: f32) -> f32 {
     let p = p * r + 0.166_666_65;
     let p = p * r + 0.5;
     let e_r = p * r * r + r + 1.0;
-    let two_n = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // (bits of 1.5·2²³ + n) + 127, shifted into the exponent field, drops every bit above the
+    // lowest nine: (n + 127) << 23, with n + 127 in 1..=254 after the clamping.
+    let two_n = f32::from_bits(shifted.to_bits().wrapping_add(127) << 23);
     e_r * two_n
 }
 

@@ -63,16 +63,21 @@ fn normalize(
 /// `x̂·γ + β`, row by row.
 fn scale_and_shift(normalized: &[f32], gamma: &[f32], beta: &[f32]) -> Vec<f32> {
     let width = gamma.len();
-    filled(normalized.len(), width * ROWS_PER_TASK, |task, y| {
-        let normalized = &normalized[task * width * ROWS_PER_TASK..];
-        for (y, normalized) in y.chunks_mut(width).zip(normalized.chunks(width)) {
-            for ((y, normalized), (gamma, beta)) in
-                y.iter_mut().zip(normalized).zip(gamma.iter().zip(beta))
-            {
-                *y = normalized * gamma + beta;
+    filled(
+        normalized.len(),
+        width * ROWS_PER_TASK,
+        #[inline(always)]
+        |task, y| {
+            let normalized = &normalized[task * width * ROWS_PER_TASK..];
+            for (y, normalized) in y.chunks_mut(width).zip(normalized.chunks(width)) {
+                for ((y, normalized), (gamma, beta)) in
+                    y.iter_mut().zip(normalized).zip(gamma.iter().zip(beta))
+                {
+                    *y = normalized * gamma + beta;
+                }
             }
-        }
-    })
+        },
+    )
 }
 
 /// What the backward needs.

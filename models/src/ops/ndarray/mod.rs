@@ -17,6 +17,7 @@
 //! | `matrix.rs`, `gemm.rs` | the matrix view and the threaded matrix product |
 //! | `avx512.rs` | the AVX-512 register kernels (x86-64) |
 //! | `fill.rs` | output buffers zeroed and written chunk by chunk on the threads |
+//! | `simd.rs` | element-wise loops compiled for AVX2 at run time |
 //! | `fast_math.rs` | `exp`, `tanh`, sigmoid without libm calls, so that element-wise loops vectorise |
 //! | `conv.rs`, `conv_geometry.rs`, `implicit_conv.rs` | the convolution: im2col, its geometry, the implicit kernels |
 //! | one file per other operation | its forward, its backward |
@@ -41,6 +42,7 @@ pub(crate) mod lstm;
 pub(crate) mod matmul;
 mod matrix;
 pub(crate) mod reshape;
+mod simd;
 
 /// Elements per parallel task of the element-wise kernels (dropout masks, GELU, zero-filling).
 const ELEMENTS_PER_TASK: usize = 1 << 14;
