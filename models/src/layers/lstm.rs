@@ -105,8 +105,9 @@ mod tests {
     use crate::test_support::{TestAutodiffBackend, TestBackend, assert_tensors_close};
     use burn::tensor::Distribution;
 
-    #[test]
-    fn fused_matches_burns_lstm_forward_and_gradients() {
+    /// The fused layers against Burn's `Lstm`: outputs, final states, and the gradients of the
+    /// input, a weight and the initial states, for a batch of `batch` sequences.
+    fn check_fused_against_burn(batch: usize) {
         let device = Default::default();
         let stepwise: StackedLstm<TestAutodiffBackend> = StackedLstmConfig::new(5, 7, 2)
             .with_algorithm(LstmAlgorithm::Stepwise)
@@ -115,13 +116,15 @@ mod tests {
             .init(&device)
             .load_record(stepwise.clone().into_record());
         let input = Tensor::<TestAutodiffBackend, 3>::random(
-            [3, 4, 5],
+            [batch, 4, 5],
             Distribution::Normal(0.0, 1.0),
             &device,
         )
         .require_grad();
         let cells: Vec<Tensor<TestAutodiffBackend, 2>> = (0..4)
-            .map(|_| Tensor::random([3, 7], Distribution::Normal(0.0, 0.5), &device))
+            .map(|_| {
+                Tensor::random([batch, 7], Distribution::Normal(0.0, 0.5), &device).require_grad()
+            })
             .collect();
         let initial = || {
             vec![
@@ -138,8 +141,13 @@ mod tests {
             assert_tensors_close(b.hidden.clone(), a.hidden.clone(), 1e-5);
         }
 
-        let grads_a = (out_a * out_b.clone().detach()).sum().backward();
-        let grads_b = (out_b.clone() * out_b.detach()).sum().backward();
+        // A loss that weighs every output and the final cell state differently.
+        let loss = |out: Tensor<TestAutodiffBackend, 3>, states: &[LstmState<_, 2>]| {
+            (out * out_b.clone().detach()).sum()
+                + (states[1].cell.clone() * states_b[1].cell.clone().detach()).sum()
+        };
+        let grads_a = loss(out_a, &states_a).backward();
+        let grads_b = loss(out_b.clone(), &states_b).backward();
         assert_tensors_close(
             input.grad(&grads_b).unwrap(),
             input.grad(&grads_a).unwrap(),
@@ -153,6 +161,32 @@ mod tests {
             w(&stepwise).grad(&grads_a).unwrap(),
             1e-5,
         );
+        for cell in &cells {
+            assert_tensors_close(
+                cell.grad(&grads_b).unwrap(),
+                cell.grad(&grads_a).unwrap(),
+                1e-5,
+            );
+        }
+    }
+
+    #[test]
+    fn fused_matches_burns_lstm_forward_and_gradients() {
+        check_fused_against_burn(3);
+    }
+
+    #[cfg(feature = "ndarray-kernels")]
+    #[test]
+    fn fused_matches_burn_whatever_the_split_of_the_batch_across_threads() {
+        // The native recurrence gives each thread a block of sequences: 5 sequences on 1, 2
+        // and 3 threads are one block, blocks of 3 + 2, and of 2 + 2 + 1.
+        for threads in [1, 2, 3] {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("a thread pool")
+                .install(|| check_fused_against_burn(5));
+        }
     }
 
     #[test]

@@ -22,7 +22,7 @@
 //! | cross-entropy (label smoothing, padding) | ndarray¹ | — | — | native |
 //! | dropout, training | ndarray¹ | — | — | native: the mask drawn and applied in parallel, `∂y ⊙ mask` backward |
 //! | GELU | ndarray¹ | — | — | native |
-//! | LSTM, [`LstmAlgorithm::Fused`] | ndarray¹ / other | — | — | native recurrence / fused with tensor operations |
+//! | LSTM, [`LstmAlgorithm::Fused`] | ndarray¹ / other | — | — | native recurrence (the batch's sequences split across the threads, each running every step of its own) / fused with tensor operations |
 //! | LSTM, [`LstmAlgorithm::Stepwise`] | any | — | — | Burn's `Lstm` |
 //! | GEMM block (convolution; general) | — | AVX-512F | `b` row-major | + AVX-512 rows kernel (`b` read in place)² |
 //! | GEMM block (convolution; general) | — | AVX-512F | `a` row-major, `b` transposed | + AVX-512 dot-product kernel² |

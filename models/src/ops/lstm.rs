@@ -8,6 +8,8 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, s};
 
 use crate::ops::dispatch::{self, LstmAlgorithm, Native, Recurrence};
+#[cfg(feature = "ndarray-kernels")]
+use crate::ops::reshape::reshape;
 
 /// One LSTM layer over `input: [batch, time, d_input]` from `state` (zeros when `None`): the
 /// outputs `[batch, time, d_hidden]` and the final state.
@@ -86,15 +88,17 @@ fn fused<B: Backend>(
         };
         let packed =
             crate::ops::ndarray::lstm::lstm_layer(native, input, w_x, w_h, bias, packed_state);
-        // Rows 0..T: h_1 … h_T; row T: c_T.
-        let output = packed.clone().slice([0..batch, 0..time, 0..hidden]);
+        // Rows (b, t) for h_1 … h_T, a leading block read in place; then c_T of each sequence.
+        let rows = batch * time;
+        let output = reshape(
+            packed.clone().slice([0..rows, 0..hidden]),
+            [batch, time, hidden],
+        );
         let last_hidden = output
             .clone()
             .slice([0..batch, time - 1..time, 0..hidden])
             .reshape([batch, hidden]);
-        let last_cell = packed
-            .slice([0..batch, time..time + 1, 0..hidden])
-            .reshape([batch, hidden]);
+        let last_cell = packed.slice([rows..rows + batch, 0..hidden]);
         return (output, LstmState::new(last_cell, last_hidden));
     }
     #[cfg(not(feature = "ndarray-kernels"))]

@@ -7,6 +7,12 @@
 //! `dh_{t−1} = dG_t·W_hᵀ`; then `∂W_x = Xᵀ·dG`, `∂W_h = H_prevᵀ·dG`, `∂b = Σ dG` and
 //! `∂X = dG·W_xᵀ` as single matrix products over all steps.
 //!
+//! The recurrence of each sequence of the batch is independent of the others', so the batch is
+//! split across rayon's threads and each thread runs every time step of its sequences, its
+//! `h_{t−1}·W_h` included, without waiting for the others (one fork per layer and pass, where
+//! splitting each step's product across the threads forked and joined at every step and left
+//! the gate arithmetic to one thread).
+//!
 //! Gate order along the `4H` axis: input, forget, output (sigmoid), cell candidate (tanh).
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -17,6 +23,7 @@ use burn::backend::ndarray::NdArrayTensor;
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use ndarray::{ArcArray, IxDyn};
+use rayon::prelude::*;
 
 use super::bridge::{
     Ad, Inner, f32_array, nd_tensor, primitive_of, register_gradients, slice, tensor_of,
@@ -24,7 +31,9 @@ use super::bridge::{
 use super::fast_math::{sigmoid, tanh};
 use super::fill::zeros;
 use super::gemm::gemm;
+use super::matmul::{bias_rows, column_sums};
 use super::matrix::Matrix;
+use super::simd::vectorized;
 use crate::ops::dispatch::Native;
 
 #[derive(Clone, Copy, Debug)]
@@ -35,23 +44,48 @@ struct Dims {
     hidden: usize,
 }
 
-/// Everything the backward pass needs, kept from the forward pass.
+impl Dims {
+    /// Sequences per task of the recurrence: the batch split evenly across rayon's threads.
+    /// Each sequence's recurrence is independent of the others', so a task runs all the time
+    /// steps of its sequences without waiting for the other tasks.
+    fn sequences_per_task(self) -> usize {
+        self.batch
+            .div_ceil(rayon::current_num_threads().max(1))
+            .max(1)
+    }
+}
+
+/// Everything the backward pass needs, kept from the forward pass. Every buffer is laid out
+/// sequence by sequence (`[batch, …]`), so that the tasks of the recurrence own contiguous
+/// parts of it.
 #[derive(Debug)]
 struct Saved {
     input: ArcArray<f32, IxDyn>,
     w_x: ArcArray<f32, IxDyn>,
     w_h: ArcArray<f32, IxDyn>,
-    /// Activated gates, `[time, batch, 4H]`.
+    /// Activated gates, `[batch, time, 4H]`.
     gates: Vec<f32>,
-    /// `c_0 … c_T`, `[time + 1, batch, H]`.
+    /// `c_0 … c_T`, `[batch, time + 1, H]`.
     cells: Vec<f32>,
-    /// `h_0 … h_T`, `[time + 1, batch, H]`.
-    hiddens: Vec<f32>,
+    /// `h_0 … h_{T−1}`, the state before each step, `[batch, time, H]`.
+    previous_hiddens: Vec<f32>,
     dims: Dims,
 }
 
-/// The forward pass; returns the packed output `[batch, time + 1, H]` (rows `0..T` are
-/// `h_1 … h_T`, row `T` is `c_T`) and what the backward pass needs.
+/// The buffers of one task of the recurrence: its sequences' rows of each.
+struct Sequences<'a> {
+    gates: &'a mut [f32],
+    cells: &'a mut [f32],
+    previous_hiddens: &'a mut [f32],
+    /// `h_1 … h_T`, `[batch, time, H]`.
+    hiddens: &'a mut [f32],
+    /// `c_T`, `[batch, H]`.
+    last_cells: &'a mut [f32],
+}
+
+/// The forward pass; returns the packed output `[batch·time + batch, H]` (the first `batch·time`
+/// rows are `h_1 … h_T` of each sequence, `[batch, time, H]`, the last `batch` rows `c_T`) and
+/// what the backward pass needs.
 fn forward(
     input: NdArrayTensor,
     w_x: NdArrayTensor,
@@ -74,78 +108,47 @@ fn forward(
         f32_array(state),
     );
     let g4 = 4 * hidden;
-    // X·W_x for every (b, t) row at once, then the bias.
-    let mut projected = zeros(batch * time * g4);
+    // X·W_x + b for every (b, t) row at once: the gates before the recurrent term.
+    let mut gates = bias_rows(batch * time, slice(&bias));
     gemm(
         batch * time,
         d_in,
         g4,
         Matrix::row_major(slice(&input), d_in),
         Matrix::row_major(slice(&w_x), g4),
-        0.0,
-        &mut projected,
+        1.0,
+        &mut gates,
     );
-    let bias = slice(&bias);
-    for row in projected.chunks_mut(g4) {
-        row.iter_mut().zip(bias).for_each(|(x, b)| *x += b);
-    }
 
-    let plane = batch * hidden;
-    let mut gates = zeros(time * batch * g4);
-    let mut cells = zeros((time + 1) * plane);
-    let mut hiddens = zeros((time + 1) * plane);
-    hiddens[..plane].copy_from_slice(&slice(&state)[..plane]);
-    cells[..plane].copy_from_slice(&slice(&state)[plane..2 * plane]);
-    let mut recurrent = vec![0.0_f32; batch * g4];
-    for t in 0..time {
-        gemm(
-            batch,
-            hidden,
-            g4,
-            Matrix::row_major(&hiddens[t * plane..(t + 1) * plane], hidden),
-            Matrix::row_major(slice(&w_h), g4),
-            0.0,
-            &mut recurrent,
-        );
-        for b in 0..batch {
-            let pre = &projected[(b * time + t) * g4..(b * time + t + 1) * g4];
-            let rec = &recurrent[b * g4..(b + 1) * g4];
-            let gate = &mut gates[(t * batch + b) * g4..(t * batch + b + 1) * g4];
-            for ((g, &p), &r) in gate.iter_mut().zip(pre).zip(rec) {
-                *g = p + r;
-            }
-            let (sig, cand) = gate.split_at_mut(3 * hidden);
-            sig.iter_mut().for_each(|x| *x = sigmoid(*x));
-            cand.iter_mut().for_each(|x| *x = tanh(*x));
-            let (c_prev_all, c_rest) = cells.split_at_mut((t + 1) * plane);
-            let c_prev = &c_prev_all[t * plane + b * hidden..t * plane + (b + 1) * hidden];
-            let c = &mut c_rest[b * hidden..(b + 1) * hidden];
-            let h = &mut hiddens[(t + 1) * plane + b * hidden..(t + 1) * plane + (b + 1) * hidden];
-            for u in 0..hidden {
-                // c_t = f ⊙ c_{t−1} + i ⊙ g ;  h_t = o ⊙ tanh(c_t)
-                let (i, f, o, g) = (
-                    gate[u],
-                    gate[hidden + u],
-                    gate[2 * hidden + u],
-                    gate[3 * hidden + u],
-                );
-                c[u] = f * c_prev[u] + i * g;
-                h[u] = o * tanh(c[u]);
-            }
-        }
-    }
-
-    let mut output = zeros(batch * (time + 1) * hidden);
+    let mut cells = zeros(batch * (time + 1) * hidden);
+    let mut previous_hiddens = zeros(batch * time * hidden);
+    let mut output = zeros((batch * time + batch) * hidden);
+    let (hiddens, last_cells) = output.split_at_mut(batch * time * hidden);
+    let (h_0, c_0) = slice(&state).split_at(batch * hidden);
     for b in 0..batch {
-        for t in 0..time {
-            let source = &hiddens[(t + 1) * plane + b * hidden..(t + 1) * plane + (b + 1) * hidden];
-            output[(b * (time + 1) + t) * hidden..(b * (time + 1) + t + 1) * hidden]
-                .copy_from_slice(source);
-        }
-        let c_last = &cells[time * plane + b * hidden..time * plane + (b + 1) * hidden];
-        output[(b * (time + 1) + time) * hidden..(b * (time + 1) + time + 1) * hidden]
-            .copy_from_slice(c_last);
+        let row = b * hidden..(b + 1) * hidden;
+        previous_hiddens[b * time * hidden..][..hidden].copy_from_slice(&h_0[row.clone()]);
+        cells[b * (time + 1) * hidden..][..hidden].copy_from_slice(&c_0[row]);
     }
+    let per_task = dims.sequences_per_task();
+    gates
+        .par_chunks_mut((per_task * time * g4).max(1))
+        .zip(cells.par_chunks_mut((per_task * (time + 1) * hidden).max(1)))
+        .zip(previous_hiddens.par_chunks_mut((per_task * time * hidden).max(1)))
+        .zip(hiddens.par_chunks_mut((per_task * time * hidden).max(1)))
+        .zip(last_cells.par_chunks_mut((per_task * hidden).max(1)))
+        .for_each(
+            |((((gates, cells), previous_hiddens), hiddens), last_cells)| {
+                let sequences = Sequences {
+                    gates,
+                    cells,
+                    previous_hiddens,
+                    hiddens,
+                    last_cells,
+                };
+                forward_sequences(sequences, slice(&w_h), dims);
+            },
+        );
     (
         output,
         Saved {
@@ -154,74 +157,192 @@ fn forward(
             w_h,
             gates,
             cells,
-            hiddens,
+            previous_hiddens,
             dims,
         },
     )
 }
 
+/// The recurrence of one task's sequences, on the calling thread: per step `h_{t−1}·W_h` for
+/// its sequences, then `i, f, o = σ(…)`, `g = tanh(…)`, `c_t = f ⊙ c_{t−1} + i ⊙ g`,
+/// `h_t = o ⊙ tanh(c_t)`. `gates` holds `X·W_x + b` on entry and the activated gates on return.
+fn forward_sequences(task: Sequences<'_>, w_h: &[f32], dims: Dims) {
+    vectorized(|| forward_steps(task, w_h, dims));
+}
+
+/// The body of [`forward_sequences`].
+#[inline(always)]
+fn forward_steps(task: Sequences<'_>, w_h: &[f32], dims: Dims) {
+    let Dims { time, hidden, .. } = dims;
+    let g4 = 4 * hidden;
+    let count = task.gates.len() / (time * g4);
+    let mut recurrent = vec![0.0_f32; count * g4];
+    for t in 0..time {
+        // h_{t−1} of the task's sequences: rows `time · H` apart.
+        let h_previous = Matrix {
+            data: &task.previous_hiddens[t * hidden..],
+            row_stride: (time * hidden) as isize,
+            col_stride: 1,
+        };
+        gemm(
+            count,
+            hidden,
+            g4,
+            h_previous,
+            Matrix::row_major(w_h, g4),
+            0.0,
+            &mut recurrent,
+        );
+        for b in 0..count {
+            let gate = &mut task.gates[(b * time + t) * g4..][..g4];
+            activate_gates(gate, &recurrent[b * g4..][..g4], hidden);
+            let (before, after) = task.cells.split_at_mut((b * (time + 1) + t + 1) * hidden);
+            let h = &mut task.hiddens[(b * time + t) * hidden..][..hidden];
+            cell_step(
+                gate,
+                &before[(b * (time + 1) + t) * hidden..][..hidden],
+                &mut after[..hidden],
+                h,
+            );
+            if t + 1 < time {
+                task.previous_hiddens[(b * time + t + 1) * hidden..][..hidden].copy_from_slice(h);
+            }
+        }
+    }
+    for b in 0..count {
+        let c_last = &task.cells[(b * (time + 1) + time) * hidden..][..hidden];
+        task.last_cells[b * hidden..][..hidden].copy_from_slice(c_last);
+    }
+}
+
+/// `x + recurrent` for one row of gates, then `σ` on the input, forget and output gates and
+/// `tanh` on the cell candidate, in place.
+#[inline(always)]
+fn activate_gates(gate: &mut [f32], recurrent: &[f32], hidden: usize) {
+    for (g, &r) in gate.iter_mut().zip(recurrent) {
+        *g += r;
+    }
+    let (sig, cand) = gate.split_at_mut(3 * hidden);
+    sig.iter_mut().for_each(|x| *x = sigmoid(*x));
+    cand.iter_mut().for_each(|x| *x = tanh(*x));
+}
+
+/// `c_t = f ⊙ c_{t−1} + i ⊙ g` and `h_t = o ⊙ tanh(c_t)` for one sequence, from its activated
+/// `gate` row. The arguments are distinct slices, which lets the compiler vectorise the loop
+/// without checking that the outputs overlap the inputs.
+#[inline(always)]
+fn cell_step(gate: &[f32], c_previous: &[f32], c: &mut [f32], h: &mut [f32]) {
+    let hidden = c.len();
+    let (i, f, o, g) = split_gates(gate, hidden);
+    let (i, f, o, g) = (&i[..hidden], &f[..hidden], &o[..hidden], &g[..hidden]);
+    let c_previous = &c_previous[..hidden];
+    for u in 0..hidden {
+        c[u] = f[u] * c_previous[u] + i[u] * g[u];
+        h[u] = o[u] * tanh(c[u]);
+    }
+}
+
+/// One sequence's gate gradients at one step (`∂i, ∂f, ∂o, ∂g`), from its activated gates,
+/// `c_{t−1}`, `c_t`, `∂h_t` from the output and from step t + 1, and `dc_next` (`∂c_t` from step
+/// t + 1, which becomes `∂c_{t−1}`): `dc = dc_next + dh·o·(1 − tanh²c)`, `∂i = dc·g·i(1 − i)`,
+/// `∂f = dc·c_{t−1}·f(1 − f)`, `∂o = dh·tanh c·o(1 − o)`, `∂g = dc·i·(1 − g²)`. Every slice is
+/// its own argument, as in [`cell_step`]: the compiler then knows that none overlaps another.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn gate_gradients(
+    (i, f, o, g): (&[f32], &[f32], &[f32], &[f32]),
+    c_previous: &[f32],
+    c: &[f32],
+    dh_out: &[f32],
+    dh_next: &[f32],
+    dc_next: &mut [f32],
+    d_i: &mut [f32],
+    d_f: &mut [f32],
+    d_o: &mut [f32],
+    d_g: &mut [f32],
+) {
+    let hidden = dc_next.len();
+    let (i, f, o, g) = (&i[..hidden], &f[..hidden], &o[..hidden], &g[..hidden]);
+    let (c_previous, c, dh_out, dh_next) = (
+        &c_previous[..hidden],
+        &c[..hidden],
+        &dh_out[..hidden],
+        &dh_next[..hidden],
+    );
+    let (d_i, d_f, d_o, d_g) = (
+        &mut d_i[..hidden],
+        &mut d_f[..hidden],
+        &mut d_o[..hidden],
+        &mut d_g[..hidden],
+    );
+    for u in 0..hidden {
+        let dh = dh_out[u] + dh_next[u];
+        let tanh_c = tanh(c[u]);
+        let dc = dc_next[u] + dh * o[u] * (1.0 - tanh_c * tanh_c);
+        d_i[u] = dc * g[u] * i[u] * (1.0 - i[u]);
+        d_f[u] = dc * c_previous[u] * f[u] * (1.0 - f[u]);
+        d_o[u] = dh * tanh_c * o[u] * (1.0 - o[u]);
+        d_g[u] = dc * i[u] * (1.0 - g[u] * g[u]);
+        dc_next[u] = dc * f[u];
+    }
+}
+
+/// The four gates of a row of `4H` values: input, forget, output, cell candidate.
+fn split_gates(row: &[f32], hidden: usize) -> (&[f32], &[f32], &[f32], &[f32]) {
+    let (i, rest) = row.split_at(hidden);
+    let (f, rest) = rest.split_at(hidden);
+    let (o, g) = rest.split_at(hidden);
+    (i, f, o, g)
+}
+
+/// [`split_gates`] for a row being written.
+fn split_gates_mut(row: &mut [f32], hidden: usize) -> [&mut [f32]; 4] {
+    let (i, rest) = row.split_at_mut(hidden);
+    let (f, rest) = rest.split_at_mut(hidden);
+    let (o, g) = rest.split_at_mut(hidden);
+    [i, f, o, g]
+}
+
 /// Gradients of the five inputs (x, W_x, W_h, b, packed initial state) from the gradient of
 /// the packed output.
 fn backward(saved: &Saved, grad: &[f32]) -> [Vec<f32>; 5] {
+    let dims = saved.dims;
     let Dims {
         batch,
         time,
         input: d_in,
         hidden,
-    } = saved.dims;
+    } = dims;
     let g4 = 4 * hidden;
-    let plane = batch * hidden;
+    let per_task = dims.sequences_per_task();
     let mut d_gates = zeros(batch * time * g4); // rows (b, t)
-    let mut dh_next = vec![0.0_f32; plane];
-    let mut dc_next = vec![0.0_f32; plane];
-    for b in 0..batch {
-        dc_next[b * hidden..(b + 1) * hidden].copy_from_slice(
-            &grad[(b * (time + 1) + time) * hidden..(b * (time + 1) + time + 1) * hidden],
-        );
-    }
-    for t in (0..time).rev() {
-        for b in 0..batch {
-            let gate = &saved.gates[(t * batch + b) * g4..(t * batch + b + 1) * g4];
-            let c = &saved.cells[(t + 1) * plane + b * hidden..(t + 1) * plane + (b + 1) * hidden];
-            let c_prev = &saved.cells[t * plane + b * hidden..t * plane + (b + 1) * hidden];
-            let dh_out = &grad[(b * (time + 1) + t) * hidden..(b * (time + 1) + t + 1) * hidden];
-            let d_gate = &mut d_gates[(b * time + t) * g4..(b * time + t + 1) * g4];
-            for u in 0..hidden {
-                let (i, f, o, g) = (
-                    gate[u],
-                    gate[hidden + u],
-                    gate[2 * hidden + u],
-                    gate[3 * hidden + u],
-                );
-                let dh = dh_out[u] + dh_next[b * hidden + u];
-                let tanh_c = tanh(c[u]);
-                let dc = dc_next[b * hidden + u] + dh * o * (1.0 - tanh_c * tanh_c);
-                d_gate[u] = dc * g * i * (1.0 - i);
-                d_gate[hidden + u] = dc * c_prev[u] * f * (1.0 - f);
-                d_gate[2 * hidden + u] = dh * tanh_c * o * (1.0 - o);
-                d_gate[3 * hidden + u] = dc * i * (1.0 - g * g);
-                dc_next[b * hidden + u] = dc * f;
-            }
-        }
-        // dh_{t−1} = dG_t · W_hᵀ, with dG_t the rows (·, t) of d_gates.
-        let d_gate_t = Matrix {
-            data: &d_gates[t * g4..],
-            row_stride: (time * g4) as isize,
-            col_stride: 1,
-        };
-        gemm(
-            batch,
-            g4,
-            hidden,
-            d_gate_t,
-            Matrix::transposed(slice(&saved.w_h), g4),
-            0.0,
-            &mut dh_next,
-        );
-    }
+    // Each task: the gate gradients of its sequences, and their ∂h_0 and ∂c_0.
+    let initial: Vec<(Vec<f32>, Vec<f32>)> = d_gates
+        .par_chunks_mut((per_task * time * g4).max(1))
+        .enumerate()
+        .map(|(task, d_gates)| {
+            let first = task * per_task;
+            let count = d_gates.len() / (time * g4);
+            let rows = |length: usize| first * length..(first + count) * length;
+            backward_sequences(
+                d_gates,
+                &saved.gates[rows(time * g4)],
+                &saved.cells[rows((time + 1) * hidden)],
+                [
+                    &grad[rows(time * hidden)],
+                    &grad[batch * time * hidden..][rows(hidden)],
+                ],
+                slice(&saved.w_h),
+                dims,
+            )
+        })
+        .collect();
+    let mut d_state = Vec::with_capacity(2 * batch * hidden);
+    d_state.extend(initial.iter().flat_map(|(d_h, _)| d_h));
+    d_state.extend(initial.iter().flat_map(|(_, d_c)| d_c));
 
     let rows = batch * time;
-    let mut d_w_x = vec![0.0_f32; d_in * g4];
+    let mut d_w_x = zeros(d_in * g4);
     gemm(
         d_in,
         rows,
@@ -231,30 +352,19 @@ fn backward(saved: &Saved, grad: &[f32]) -> [Vec<f32>; 5] {
         0.0,
         &mut d_w_x,
     );
-    // H_prev rows (b, t) = h_t (the state before step t + 1).
-    let mut h_prev = vec![0.0_f32; rows * hidden];
-    for b in 0..batch {
-        for t in 0..time {
-            h_prev[(b * time + t) * hidden..(b * time + t + 1) * hidden].copy_from_slice(
-                &saved.hiddens[t * plane + b * hidden..t * plane + (b + 1) * hidden],
-            );
-        }
-    }
-    let mut d_w_h = vec![0.0_f32; hidden * g4];
+    // H_prev rows (b, t) = h_t, the state before step t + 1.
+    let mut d_w_h = zeros(hidden * g4);
     gemm(
         hidden,
         rows,
         g4,
-        Matrix::transposed(&h_prev, hidden),
+        Matrix::transposed(&saved.previous_hiddens, hidden),
         Matrix::row_major(&d_gates, g4),
         0.0,
         &mut d_w_h,
     );
-    let mut d_bias = vec![0.0_f32; g4];
-    for row in d_gates.chunks(g4) {
-        d_bias.iter_mut().zip(row).for_each(|(acc, x)| *acc += x);
-    }
-    let mut d_input = vec![0.0_f32; rows * d_in];
+    let d_bias = column_sums(&d_gates, g4);
+    let mut d_input = zeros(rows * d_in);
     gemm(
         rows,
         g4,
@@ -264,9 +374,76 @@ fn backward(saved: &Saved, grad: &[f32]) -> [Vec<f32>; 5] {
         0.0,
         &mut d_input,
     );
-    let mut d_state = dh_next;
-    d_state.extend_from_slice(&dc_next);
     [d_input, d_w_x, d_w_h, d_bias, d_state]
+}
+
+/// Back-propagation through time for one task's sequences, on the calling thread, from the
+/// last step to the first: `dc = dc_{t+1}·f_{t+1} + dh·o·(1 − tanh²c)`, the gate gradients
+/// `dG_t` (into `d_gates`), and `dh_{t−1} = dG_t·W_hᵀ`. `gates`, `cells` and `grad` are the
+/// task's sequences' rows of the saved gates, of the cells and of the two parts of the packed
+/// output's gradient (`∂h_1 … ∂h_T`, `∂c_T`). Returns `∂h_0` and `∂c_0` of the sequences.
+fn backward_sequences(
+    d_gates: &mut [f32],
+    gates: &[f32],
+    cells: &[f32],
+    grad: [&[f32]; 2],
+    w_h: &[f32],
+    dims: Dims,
+) -> (Vec<f32>, Vec<f32>) {
+    vectorized(|| backward_steps(d_gates, gates, cells, grad, w_h, dims))
+}
+
+/// The body of [`backward_sequences`].
+#[inline(always)]
+fn backward_steps(
+    d_gates: &mut [f32],
+    gates: &[f32],
+    cells: &[f32],
+    [grad_hiddens, grad_last_cells]: [&[f32]; 2],
+    w_h: &[f32],
+    dims: Dims,
+) -> (Vec<f32>, Vec<f32>) {
+    let Dims { time, hidden, .. } = dims;
+    let g4 = 4 * hidden;
+    let count = d_gates.len() / (time * g4);
+    let mut dh_next = vec![0.0_f32; count * hidden];
+    let mut dc_next = grad_last_cells.to_vec();
+    for t in (0..time).rev() {
+        for b in 0..count {
+            // Rows of the cells, [batch, time + 1, H].
+            let at = |step: usize| (b * (time + 1) + step) * hidden;
+            let [d_i, d_f, d_o, d_g] =
+                split_gates_mut(&mut d_gates[(b * time + t) * g4..][..g4], hidden);
+            gate_gradients(
+                split_gates(&gates[(b * time + t) * g4..][..g4], hidden),
+                &cells[at(t)..][..hidden],
+                &cells[at(t + 1)..][..hidden],
+                &grad_hiddens[(b * time + t) * hidden..][..hidden],
+                &dh_next[b * hidden..][..hidden],
+                &mut dc_next[b * hidden..][..hidden],
+                d_i,
+                d_f,
+                d_o,
+                d_g,
+            );
+        }
+        // dh_{t−1} = dG_t · W_hᵀ, with dG_t the rows (·, t) of the task's d_gates.
+        let d_gate_t = Matrix {
+            data: &d_gates[t * g4..],
+            row_stride: (time * g4) as isize,
+            col_stride: 1,
+        };
+        gemm(
+            count,
+            g4,
+            hidden,
+            d_gate_t,
+            Matrix::transposed(w_h, g4),
+            0.0,
+            &mut dh_next,
+        );
+    }
+    (dh_next, dc_next)
 }
 
 #[derive(Debug)]
@@ -302,9 +479,10 @@ impl Backward<Inner, 5> for LstmBackward {
     }
 }
 
-/// The packed output `[batch, time + 1, H]` of one LSTM layer (rows `0..T`: `h_1 … h_T`; row
-/// `T`: `c_T`), `B` being the ndarray backend `native`. `state` packs `h_0` and `c_0` as
-/// `[2, batch, H]`.
+/// The packed output `[batch·time + batch, H]` of one LSTM layer, `B` being the ndarray backend
+/// `native`: the first `batch·time` rows are `h_1 … h_T` of each sequence in turn (read as
+/// `[batch, time, H]` without a copy), the last `batch` rows `c_T`. `state` packs `h_0` and
+/// `c_0` as `[2, batch, H]`.
 pub(crate) fn lstm_layer<B: Backend>(
     native: Native,
     input: Tensor<B, 3>,
@@ -312,7 +490,7 @@ pub(crate) fn lstm_layer<B: Backend>(
     w_h: Tensor<B, 2>,
     bias: Tensor<B, 1>,
     state: Tensor<B, 3>,
-) -> Tensor<B, 3> {
+) -> Tensor<B, 2> {
     let [batch, time, d_in] = input.dims();
     let hidden = w_h.dims()[0];
     let dims = Dims {
@@ -321,7 +499,7 @@ pub(crate) fn lstm_layer<B: Backend>(
         input: d_in,
         hidden,
     };
-    let shape = [batch, time + 1, hidden];
+    let shape = [batch * time + batch, hidden];
     match native {
         Native::NdArrayAutodiff => {
             let (input, w_x, w_h, bias, state) = (
@@ -355,7 +533,7 @@ pub(crate) fn lstm_layer<B: Backend>(
                 OpsKind::Tracked(prep) => prep.finish(std::sync::Arc::new(saved), output),
                 OpsKind::UnTracked(prep) => prep.finish(output),
             };
-            tensor_of::<Ad, _, 3>(output)
+            tensor_of::<Ad, _, 2>(output)
         }
         Native::NdArray => {
             let (output, _) = forward(
@@ -366,7 +544,7 @@ pub(crate) fn lstm_layer<B: Backend>(
                 primitive_of::<Inner, _, 3>(state),
                 dims,
             );
-            tensor_of::<Inner, _, 3>(nd_tensor(output, &shape))
+            tensor_of::<Inner, _, 2>(nd_tensor(output, &shape))
         }
     }
 }

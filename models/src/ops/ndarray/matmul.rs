@@ -64,13 +64,7 @@ fn product_plus(
                 "linear: bias of {} for {n} outputs",
                 bias.len()
             );
-            let rows = (ELEMENTS_PER_TASK / n.max(1)).max(1);
-            let c = filled(m * n, rows * n, |_, c| {
-                for row in c.chunks_exact_mut(n) {
-                    row.copy_from_slice(bias);
-                }
-            });
-            (c, 1.0)
+            (bias_rows(m, bias), 1.0)
         }
         None => (zeros(m * n), 0.0),
     };
@@ -78,11 +72,21 @@ fn product_plus(
     nd_tensor(c, &[m, n])
 }
 
-/// The sums of the columns of `g` (`m × n`, row-major), each added in row order; the columns
-/// are split across the threads.
-fn column_sums(g: &ArcArray<f32, IxDyn>) -> Vec<f32> {
-    let n = g.shape()[1];
-    let values = slice(g);
+/// `m` rows, each a copy of `bias`, written by [`filled`]: the starting value of a product that
+/// adds a bias.
+pub(super) fn bias_rows(m: usize, bias: &[f32]) -> Vec<f32> {
+    let n = bias.len();
+    let rows = (ELEMENTS_PER_TASK / n.max(1)).max(1);
+    filled(m * n, rows * n, |_, c| {
+        for row in c.chunks_exact_mut(n) {
+            row.copy_from_slice(bias);
+        }
+    })
+}
+
+/// The sums of the columns of `values` (rows of `n`, row-major), each added in row order; the
+/// columns are split across the threads.
+pub(super) fn column_sums(values: &[f32], n: usize) -> Vec<f32> {
     let mut sums = vec![0.0_f32; n];
     let columns_per_task = n
         .div_ceil(rayon::current_num_threads())
@@ -152,7 +156,7 @@ impl Backward<Inner, 3> for LinearBackward {
         let grad = f32_array(grads.consume::<Inner>(&ops.node));
         let [node_x, node_weight, node_bias] = ops.parents;
         if let Some(node) = node_bias {
-            let sums = column_sums(&grad);
+            let sums = column_sums(slice(&grad), grad.shape()[1]);
             let outputs = sums.len();
             grads.register::<Inner>(node.id, nd_tensor(sums, &[outputs]));
         }
