@@ -179,27 +179,44 @@ pub(crate) fn recurrence<B: Backend>(algorithm: LstmAlgorithm) -> Recurrence {
 }
 
 #[cfg(feature = "ndarray-kernels")]
-/// The CPU's AVX-512F, and whether `RADAM_NO_AVX512` is set.
-fn avx512_and_switch() -> (bool, bool) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        static FOUND: std::sync::OnceLock<(bool, bool)> = std::sync::OnceLock::new();
-        *FOUND.get_or_init(|| {
-            (
-                std::arch::is_x86_feature_detected!("avx512f"),
-                std::env::var_os("RADAM_NO_AVX512").is_some(),
-            )
-        })
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    (false, false)
+/// What the dispatch reads of the CPU and the environment, once per process.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Cpu {
+    /// AVX-512F.
+    avx512: bool,
+    /// AVX2 and FMA.
+    avx2_fma: bool,
+    /// `RADAM_NO_AVX512` is set.
+    avx512_switched_off: bool,
+}
+
+#[cfg(feature = "ndarray-kernels")]
+/// The [`Cpu`] this process runs on.
+fn cpu() -> Cpu {
+    static FOUND: std::sync::OnceLock<Cpu> = std::sync::OnceLock::new();
+    *FOUND.get_or_init(|| {
+        let avx512_switched_off = std::env::var_os("RADAM_NO_AVX512").is_some();
+        #[cfg(target_arch = "x86_64")]
+        return Cpu {
+            avx512: std::arch::is_x86_feature_detected!("avx512f"),
+            avx2_fma: std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma"),
+            avx512_switched_off,
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        Cpu {
+            avx512: false,
+            avx2_fma: false,
+            avx512_switched_off,
+        }
+    })
 }
 
 #[cfg(feature = "ndarray-kernels")]
 /// Whether the AVX-512 kernels run: the CPU has AVX-512F and `RADAM_NO_AVX512` is not set.
 pub(crate) fn has_avx512() -> bool {
-    let (avx512, switched_off) = avx512_and_switch();
-    avx512 && !switched_off
+    let cpu = cpu();
+    cpu.avx512 && !cpu.avx512_switched_off
 }
 
 #[cfg(feature = "ndarray-kernels")]
@@ -207,16 +224,7 @@ pub(crate) fn has_avx512() -> bool {
 /// rather than for the x86-64 baseline (four): the CPU has both. `RADAM_NO_AVX512` leaves them
 /// on, as a CPU without AVX-512 has them.
 pub(crate) fn has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        static FOUND: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *FOUND.get_or_init(|| {
-            std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-        })
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
+    cpu().avx2_fma
 }
 
 #[cfg(feature = "ndarray-kernels")]
@@ -224,7 +232,8 @@ pub(crate) fn has_avx2() -> bool {
 /// matrixmultiply, which picks its AVX-512 kernel by itself at run time, is no candidate either,
 /// and the `gemm` crate (AVX2 and FMA) computes every product of the native kernels.
 fn avx2_only_on_an_avx512_cpu() -> bool {
-    avx512_and_switch() == (true, true)
+    let cpu = cpu();
+    cpu.avx512 && cpu.avx512_switched_off
 }
 
 #[cfg(feature = "ndarray-kernels")]

@@ -146,7 +146,7 @@ fn forward(
                     hiddens,
                     last_cells,
                 };
-                forward_sequences(sequences, slice(&w_h), dims);
+                vectorized(|| forward_sequences(sequences, slice(&w_h), dims));
             },
         );
     (
@@ -166,13 +166,9 @@ fn forward(
 /// The recurrence of one task's sequences, on the calling thread: per step `h_{t−1}·W_h` for
 /// its sequences, then `i, f, o = σ(…)`, `g = tanh(…)`, `c_t = f ⊙ c_{t−1} + i ⊙ g`,
 /// `h_t = o ⊙ tanh(c_t)`. `gates` holds `X·W_x + b` on entry and the activated gates on return.
-fn forward_sequences(task: Sequences<'_>, w_h: &[f32], dims: Dims) {
-    vectorized(|| forward_steps(task, w_h, dims));
-}
-
-/// The body of [`forward_sequences`].
+/// Inlined into its caller's [`vectorized`] call, so that its loops run wide.
 #[inline(always)]
-fn forward_steps(task: Sequences<'_>, w_h: &[f32], dims: Dims) {
+fn forward_sequences(task: Sequences<'_>, w_h: &[f32], dims: Dims) {
     let Dims { time, hidden, .. } = dims;
     let g4 = 4 * hidden;
     let count = task.gates.len() / (time * g4);
@@ -324,17 +320,19 @@ fn backward(saved: &Saved, grad: &[f32]) -> [Vec<f32>; 5] {
             let first = task * per_task;
             let count = d_gates.len() / (time * g4);
             let rows = |length: usize| first * length..(first + count) * length;
-            backward_sequences(
-                d_gates,
-                &saved.gates[rows(time * g4)],
-                &saved.cells[rows((time + 1) * hidden)],
-                [
-                    &grad[rows(time * hidden)],
-                    &grad[batch * time * hidden..][rows(hidden)],
-                ],
-                slice(&saved.w_h),
-                dims,
-            )
+            vectorized(|| {
+                backward_sequences(
+                    d_gates,
+                    &saved.gates[rows(time * g4)],
+                    &saved.cells[rows((time + 1) * hidden)],
+                    [
+                        &grad[rows(time * hidden)],
+                        &grad[batch * time * hidden..][rows(hidden)],
+                    ],
+                    slice(&saved.w_h),
+                    dims,
+                )
+            })
         })
         .collect();
     let mut d_state = Vec::with_capacity(2 * batch * hidden);
@@ -382,20 +380,9 @@ fn backward(saved: &Saved, grad: &[f32]) -> [Vec<f32>; 5] {
 /// `dG_t` (into `d_gates`), and `dh_{t−1} = dG_t·W_hᵀ`. `gates`, `cells` and `grad` are the
 /// task's sequences' rows of the saved gates, of the cells and of the two parts of the packed
 /// output's gradient (`∂h_1 … ∂h_T`, `∂c_T`). Returns `∂h_0` and `∂c_0` of the sequences.
-fn backward_sequences(
-    d_gates: &mut [f32],
-    gates: &[f32],
-    cells: &[f32],
-    grad: [&[f32]; 2],
-    w_h: &[f32],
-    dims: Dims,
-) -> (Vec<f32>, Vec<f32>) {
-    vectorized(|| backward_steps(d_gates, gates, cells, grad, w_h, dims))
-}
-
-/// The body of [`backward_sequences`].
+/// Inlined into its caller's [`vectorized`] call, as [`forward_sequences`].
 #[inline(always)]
-fn backward_steps(
+fn backward_sequences(
     d_gates: &mut [f32],
     gates: &[f32],
     cells: &[f32],
