@@ -1,9 +1,12 @@
 //! RAdam, Ranger and Adam-2k in Burn 0.22's trainer: a small regression model trained by
 //! `SupervisedTraining` with a `Learner` whose optimizer is `RAdamConfig::init()` (and
-//! `RangerConfig`'s, `Adam2kConfig`'s), on both CPU backends. The loss falls, and a run resumed
-//! from its epoch-3 checkpoint ends with the same weights, bit for bit, as the run that was never
+//! `RangerConfig`'s, `Adam2kConfig`'s), on both CPU backends and, with the `wgpu` feature, on wgpu
+//! (the fused CubeCL step in Burn's fusion stream). The loss falls, and a run resumed from its
+//! epoch-3 checkpoint ends with the same weights, bit for bit, as the run that was never
 //! interrupted (the optimizer's record carries `m_t`, `v_t` and `t`, and Ranger's slow weights and
 //! its place in the cycle of `k`: epoch 3 ends at step 24, four steps into a cycle of 5).
+
+mod common;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -163,7 +166,7 @@ fn bits(model: &Mlp) -> Vec<u32> {
 }
 
 /// Trains 6 epochs (48 steps) straight, and 3 then 3 more resumed from the checkpoint, on both
-/// CPU backends: the loss must fall below `falls_to` times its start, and the two runs must end
+/// CPU backends (and wgpu with the `wgpu` feature): the loss must fall below `falls_to` times its start, and the two runs must end
 /// bit-identical.
 #[allow(deprecated)] // burn-ndarray is deprecated in Burn 0.22 and still what many users run
 fn trains_in_the_learner_and_resumes_bit_identically(
@@ -173,9 +176,11 @@ fn trains_in_the_learner_and_resumes_bit_identically(
 ) {
     // Flex alone under `--cfg burn_023` (`tools/burn-023-check`): Burn 0.23 has no ndarray.
     #[cfg(not(burn_023))]
-    let devices = [Device::flex(), Device::ndarray()];
+    let mut devices = vec![Device::flex(), Device::ndarray()];
     #[cfg(burn_023)]
-    let devices = [Device::flex()];
+    let mut devices = vec![Device::flex()];
+    // wgpu with the `wgpu` feature: the fused CubeCL step inside Burn's fusion stream.
+    devices.extend(common::wgpu_device());
     for device in devices {
         let device = device.autodiff();
         let root = std::env::temp_dir().join(format!(
