@@ -207,6 +207,14 @@ fn train(name: &str, radam: &RAdamConfig, optimizer: ModuleOptimizer, device: &D
 
 /// RAdam, then Ranger, on `device`; prints both validation losses.
 fn compare(label: &str, device: &Device) {
+    // The optimizer steps the parameters' inner tensors, on the device without autodiff.
+    let kernel = radam_burn_022::fused_kernel_on(&device.clone().without_autodiff());
+    println!(
+        "{label}: RAdam's step runs as {}",
+        kernel.map_or("Burn tensor operations".to_string(), |name| format!(
+            "the fused {name} kernel"
+        ))
+    );
     let radam = RAdamConfig::new().with_weight_decay(1e-4);
     let radam_loss = train(&format!("{label}-radam"), &radam, radam.init(), device);
     let ranger = RangerConfig::new(radam.clone(), LookaheadConfig::new());
