@@ -58,6 +58,13 @@ pub use adam_2k::{Adam2k, Adam2kConfig, Adam2kState};
 pub use config::RAdamConfig;
 #[cfg(any(feature = "fused-flex", feature = "fused-cube"))]
 pub use fused::fused_kernel_on;
+
+/// Which fused kernel RAdam runs on `device`: always `None` in this build, which has none (the
+/// features `fused-flex`, `wgpu`, `vulkan`, `metal`, `cuda` and `rocm` each bring one).
+#[cfg(not(any(feature = "fused-flex", feature = "fused-cube")))]
+pub fn fused_kernel_on(_device: &burn::tensor::Device) -> Option<&'static str> {
+    None
+}
 pub use lookahead::{Lookahead, LookaheadConfig, LookaheadState, Ranger, RangerConfig};
 pub use master_weights::{MasterWeights, MasterWeightsState};
 pub use radam::{RAdam, RAdamState};
@@ -65,5 +72,9 @@ pub use radam_core::{RAdamConfigError, RAdamFields, rectification, rho, rho_inf,
 
 #[cfg(test)]
 mod parity_tests;
+/// The integration tests' way to a wgpu device, for the unit tests too.
+#[cfg(test)]
+#[path = "../tests/common/mod.rs"]
+mod test_devices;
 #[cfg(test)]
 mod two_parameter_model;

@@ -36,10 +36,12 @@ pub(crate) fn cpu_devices() -> Vec<Device> {
     vec![Device::flex()]
 }
 
-/// The per-tensor optimizer against the recorded trajectories, on both CPU backends.
+/// The per-tensor optimizer against the recorded trajectories, on both CPU backends and (with
+/// the `wgpu` feature) on wgpu, where the fused CubeCL kernel runs.
 #[test]
 fn trajectories_match_the_references_through_the_optimizer_trait() {
-    for device in cpu_devices() {
+    let wgpu = crate::test_devices::wgpu_device();
+    for device in cpu_devices().into_iter().chain(wgpu) {
         type UnderTest = (RAdam, Tensor<2>, Option<crate::RAdamState<2>>, [usize; 2]);
         let worst = replay_trajectories(
             |case| -> UnderTest {
@@ -172,7 +174,7 @@ fn resuming_from_a_saved_record_is_bit_identical() {
 #[test]
 fn a_state_of_another_shape_is_refused() {
     let mut devices = cpu_devices();
-    devices.extend(crate::fused::tests::wgpu_device());
+    devices.extend(crate::test_devices::wgpu_device());
     for device in devices {
         let radam = RAdamConfig::new().build().unwrap();
         let theta = Tensor::<2>::ones([3, 4], &device);

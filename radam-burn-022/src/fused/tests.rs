@@ -7,11 +7,7 @@ use radam_core::Hyper;
 
 use super::*;
 use crate::RAdamConfig;
-
-/// The integration tests' way to a wgpu device (`wgpu_device`).
-#[path = "../../tests/common/mod.rs"]
-mod common;
-pub(crate) use common::wgpu_device;
+use crate::test_devices::wgpu_device;
 
 /// A device with a fused kernel, and how far its step may differ from the tensor-op step's
 /// (relative; 0 for the same bits).
