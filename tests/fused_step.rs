@@ -9,6 +9,7 @@ use burn::optim::SimpleOptimizer;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor, TensorData};
 use radam_burn::{RAdam, RAdamConfig, RAdamState};
+use radam_core::reference_data::assert_fused_matches;
 
 fn configs() -> Vec<(&'static str, RAdamConfig)> {
     let configurations = radam_core::reference_data::kernel_configurations();
@@ -28,35 +29,6 @@ fn gradient<B: Backend>(values: &[f32], scale: f32, device: &B::Device) -> Tenso
 
 fn to_vec<B: Backend>(tensor: &Tensor<B, 1>) -> Vec<f32> {
     tensor.to_data().to_vec().unwrap()
-}
-
-/// `|a − b| ≤ tolerance · max(|a|, |b|)`, and the very same value when `tolerance` is 0 (the
-/// same bits, but for the sign of a zero: the fused step starts from m = v = +0, the tensor-op
-/// step from the first gradient's terms, so a gradient of −0 gives −0 there);
-/// returns the largest relative difference.
-fn compare(fused: &[f32], reference: &[f32], tolerance: f32, what: &str) -> f32 {
-    assert_eq!(fused.len(), reference.len(), "{what}: lengths");
-    let mut worst = 0.0_f32;
-    for (i, (a, b)) in fused.iter().zip(reference).enumerate() {
-        if a.is_nan() && b.is_nan() {
-            continue; // ε = 0 with a zero gradient is 0/0 on both paths, as in PyTorch.
-        }
-        let scale = a.abs().max(b.abs());
-        let difference = (a - b).abs();
-        let agrees = if tolerance == 0.0 {
-            a.to_bits() == b.to_bits() || (*a == 0.0 && *b == 0.0)
-        } else {
-            difference <= tolerance * scale
-        };
-        assert!(
-            agrees,
-            "{what}, element {i}: fused {a:e} vs tensor ops {b:e} (tolerance {tolerance:e})"
-        );
-        if scale > 0.0 {
-            worst = worst.max(difference / scale);
-        }
-    }
-    worst
 }
 
 fn fused_matches_tensor_ops<B: Backend>(device: &B::Device, len: usize, tolerance: f32) -> f32 {
@@ -91,7 +63,7 @@ fn fused_matches_tensor_ops<B: Backend>(device: &B::Device, len: usize, toleranc
                     "{name}, gradient scale {scale}, step {}, len {len}",
                     step + 1
                 );
-                worst = worst.max(compare(
+                worst = worst.max(assert_fused_matches(
                     &to_vec(&a),
                     &to_vec(&b),
                     tolerance,
@@ -99,13 +71,13 @@ fn fused_matches_tensor_ops<B: Backend>(device: &B::Device, len: usize, toleranc
                 ));
                 let (sa, sb) = (sa.unwrap(), sb.unwrap());
                 assert_eq!(sa.time, sb.time);
-                worst = worst.max(compare(
+                worst = worst.max(assert_fused_matches(
                     &to_vec(&sa.m),
                     &to_vec(&sb.m),
                     tolerance,
                     &format!("{what}: m"),
                 ));
-                worst = worst.max(compare(
+                worst = worst.max(assert_fused_matches(
                     &to_vec(&sa.v),
                     &to_vec(&sb.v),
                     tolerance,

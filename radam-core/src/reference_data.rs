@@ -186,6 +186,37 @@ pub fn assert_close(actual: &[f32], expected: &[f32], tolerance: f32, what: &str
     worst
 }
 
+/// A fused kernel's `fused` values against the tensor-op step's `reference`:
+/// `|a − b| ≤ tolerance · max(|a|, |b|)` for every element, and the very same value when
+/// `tolerance` is 0 — the same bits, but for the sign of a zero (a fused step starts from
+/// m = v = +0, the tensor-op step from the first gradient's terms, so a gradient of −0 gives −0
+/// there). NaN matches NaN (ε = 0 with a zero gradient is 0/0 on both paths, as in PyTorch).
+/// Panics at the first element outside, naming it; returns the largest relative difference.
+pub fn assert_fused_matches(fused: &[f32], reference: &[f32], tolerance: f32, what: &str) -> f32 {
+    assert_eq!(fused.len(), reference.len(), "{what}: lengths");
+    let mut worst = 0.0_f32;
+    for (i, (&a, &b)) in fused.iter().zip(reference).enumerate() {
+        if a.is_nan() && b.is_nan() {
+            continue;
+        }
+        let scale = a.abs().max(b.abs());
+        let difference = (a - b).abs();
+        let agrees = if tolerance == 0.0 {
+            a.to_bits() == b.to_bits() || (a == 0.0 && b == 0.0)
+        } else {
+            difference <= tolerance * scale
+        };
+        assert!(
+            agrees,
+            "{what}, element {i}: fused {a:e}, tensor ops {b:e} (tolerance {tolerance:e})"
+        );
+        if scale > 0.0 {
+            worst = worst.max(difference / scale);
+        }
+    }
+    worst
+}
+
 /// `|actual − expected| ≤ tolerance · |expected|` (plus the smallest normal float), for values
 /// such as `v_t` that span 1e-19..1e6.
 pub fn assert_relative(actual: &[f32], expected: &[f32], tolerance: f32, what: &str) {

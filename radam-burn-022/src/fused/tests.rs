@@ -4,6 +4,7 @@
 
 use burn::tensor::{DType, FloatDType, TensorData};
 use radam_core::Hyper;
+use radam_core::reference_data::assert_fused_matches;
 
 use super::*;
 use crate::RAdamConfig;
@@ -65,36 +66,6 @@ fn read(tensor: &Tensor<1>) -> Vec<f32> {
     tensor.to_data().try_to_vec::<f32>().unwrap()
 }
 
-/// Panics at the first element where `fused` and `reference` differ by more than `tolerance`
-/// relative (by anything when it is 0, except the sign of a zero: the fused step starts from
-/// m = v = +0, the tensor-op step from the first gradient's terms, so a gradient of −0 gives −0
-/// there; NaN matches NaN, as ε = 0 with a zero gradient is 0/0 on both paths, as in PyTorch).
-/// Returns the largest relative difference.
-fn compare(fused: &[f32], reference: &[f32], tolerance: f32, what: &str) -> f32 {
-    assert_eq!(fused.len(), reference.len(), "{what}: lengths");
-    let mut worst = 0.0_f32;
-    for (i, (&a, &b)) in fused.iter().zip(reference).enumerate() {
-        if a.is_nan() && b.is_nan() {
-            continue;
-        }
-        let scale = a.abs().max(b.abs());
-        let difference = (a - b).abs();
-        let agrees = if tolerance == 0.0 {
-            a.to_bits() == b.to_bits() || (a == 0.0 && b == 0.0)
-        } else {
-            difference <= tolerance * scale
-        };
-        assert!(
-            agrees,
-            "{what}, element {i}: fused {a:e}, tensor ops {b:e} (tolerance {tolerance:e})"
-        );
-        if scale > 0.0 {
-            worst = worst.max(difference / scale);
-        }
-    }
-    worst
-}
-
 /// θ_t, m_t and v_t, read back.
 type Stepped = (Vec<f32>, Vec<f32>, Vec<f32>);
 
@@ -139,7 +110,12 @@ fn both_ways(
         ("v", &fused.2, read(&v_t)),
     ] {
         let what = format!("{}: {what}, {name}", case.name);
-        worst = worst.max(compare(fused, &reference, case.tolerance, &what));
+        worst = worst.max(assert_fused_matches(
+            fused,
+            &reference,
+            case.tolerance,
+            &what,
+        ));
     }
     (fused, worst)
 }
