@@ -73,8 +73,8 @@ pub fn fused_kernel_on(device: &Device) -> Option<&'static str> {
     }
 }
 
-/// Runs the fused step if θ's device has a kernel, every tensor is `f32` and the moments (if
-/// any) have θ's shape; otherwise returns the inputs untouched.
+/// Runs the fused step if θ's device has a kernel and every tensor is `f32`; otherwise returns
+/// the inputs untouched. The caller has checked that the moments (if any) have θ's shape.
 #[allow(clippy::result_large_err)]
 pub(crate) fn try_fused_step<const D: usize>(
     plan: &StepPlan,
