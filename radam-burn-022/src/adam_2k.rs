@@ -105,7 +105,7 @@ mod tests {
     use radam_core::reference_data::two_parameters::{B_SHAPE, Pair, W_SHAPE};
 
     use super::*;
-    use crate::parity_tests::cpu_devices;
+    use crate::test_devices::cpu_devices;
     use crate::two_parameter_model::TwoParameters;
 
     /// Through the `ModuleOptimizer` that `init` returns, on both CPU backends: θ within the

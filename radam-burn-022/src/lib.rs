@@ -58,6 +58,10 @@ pub use adam_2k::{Adam2k, Adam2kConfig, Adam2kState};
 pub use config::RAdamConfig;
 #[cfg(any(feature = "fused-flex", feature = "fused-cube"))]
 pub use fused::fused_kernel_on;
+pub use lookahead::{Lookahead, LookaheadConfig, LookaheadState, Ranger, RangerConfig};
+pub use master_weights::{MasterWeights, MasterWeightsState};
+pub use radam::{RAdam, RAdamState};
+pub use radam_core::{RAdamConfigError, RAdamFields, rectification, rho, rho_inf, widen};
 
 /// Which fused kernel RAdam runs on `device`: always `None` in this build, which has none (the
 /// features `fused-flex`, `wgpu`, `vulkan`, `metal`, `cuda` and `rocm` each bring one).
@@ -65,10 +69,6 @@ pub use fused::fused_kernel_on;
 pub fn fused_kernel_on(_device: &burn::tensor::Device) -> Option<&'static str> {
     None
 }
-pub use lookahead::{Lookahead, LookaheadConfig, LookaheadState, Ranger, RangerConfig};
-pub use master_weights::{MasterWeights, MasterWeightsState};
-pub use radam::{RAdam, RAdamState};
-pub use radam_core::{RAdamConfigError, RAdamFields, rectification, rho, rho_inf, widen};
 
 #[cfg(test)]
 mod parity_tests;

@@ -180,7 +180,7 @@ mod tests {
 
     use super::*;
     use crate::RAdamConfig;
-    use crate::parity_tests::cpu_devices;
+    use crate::test_devices::cpu_devices;
     use crate::two_parameter_model::TwoParameters;
 
     /// Steps `steps` of `case` with `optimizer`, checking every step against the reference

@@ -7,6 +7,7 @@ use burn::optim::{GradientsParams, ModuleOptimizer, Optimizer};
 use burn::tensor::{Device, Tensor, TensorData};
 use radam_core::reference_data::{Case, Stepped, replay_trajectories};
 
+use crate::test_devices::devices;
 use crate::{RAdam, RAdamConfig, rectification};
 
 /// The config of a reference case.
@@ -22,26 +23,11 @@ fn values(tensor: &Tensor<2>) -> Vec<f32> {
     tensor.to_data().try_to_vec::<f32>().unwrap()
 }
 
-/// Burn 0.22's two CPU backends: flex, and ndarray (deprecated in 0.22, still what many users
-/// run).
-#[cfg(not(burn_023))]
-#[allow(deprecated)]
-pub(crate) fn cpu_devices() -> Vec<Device> {
-    vec![Device::flex(), Device::ndarray()]
-}
-
-/// Flex alone under `--cfg burn_023` (`tools/burn-023-check`): Burn 0.23 has no ndarray.
-#[cfg(burn_023)]
-pub(crate) fn cpu_devices() -> Vec<Device> {
-    vec![Device::flex()]
-}
-
 /// The per-tensor optimizer against the recorded trajectories, on both CPU backends and (with
 /// the `wgpu` feature) on wgpu, where the fused CubeCL kernel runs.
 #[test]
 fn trajectories_match_the_references_through_the_optimizer_trait() {
-    let wgpu = crate::test_devices::wgpu_device();
-    for device in cpu_devices().into_iter().chain(wgpu) {
+    for device in devices() {
         type UnderTest = (RAdam, Tensor<2>, Option<crate::RAdamState<2>>, [usize; 2]);
         let worst = replay_trajectories(
             |case| -> UnderTest {
@@ -173,9 +159,7 @@ fn resuming_from_a_saved_record_is_bit_identical() {
 /// devices with a fused step as on the others.
 #[test]
 fn a_state_of_another_shape_is_refused() {
-    let mut devices = cpu_devices();
-    devices.extend(crate::test_devices::wgpu_device());
-    for device in devices {
+    for device in devices() {
         let radam = RAdamConfig::new().build().unwrap();
         let theta = Tensor::<2>::ones([3, 4], &device);
         let wrong = crate::RAdamState {

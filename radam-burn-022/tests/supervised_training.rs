@@ -166,22 +166,15 @@ fn bits(model: &Mlp) -> Vec<u32> {
 }
 
 /// Trains 6 epochs (48 steps) straight, and 3 then 3 more resumed from the checkpoint, on both
-/// CPU backends (and wgpu with the `wgpu` feature): the loss must fall below `falls_to` times its start, and the two runs must end
-/// bit-identical.
-#[allow(deprecated)] // burn-ndarray is deprecated in Burn 0.22 and still what many users run
+/// CPU backends (and wgpu with the `wgpu` feature): the loss must fall below `falls_to` times its
+/// start, and the two runs must end bit-identical.
 fn trains_in_the_learner_and_resumes_bit_identically(
     name: &str,
     optimizer: fn() -> ModuleOptimizer,
     falls_to: f32,
 ) {
-    // Flex alone under `--cfg burn_023` (`tools/burn-023-check`): Burn 0.23 has no ndarray.
-    #[cfg(not(burn_023))]
-    let mut devices = vec![Device::flex(), Device::ndarray()];
-    #[cfg(burn_023)]
-    let mut devices = vec![Device::flex()];
     // wgpu with the `wgpu` feature: the fused CubeCL step inside Burn's fusion stream.
-    devices.extend(common::wgpu_device());
-    for device in devices {
+    for device in common::devices() {
         let device = device.autodiff();
         let root = std::env::temp_dir().join(format!(
             "radam-burn-022-learner-{name}-{}-{:?}",
